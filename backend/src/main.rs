@@ -1,0 +1,124 @@
+//! The `todo-backend` binary: parse the command line, set up logging, run the command.
+
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use todo_backend::app::{self, AppState, HttpSettings};
+use todo_backend::auth::{UserId, Verifier, dev_secret, hs256};
+use todo_backend::cli::{self, Command};
+use todo_backend::config::{Config, redact_url};
+use todo_backend::store::{self, TaskStore};
+use todo_backend::{server, telemetry};
+
+type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::parse();
+    telemetry::init(cli.config.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config).await,
+        Command::Migrate => migrate(&cli.config).await,
+        Command::Token { user_id, ttl } => token(&cli.config, user_id, ttl),
+        Command::Openapi => openapi(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), StartupError> {
+    let verifier = Arc::new(verifier(config)?);
+    let store = open_store(config).await?;
+    let address = (config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {}:{}: {error}", config.host, config.port))?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
+    let state = AppState {
+        store: store.clone(),
+        verifier,
+    };
+    let settings = HttpSettings {
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
+    };
+    server::serve(
+        listener,
+        app::router(state, &settings),
+        server::shutdown_signal(),
+    )
+    .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> Result<(), StartupError> {
+    let store = open_store(config).await?;
+    store.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Connects to the configured database and applies its migrations.
+async fn open_store(config: &Config) -> Result<Arc<dyn TaskStore>, StartupError> {
+    let url = redact_url(&config.database_url);
+    let store = store::connect(&config.database_url, config.pool_settings())
+        .await
+        .map_err(|error| format!("cannot open the database {url}: {error}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|error| format!("cannot migrate the database {url}: {error}"))?;
+    tracing::info!(database = %url, "database ready");
+    Ok(store)
+}
+
+fn token(config: &Config, user_id: String, ttl: std::time::Duration) -> Result<(), StartupError> {
+    let user = UserId::parse(user_id).map_err(|error| format!("USER_ID: {error}"))?;
+    let token = hs256::issue(&shared_secret(config)?, &user, ttl)?;
+    println!("{token}");
+    Ok(())
+}
+
+fn openapi() -> Result<(), StartupError> {
+    println!("{}", app::openapi().to_pretty_json()?);
+    Ok(())
+}
+
+fn verifier(config: &Config) -> Result<Verifier, StartupError> {
+    Ok(Verifier::hs256(
+        &shared_secret(config)?,
+        config.jwt_leeway(),
+    ))
+}
+
+/// `BETTER_AUTH_SECRET` when set, else the development secret in `data/`.
+fn shared_secret(config: &Config) -> Result<hs256::HmacSecret, StartupError> {
+    if let Some(secret) = &config.better_auth_secret {
+        return hs256::HmacSecret::new(secret.as_bytes())
+            .map_err(|error| format!("BETTER_AUTH_SECRET {error}").into());
+    }
+    let path = Path::new(dev_secret::DEV_SECRET_PATH);
+    let (secret, created) = dev_secret::load_or_create(path).map_err(|error| {
+        format!(
+            "cannot use the development secret {}: {error}",
+            path.display()
+        )
+    })?;
+    tracing::warn!(
+        "no BETTER_AUTH_SECRET set: using the development secret in {} ({}); \
+         get a token with `todo-backend token alice`. Tokens from a real frontend will not verify.",
+        path.display(),
+        if created { "created now" } else { "existing" },
+    );
+    Ok(secret)
+}

@@ -1,0 +1,208 @@
+//! The PostgreSQL store: production (Neon or any PostgreSQL 13+).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{PoolSettings, StoreError, TaskStore, classify, now};
+use crate::auth::UserId;
+use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Tasks in PostgreSQL, through a connection pool.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects using a `postgres://` URL (which may carry `sslmode`, `sslrootcert`, …).
+    pub async fn connect(database_url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(database_url).map_err(|error| {
+            StoreError::Other(format!("DATABASE_URL is not a valid PostgreSQL URL: {error}").into())
+        })?;
+        Self::connect_with(options, pool).await
+    }
+
+    /// Connects with ready-made options; tests use this to point at a fresh database.
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        settings: PoolSettings,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|error| classify(error, transient))?;
+        Ok(PgStore { pool })
+    }
+}
+
+/// PostgreSQL error codes that mean "the server cannot serve you right now".
+fn transient(code: &str) -> bool {
+    // 08: connection exceptions; 53: insufficient resources (e.g. too many connections);
+    // 57P01-57P03: the server is shutting down or not yet accepting connections.
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+fn db_error(error: sqlx::Error) -> StoreError {
+    classify(error, transient)
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: i64,
+    user_id: String,
+    title: String,
+    description: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<TaskRow> for Task {
+    type Error = StoreError;
+
+    fn try_from(row: TaskRow) -> Result<Self, Self::Error> {
+        Ok(Task {
+            id: row.id,
+            user_id: row.user_id,
+            title: row.title,
+            description: row.description,
+            status: row
+                .status
+                .parse()
+                .map_err(|e: String| StoreError::Other(e.into()))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn found(row: Option<TaskRow>) -> Result<Task, StoreError> {
+    row.ok_or(StoreError::NotFound)?.try_into()
+}
+
+#[async_trait]
+impl TaskStore for PgStore {
+    async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
+        let now = now();
+        let row: TaskRow = sqlx::query_as(
+            "insert into tasks (user_id, title, description, status, created_at, updated_at)
+             values ($1, $2, $3, $4, $5, $5)
+             returning id, user_id, title, description, status, created_at, updated_at",
+        )
+        .bind(owner.as_str())
+        .bind(task.title.as_str())
+        .bind(task.description.as_ref().map(|d| d.as_str()))
+        .bind(task.status.unwrap_or_default().as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.try_into()
+    }
+
+    async fn list(&self, owner: &UserId, page: Page) -> Result<Vec<Task>, StoreError> {
+        let rows: Vec<TaskRow> = sqlx::query_as(
+            "select id, user_id, title, description, status, created_at, updated_at
+             from tasks
+             where user_id = $1
+             order by created_at desc, id desc
+             limit $2 offset $3",
+        )
+        .bind(owner.as_str())
+        .bind(i64::from(page.limit))
+        .bind(page.offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(Task::try_from).collect()
+    }
+
+    async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        let row: Option<TaskRow> = sqlx::query_as(
+            "select id, user_id, title, description, status, created_at, updated_at
+             from tasks
+             where user_id = $1 and id = $2",
+        )
+        .bind(owner.as_str())
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found(row)
+    }
+
+    async fn update(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        changes: UpdateTask,
+    ) -> Result<Task, StoreError> {
+        if changes.is_empty() {
+            return self.get(owner, id).await;
+        }
+        // `greatest(...)` keeps updated_at strictly increasing even when two updates land
+        // within the same microsecond or the clock steps back.
+        let row: Option<TaskRow> = sqlx::query_as(
+            "update tasks set
+                title = coalesce($3, title),
+                description = case when $4 then $5 else description end,
+                status = coalesce($6, status),
+                updated_at = greatest($7, updated_at + interval '1 microsecond')
+             where user_id = $1 and id = $2
+             returning id, user_id, title, description, status, created_at, updated_at",
+        )
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(changes.title.as_ref().map(|t| t.as_str()))
+        .bind(changes.description.is_some())
+        .bind(
+            changes
+                .description
+                .as_ref()
+                .and_then(|d| d.as_ref().map(|d| d.as_str())),
+        )
+        .bind(changes.status.map(|s| s.as_str()))
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found(row)
+    }
+
+    async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
+        let result = sqlx::query("delete from tasks where user_id = $1 and id = $2")
+            .bind(owner.as_str())
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        match result.rows_affected() {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,20 @@
+//! The task domain and its HTTP routes.
+
+pub mod handlers;
+pub mod model;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+/// The `/api/tasks` routes, with their OpenAPI descriptions.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create_task, handlers::list_tasks))
+        .routes(routes!(
+            handlers::get_task,
+            handlers::update_task,
+            handlers::delete_task
+        ))
+}
