@@ -39,11 +39,11 @@ pub enum Command {
 ///
 /// On a bad value this prints one line naming the setting and exits with status 2.
 pub fn parse() -> Cli {
-    if let Err(error) = dotenvy::dotenv() {
-        if !error.not_found() {
-            eprintln!("error: cannot read .env: {error}");
-            std::process::exit(2);
-        }
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("error: cannot read .env: {error}");
+        std::process::exit(2);
     }
     Cli::try_parse().unwrap_or_else(|error| {
         use clap::error::ErrorKind;

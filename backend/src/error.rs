@@ -104,7 +104,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable
             }
-            StoreError::Other(cause) => ApiError::Internal(cause.into()),
+            StoreError::Other(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -49,8 +49,14 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses a whole JSON document into `T`, naming the field that failed.
+/// Parses a whole JSON object into `T`, naming the field that failed.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object. serde would also accept a struct written as an
+    // array of its fields (`["title"]`), which no client means: refuse it up front.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -161,6 +167,8 @@ mod tests {
             (r#"{"name":"a","name":"b","count":1}"#, "name"),
             (r#"{"name":"a""#, "body"),
             (r#"[]"#, "body"),
+            (r#"["a", 1]"#, "body"),
+            ("null", "body"),
             (r#"{"name":"a","count":1} trailing"#, "body"),
             ("", "body"),
         ];

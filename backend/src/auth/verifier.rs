@@ -15,6 +15,8 @@ use super::{AuthError, MAX_TOKEN_BYTES, UserId};
 /// refuses them when they are not numbers); everything else in the payload is ignored.
 #[derive(Debug, Deserialize)]
 pub(super) struct Claims {
+    /// Read as any JSON value so that a missing or non-string `sub` gets its own error.
+    #[serde(default)]
     sub: serde_json::Value,
 }
 

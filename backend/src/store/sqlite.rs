@@ -32,17 +32,17 @@ impl SqliteStore {
             StoreError::Other(format!("DATABASE_URL is not a valid SQLite URL: {error}").into())
         })?;
         let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-        if !in_memory {
-            // A newcomer's first run has no `data/` directory yet.
-            if let Some(parent) = options.get_filename().parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|error| {
-                        StoreError::Other(
-                            format!("cannot create directory {}: {error}", parent.display()).into(),
-                        )
-                    })?;
-                }
-            }
+        // A newcomer's first run has no `data/` directory yet.
+        let parent = options
+            .get_filename()
+            .parent()
+            .map(std::path::Path::to_owned);
+        if let Some(parent) = parent.filter(|p| !in_memory && !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(&parent).map_err(|error| {
+                StoreError::Other(
+                    format!("cannot create directory {}: {error}", parent.display()).into(),
+                )
+            })?;
         }
         let options = options
             .create_if_missing(true)

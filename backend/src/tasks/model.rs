@@ -89,7 +89,9 @@ impl TaskDescription {
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+// Parsed from a string so that `null` or a number is a type error naming the field, and an
+// unknown name gets a message listing the valid ones.
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum TaskStatus {
     #[default]
     Pending,
@@ -116,8 +118,18 @@ impl std::str::FromStr for TaskStatus {
             "pending" => Ok(TaskStatus::Pending),
             "in_progress" => Ok(TaskStatus::InProgress),
             "completed" => Ok(TaskStatus::Completed),
-            other => Err(format!("unknown task status {other:?}")),
+            other => Err(format!(
+                "{other:?} is not one of pending, in_progress, completed"
+            )),
         }
+    }
+}
+
+impl TryFrom<String> for TaskStatus {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
     }
 }
 
@@ -177,8 +189,8 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 2000)]
     pub description: Option<TaskDescription>,
-    /// Defaults to `pending`.
-    #[serde(default)]
+    /// Defaults to `pending`; `null` is refused.
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = TaskStatus)]
     pub status: Option<TaskStatus>,
 }

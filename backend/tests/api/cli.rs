@@ -1,0 +1,179 @@
+//! The binary as a newcomer runs it: no configuration, `token`, `openapi`, bad settings.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_todo-backend");
+
+/// The binary in `dir` with none of the service's variables inherited from the test's
+/// environment, so the defaults are what is tested.
+fn todo_backend(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    todo_backend(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A minimal HTTP/1.1 exchange, enough to drive the server without another client crate.
+fn http(port: u16, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line");
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn a_first_run_with_no_configuration_serves_tasks_to_a_cli_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = todo_backend(dir.path())
+        .args(["serve", "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        assert!(
+            Instant::now() < deadline,
+            "server did not report its address"
+        );
+        let line = lines.next().expect("server is running").expect("utf-8 log");
+        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|port| port.parse::<u16>().ok())
+                .expect("port in log line");
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    assert!(
+        dir.path().join("data/todo.db").exists(),
+        "SQLite file created"
+    );
+    assert!(
+        dir.path().join("data/dev-secret").exists(),
+        "development secret created"
+    );
+
+    let output = run(dir.path(), &["token", "alice"], &[]);
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let body = r#"{"title":"first task"}"#;
+    let (status, created) = http(
+        port,
+        &format!(
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert!(created.contains(r#""user_id":"alice""#), "{created}");
+    let (status, _) = http(
+        port,
+        "GET /api/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 401, "no token, no tasks");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let exit = server.wait().expect("server exits");
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
+    let log = log.join().expect("log thread");
+    assert!(log.iter().any(|line| line.contains("stopped")), "{log:?}");
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(dir.path(), &["openapi"], &[]);
+    assert!(output.status.success(), "{output:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(doc["paths"]["/api/tasks"].is_object());
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&str, &str, &str)] = &[
+        ("PORT", "eighty", "PORT"),
+        ("DB_MAX_CONNECTIONS", "0", "DB_MAX_CONNECTIONS"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "not-an-origin",
+            "CORS_ALLOWED_ORIGINS",
+        ),
+    ];
+    for (variable, value, named) in cases {
+        let output = run(dir.path(), &["serve"], &[(variable, value)]);
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(named), "{variable}: {stderr}");
+    }
+}
+
+#[test]
+fn a_short_secret_is_refused_without_being_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "too-short-to-be-safe";
+    let output = run(dir.path(), &["serve"], &[("BETTER_AUTH_SECRET", secret)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BETTER_AUTH_SECRET"), "{stderr}");
+    assert!(!stderr.contains(secret), "the secret leaked: {stderr}");
+}
+
+#[test]
+fn an_unknown_database_scheme_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(
+        dir.path(),
+        &["migrate"],
+        &[("DATABASE_URL", "mysql://u:hunter2@h/db")],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real router, on SQLite and (when `TEST_DATABASE_URL` is set) on
+//! PostgreSQL, each test with a fresh database of its own.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod openapi;
+mod store;
+mod tasks;

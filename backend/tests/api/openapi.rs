@@ -1,0 +1,167 @@
+//! The served OpenAPI document describes what the API really does.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, token};
+
+async fn served_document(app: &TestApp) -> Value {
+    let response = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    response.json()
+}
+
+#[tokio::test]
+async fn the_document_lists_every_route_with_its_responses() {
+    let app = TestApp::sqlite().await;
+    let doc = served_document(&app).await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let expected: &[(&str, &str, &[&str])] = &[
+        (
+            "/api/tasks",
+            "post",
+            &["201", "401", "413", "415", "422", "503"],
+        ),
+        ("/api/tasks", "get", &["200", "401", "422", "503"]),
+        (
+            "/api/tasks/{task_id}",
+            "get",
+            &["200", "401", "404", "422", "503"],
+        ),
+        (
+            "/api/tasks/{task_id}",
+            "put",
+            &["200", "401", "404", "413", "415", "422", "503"],
+        ),
+        (
+            "/api/tasks/{task_id}",
+            "delete",
+            &["204", "401", "404", "422", "503"],
+        ),
+        ("/health", "get", &["200"]),
+        ("/ready", "get", &["200", "503"]),
+    ];
+    for (path, method, statuses) in expected {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is documented");
+        let mut documented: Vec<&str> = operation["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        documented.sort_unstable();
+        assert_eq!(&documented, statuses, "{method} {path}");
+        if path.starts_with("/api") {
+            assert_eq!(
+                operation["security"],
+                json!([{"bearer": []}]),
+                "{method} {path}"
+            );
+        }
+    }
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(
+        doc["paths"].as_object().map(|p| p.len()),
+        Some(4),
+        "no undocumented extras"
+    );
+}
+
+#[tokio::test]
+async fn the_subcommand_prints_the_same_document() {
+    let app = TestApp::sqlite().await;
+    let served = served_document(&app).await;
+    let built = serde_json::to_value(todo_backend::app::openapi()).expect("serializes");
+    assert_eq!(served, built);
+}
+
+/// Validates `instance` against the named component schema of the served document.
+fn validate(doc: &Value, schema: Value, instance: &Value) {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{instance} violates its schema: {errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn real_responses_validate_against_their_schemas() {
+    let app = TestApp::sqlite().await;
+    let doc = served_document(&app).await;
+    let alice = token("alice");
+    let task_ref = json!({"$ref": "#/components/schemas/Task"});
+    let error_ref = json!({"$ref": "#/components/schemas/ErrorBody"});
+
+    let created = app
+        .create_task(&alice, json!({"title": "schema", "description": "checked"}))
+        .await;
+    validate(&doc, task_ref.clone(), &created);
+    let bare = app
+        .create_task(&alice, json!({"title": "no description"}))
+        .await;
+    validate(&doc, task_ref.clone(), &bare);
+    let list = app.get("/api/tasks", &alice).await.json();
+    validate(&doc, json!({"type": "array", "items": task_ref}), &list);
+
+    let not_found = app.get("/api/tasks/999999", &alice).await.json();
+    validate(&doc, error_ref.clone(), &not_found);
+    let invalid = app
+        .post("/api/tasks", &alice, &json!({"title": ""}))
+        .await
+        .json();
+    validate(&doc, error_ref.clone(), &invalid);
+
+    // And the validator is not a rubber stamp.
+    let broken = json!({"id": "seven", "title": 1});
+    let root =
+        json!({"components": doc["components"], "allOf": [{"$ref": "#/components/schemas/Task"}]});
+    let validator = jsonschema::validator_for(&root).expect("compiles");
+    assert!(!validator.is_valid(&broken));
+}
+
+#[tokio::test]
+async fn the_docs_page_works_offline() {
+    let app = TestApp::sqlite().await;
+    let page = app.call(Method::GET, "/docs/", None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("swagger-ui"), "it is Swagger UI");
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let response = app
+            .call(Method::GET, &format!("/docs/{asset}"), None, None)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{asset} is served locally");
+        assert!(!response.body.is_empty());
+    }
+    assert!(!html.contains("src=\"http"), "no script from the network");
+    assert!(
+        !html.contains("href=\"http"),
+        "no stylesheet from the network"
+    );
+    let initializer = app
+        .call(Method::GET, "/docs/swagger-initializer.js", None, None)
+        .await
+        .text();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+}

@@ -1,0 +1,234 @@
+//! The storage layer on its own: the same suite against each backend.
+
+use chrono::{DateTime, Utc};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use todo_backend::auth::UserId;
+
+use todo_backend::store::{PoolSettings, StoreError};
+use todo_backend::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
+
+use crate::backend_tests;
+use crate::helpers::{PgTestDatabase, TestApp};
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid user id")
+}
+
+fn new_task(title: &str) -> CreateTask {
+    serde_json::from_value(serde_json::json!({ "title": title })).expect("valid task")
+}
+
+fn changes(json: serde_json::Value) -> UpdateTask {
+    serde_json::from_value(json).expect("valid changes")
+}
+
+fn id_of(task: &Task) -> TaskId {
+    task.id
+        .to_string()
+        .parse()
+        .expect("stored ids are positive")
+}
+
+async fn tasks_round_trip(app: &TestApp) {
+    let store = &app.store;
+    let alice = user("alice");
+    let created = store
+        .create(&alice, new_task("write tests"))
+        .await
+        .expect("created");
+    assert_eq!(created.user_id, "alice");
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!(
+        store.get(&alice, id_of(&created)).await.expect("found"),
+        created
+    );
+
+    let updated = store
+        .update(
+            &alice,
+            id_of(&created),
+            changes(serde_json::json!({"status": "completed"})),
+        )
+        .await
+        .expect("updated");
+    assert_eq!(updated.title, "write tests");
+    assert_eq!(updated.status.as_str(), "completed");
+
+    store
+        .delete(&alice, id_of(&created))
+        .await
+        .expect("deleted");
+    assert!(matches!(
+        store.get(&alice, id_of(&created)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn a_foreign_task_is_not_found_and_stays_unchanged(app: &TestApp) {
+    let store = &app.store;
+    let (alice, mallory) = (user("alice"), user("mallory"));
+    let task = store
+        .create(&alice, new_task("alice's"))
+        .await
+        .expect("created");
+    let id = id_of(&task);
+
+    assert!(matches!(
+        store.get(&mallory, id).await,
+        Err(StoreError::NotFound)
+    ));
+    let update = store
+        .update(
+            &mallory,
+            id,
+            changes(serde_json::json!({"title": "mine now"})),
+        )
+        .await;
+    assert!(matches!(update, Err(StoreError::NotFound)));
+    let empty_update = store.update(&mallory, id, UpdateTask::default()).await;
+    assert!(matches!(empty_update, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.delete(&mallory, id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .list(&mallory, Page::default())
+            .await
+            .expect("listed")
+            .is_empty()
+    );
+
+    assert_eq!(store.get(&alice, id).await.expect("still there"), task);
+}
+
+async fn list_is_newest_first_and_pages_are_stable(app: &TestApp) {
+    let store = &app.store;
+    let alice = user("alice");
+    let mut created = Vec::new();
+    for n in 0..7 {
+        created.push(
+            store
+                .create(&alice, new_task(&format!("t{n}")))
+                .await
+                .expect("created"),
+        );
+    }
+    store
+        .create(&user("bob"), new_task("bob's"))
+        .await
+        .expect("created");
+    created.reverse();
+
+    let all = store
+        .list(
+            &alice,
+            Page {
+                limit: 100,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("listed");
+    assert_eq!(all, created);
+    let keys: Vec<(DateTime<Utc>, i64)> = all.iter().map(|t| (t.created_at, t.id)).collect();
+    assert!(
+        keys.windows(2).all(|pair| pair[0] > pair[1]),
+        "strictly descending"
+    );
+
+    let mut paged = Vec::new();
+    for offset in [0, 3, 6] {
+        paged.extend(
+            store
+                .list(&alice, Page { limit: 3, offset })
+                .await
+                .expect("page"),
+        );
+    }
+    assert_eq!(paged, all);
+}
+
+async fn updated_at_moves_and_created_at_does_not(app: &TestApp) {
+    let store = &app.store;
+    let alice = user("alice");
+    let task = store.create(&alice, new_task("a")).await.expect("created");
+    let mut previous = task.updated_at;
+    // Back-to-back updates may land within one clock tick: updated_at must still move.
+    for n in 0..20 {
+        let updated = store
+            .update(
+                &alice,
+                id_of(&task),
+                changes(serde_json::json!({"title": format!("v{n}")})),
+            )
+            .await
+            .expect("updated");
+        assert_eq!(updated.created_at, task.created_at);
+        assert!(updated.updated_at > previous, "update {n} moved updated_at");
+        previous = updated.updated_at;
+    }
+    let unchanged = store
+        .update(&alice, id_of(&task), UpdateTask::default())
+        .await
+        .expect("empty update");
+    assert_eq!(
+        unchanged.updated_at, previous,
+        "an empty update changes nothing"
+    );
+}
+
+async fn ids_are_never_reused_after_delete(app: &TestApp) {
+    let store = &app.store;
+    let alice = user("alice");
+    let first = store.create(&alice, new_task("a")).await.expect("created");
+    let newest = store.create(&alice, new_task("b")).await.expect("created");
+    store.delete(&alice, id_of(&newest)).await.expect("deleted");
+    let next = store.create(&alice, new_task("c")).await.expect("created");
+    assert!(next.id > newest.id && newest.id > first.id);
+}
+
+async fn ping_answers(app: &TestApp) {
+    app.store.ping().await.expect("database answers");
+}
+
+backend_tests!(
+    tasks_round_trip,
+    a_foreign_task_is_not_found_and_stays_unchanged,
+    list_is_newest_first_and_pages_are_stable,
+    updated_at_moves_and_created_at_does_not,
+    ids_are_never_reused_after_delete,
+    ping_answers,
+);
+
+/// The local server has TLS on, as Neon does: a URL with `sslmode=require` must connect, and
+/// the connection it makes must be encrypted.
+#[tokio::test]
+async fn postgres_honours_sslmode_require_in_the_url() {
+    let Some(database) = PgTestDatabase::create().await else {
+        return;
+    };
+    let url = database.url_with("sslmode=require");
+    let pool = PoolSettings {
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    };
+    let store = todo_backend::store::connect(&url, pool)
+        .await
+        .expect("connects over TLS");
+    store.ping().await.expect("answers over TLS");
+    store.close().await;
+
+    let options: PgConnectOptions = url.parse().expect("valid URL");
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .expect("connects");
+    let encrypted: bool =
+        sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+            .fetch_one(&mut connection)
+            .await
+            .expect("pg_stat_ssl is readable");
+    assert!(encrypted, "sslmode=require gave an encrypted connection");
+}
