@@ -52,7 +52,10 @@ pub(super) struct Hs256Key {
 impl Hs256Key {
     pub(super) fn new(secret: &HmacSecret, leeway: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // Presence of `exp` and `sub` is checked by the verifier, so that a malformed claim is
+        // reported as malformed rather than as missing.
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.validate_exp = true;
         validation.leeway = leeway.as_secs();
         validation.validate_nbf = true;
         // Self-minted tokens carry no agreed audience; `iss`/`aud` are checked on the JWKS

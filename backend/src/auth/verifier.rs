@@ -11,13 +11,31 @@ use serde::Deserialize;
 use super::hs256::{HmacSecret, Hs256Key};
 use super::{AuthError, MAX_TOKEN_BYTES, UserId};
 
-/// The claims this service reads. `exp` and `nbf` are checked by `jsonwebtoken` (which also
-/// refuses them when they are not numbers); everything else in the payload is ignored.
+/// The claims this service reads. `exp` and `nbf` values are checked by `jsonwebtoken` (which
+/// also refuses them when they are not numbers); everything else in the payload is ignored.
+/// Both are read as any JSON value so that a missing claim and a claim of the wrong type get
+/// their own errors.
 #[derive(Debug, Deserialize)]
 pub(super) struct Claims {
-    /// Read as any JSON value so that a missing or non-string `sub` gets its own error.
     #[serde(default)]
     sub: serde_json::Value,
+    #[serde(default)]
+    exp: serde_json::Value,
+}
+
+impl Claims {
+    /// The user a verified token was issued to. A token without `exp` never expires, which
+    /// this service does not accept.
+    fn user(self) -> Result<UserId, AuthError> {
+        if self.exp.is_null() {
+            return Err(AuthError::MissingClaim("exp".into()));
+        }
+        match self.sub {
+            serde_json::Value::String(sub) => UserId::parse(sub),
+            serde_json::Value::Null => Err(AuthError::MissingClaim("sub".into())),
+            _ => Err(AuthError::InvalidSubject),
+        }
+    }
 }
 
 /// Verifies bearer tokens with every method the service is configured for.
@@ -60,9 +78,136 @@ impl Verifier {
                 .decode(token)?,
             _ => return Err(AuthError::AlgorithmNotAccepted),
         };
-        match claims.sub {
-            serde_json::Value::String(sub) => UserId::parse(sub),
-            _ => Err(AuthError::InvalidSubject),
+        claims.user()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &str = "unit-test-secret-0123456789abcdefghij";
+
+    fn verifier() -> Verifier {
+        let secret = HmacSecret::new(SECRET).expect("long enough");
+        Verifier::hs256(&secret, Duration::from_secs(60))
+    }
+
+    fn sign(alg: Algorithm, key: &[u8], claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(key))
+            .expect("signs")
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[tokio::test]
+    async fn a_valid_token_yields_its_subject() {
+        let token = sign(
+            Algorithm::HS256,
+            SECRET.as_bytes(),
+            json!({"sub": "alice", "exp": now() + 60}),
+        );
+        assert_eq!(
+            verifier()
+                .verify(&token)
+                .await
+                .map(|u| u.as_str().to_owned()),
+            Ok("alice".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn each_defect_has_its_own_reason() {
+        let exp = now() + 600;
+        let key = SECRET.as_bytes();
+        let cases = [
+            (
+                sign(
+                    Algorithm::HS256,
+                    b"some-other-secret-0123456789abcdef",
+                    json!({"sub": "a", "exp": exp}),
+                ),
+                AuthError::BadSignature,
+            ),
+            (
+                sign(Algorithm::HS512, key, json!({"sub": "a", "exp": exp})),
+                AuthError::AlgorithmNotAccepted,
+            ),
+            (
+                sign(
+                    Algorithm::HS256,
+                    key,
+                    json!({"sub": "a", "exp": now() - 61}),
+                ),
+                AuthError::Expired,
+            ),
+            (
+                sign(
+                    Algorithm::HS256,
+                    key,
+                    json!({"sub": "a", "exp": exp, "nbf": now() + 61}),
+                ),
+                AuthError::NotYetValid,
+            ),
+            (
+                sign(Algorithm::HS256, key, json!({"sub": "a"})),
+                AuthError::MissingClaim("exp".into()),
+            ),
+            (
+                sign(
+                    Algorithm::HS256,
+                    key,
+                    json!({"sub": "a", "exp": exp.to_string()}),
+                ),
+                AuthError::InvalidClaim("exp".into()),
+            ),
+            (
+                sign(Algorithm::HS256, key, json!({"exp": exp})),
+                AuthError::MissingClaim("sub".into()),
+            ),
+            (
+                sign(Algorithm::HS256, key, json!({"sub": "", "exp": exp})),
+                AuthError::InvalidSubject,
+            ),
+            (
+                sign(Algorithm::HS256, key, json!({"sub": 42, "exp": exp})),
+                AuthError::InvalidSubject,
+            ),
+            ("x".repeat(MAX_TOKEN_BYTES + 1), AuthError::TooLarge),
+            ("a.b".to_owned(), AuthError::Malformed),
+            // {"alg":"none"} . {"sub":"a","exp":9999999999} . (empty signature)
+            (
+                "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwiZXhwIjo5OTk5OTk5OTk5fQ.".to_owned(),
+                AuthError::AlgorithmNotAccepted,
+            ),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(
+                verifier().verify(&token).await,
+                Err(expected.clone()),
+                "{expected:?}"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn skew_within_the_leeway_is_tolerated() {
+        let key = SECRET.as_bytes();
+        let just_expired = sign(
+            Algorithm::HS256,
+            key,
+            json!({"sub": "a", "exp": now() - 30}),
+        );
+        let almost_valid = sign(
+            Algorithm::HS256,
+            key,
+            json!({"sub": "a", "exp": now() + 600, "nbf": now() + 30}),
+        );
+        assert!(verifier().verify(&just_expired).await.is_ok());
+        assert!(verifier().verify(&almost_valid).await.is_ok());
     }
 }
