@@ -86,12 +86,20 @@ impl TestApp {
     /// An app on a new PostgreSQL database, or `None` when `TEST_DATABASE_URL` is not set.
     /// Under CI (`CI` set) a missing `TEST_DATABASE_URL` fails the test instead.
     pub async fn postgres() -> Option<TestApp> {
+        Some(Self::postgres_with_pool(POOL).await?.0)
+    }
+
+    /// Like [`TestApp::postgres`] with the given pool, plus options that connect to the same
+    /// database from outside the app.
+    pub async fn postgres_with_pool(pool: PoolSettings) -> Option<(TestApp, PgConnectOptions)> {
         init_logging();
         let database = PgTestDatabase::create().await?;
-        let store = PgStore::connect_with(database.options(), POOL)
+        let options = database.options();
+        let store = PgStore::connect_with(options.clone(), pool)
             .await
             .expect("postgres connects");
-        Some(Self::with_store(Arc::new(store), TestDatabase::Postgres(Box::new(database))).await)
+        let database = TestDatabase::Postgres(Box::new(database));
+        Some((Self::with_store(Arc::new(store), database).await, options))
     }
 
     async fn with_store(store: Arc<dyn TaskStore>, database: TestDatabase) -> TestApp {

@@ -8,3 +8,4 @@ mod cli;
 mod openapi;
 mod store;
 mod tasks;
+mod unavailable;

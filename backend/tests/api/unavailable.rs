@@ -1,0 +1,72 @@
+//! When the database cannot serve a request in time, the client gets a fast 503 that says
+//! when to retry, and the request that was holding things up still completes.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Executor};
+
+use todo_backend::store::PoolSettings;
+
+use crate::helpers::{TestApp, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_503_with_retry_after_within_the_acquire_timeout() {
+    let acquire_timeout = Duration::from_millis(300);
+    let pool = PoolSettings {
+        max_connections: 1,
+        acquire_timeout,
+    };
+    let Some((app, options)) = TestApp::postgres_with_pool(pool).await else {
+        return;
+    };
+    let app = std::sync::Arc::new(app);
+    let alice = token("alice");
+
+    // Another client locks the table, so the app's only connection blocks on its insert.
+    let mut locker = PgConnection::connect_with(&options)
+        .await
+        .expect("connects");
+    locker.execute("begin").await.expect("begin");
+    locker
+        .execute("lock table tasks in access exclusive mode")
+        .await
+        .expect("lock");
+
+    let blocked = {
+        let (app, alice) = (app.clone(), alice.clone());
+        tokio::spawn(async move {
+            app.post("/api/tasks", &alice, &json!({"title": "slow"}))
+                .await
+        })
+    };
+    // Give the blocked request time to take the pool's only connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let response = app.get("/api/tasks", &alice).await;
+    let waited = started.elapsed();
+    response.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert!(
+        waited < acquire_timeout + Duration::from_secs(2),
+        "answered after {waited:?}, not held until the database freed up"
+    );
+
+    locker.execute("rollback").await.expect("unlock");
+    let created = blocked.await.expect("request task");
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "the held request completes"
+    );
+    let listed = app.get("/api/tasks", &alice).await;
+    assert_eq!(
+        listed.status,
+        StatusCode::OK,
+        "the service recovers at once"
+    );
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(1));
+}
