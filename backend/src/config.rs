@@ -11,6 +11,9 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use clap::{Args, ValueEnum};
 
+use url::Url;
+
+use crate::auth::JwksSettings;
 use crate::store::PoolSettings;
 
 /// Everything `serve` and the other commands read from the environment.
@@ -26,6 +29,34 @@ pub struct Config {
         global = true
     )]
     pub database_url: String,
+
+    /// Base URL of the Better Auth server; turns on JWKS verification of its tokens.
+    #[arg(
+        long,
+        env = "BETTER_AUTH_URL",
+        value_name = "BETTER_AUTH_URL",
+        value_parser = parse_http_url,
+        global = true
+    )]
+    pub better_auth_url: Option<Url>,
+
+    /// Where the JWKS is published [default: ${BETTER_AUTH_URL}/api/auth/jwks].
+    #[arg(
+        long,
+        env = "JWT_JWKS_URL",
+        value_name = "JWT_JWKS_URL",
+        value_parser = parse_http_url,
+        global = true
+    )]
+    pub jwt_jwks_url: Option<Url>,
+
+    /// The `iss` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
+    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
+    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
 
     /// Shared secret for HS256 tokens (at least 32 bytes).
     #[arg(
@@ -117,6 +148,13 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &redact_url(&self.database_url))
             .field(
+                "better_auth_url",
+                &self.better_auth_url.as_ref().map(Url::as_str),
+            )
+            .field("jwt_jwks_url", &self.jwt_jwks_url.as_ref().map(Url::as_str))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field(
                 "better_auth_secret",
                 &self.better_auth_secret.as_ref().map(|_| "[redacted]"),
             )
@@ -142,6 +180,46 @@ impl Config {
     pub fn jwt_leeway(&self) -> Duration {
         Duration::from_secs(self.jwt_leeway_seconds)
     }
+
+    /// The JWKS verification settings, when `BETTER_AUTH_URL` or `JWT_JWKS_URL` is set.
+    ///
+    /// Better Auth signs `iss` and `aud` with the origin of its base URL unless told
+    /// otherwise, so that origin is the default for both.
+    pub fn jwks_settings(&self) -> Result<Option<JwksSettings>, String> {
+        let base = self.better_auth_url.as_ref();
+        let url = match (&self.jwt_jwks_url, base) {
+            (Some(url), _) => url.clone(),
+            (None, Some(base)) => {
+                let jwks = format!("{}/api/auth/jwks", base.as_str().trim_end_matches('/'));
+                Url::parse(&jwks).map_err(|error| format!("BETTER_AUTH_URL: {error}"))?
+            }
+            (None, None) => return Ok(None),
+        };
+        let origin = base.map(|base| base.origin().ascii_serialization());
+        let issuer =
+            self.jwt_issuer.clone().or_else(|| origin.clone()).ok_or(
+                "JWT_ISSUER must be set when JWT_JWKS_URL is used without BETTER_AUTH_URL",
+            )?;
+        let audience =
+            self.jwt_audience.clone().or(origin).ok_or(
+                "JWT_AUDIENCE must be set when JWT_JWKS_URL is used without BETTER_AUTH_URL",
+            )?;
+        Ok(Some(JwksSettings::new(
+            url,
+            issuer,
+            audience,
+            self.jwt_leeway(),
+        )))
+    }
+}
+
+/// An absolute `http://` or `https://` URL.
+fn parse_http_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(url)
 }
 
 /// How log lines are written.
@@ -202,6 +280,65 @@ mod tests {
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        Wrapper::try_parse_from(argv).expect("valid flags").config
+    }
+
+    #[test]
+    fn jwks_defaults_follow_better_auth() {
+        let settings = config(&["--better-auth-url", "http://localhost:3000/"])
+            .jwks_settings()
+            .expect("valid")
+            .expect("JWKS on");
+        assert_eq!(settings.url.as_str(), "http://localhost:3000/api/auth/jwks");
+        assert_eq!(settings.issuer, "http://localhost:3000");
+        assert_eq!(settings.audience, "http://localhost:3000");
+
+        let custom = config(&[
+            "--better-auth-url",
+            "https://auth.example.com",
+            "--jwt-audience",
+            "https://api.example.com",
+            "--jwt-jwks-url",
+            "https://keys.example.com/jwks.json",
+        ])
+        .jwks_settings()
+        .expect("valid")
+        .expect("JWKS on");
+        assert_eq!(settings.leeway, Duration::from_secs(60));
+        assert_eq!(custom.url.as_str(), "https://keys.example.com/jwks.json");
+        assert_eq!(custom.issuer, "https://auth.example.com");
+        assert_eq!(custom.audience, "https://api.example.com");
+    }
+
+    #[test]
+    fn jwks_needs_an_issuer_and_an_audience() {
+        assert!(config(&[]).jwks_settings().expect("valid").is_none());
+        let bare = config(&["--jwt-jwks-url", "https://keys.example.com/jwks"]);
+        assert!(bare.jwks_settings().is_err());
+    }
+
+    #[test]
+    fn only_http_urls_are_accepted() {
+        for bad in [
+            "localhost:3000",
+            "ftp://x",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            assert!(parse_http_url(bad).is_err(), "{bad}");
+        }
+        assert!(parse_http_url("https://auth.example.com").is_ok());
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub enum AuthError {
     InvalidClaim(String),
     #[error("token subject (`sub`) must be a non-empty string of at most 255 characters")]
     InvalidSubject,
+    #[error("token has no key id (`kid`)")]
+    MissingKeyId,
+    #[error("token was signed with an unknown key")]
+    UnknownKey,
+    #[error("token issuer (`iss`) is not accepted")]
+    WrongIssuer,
+    #[error("token audience (`aud`) is not accepted")]
+    WrongAudience,
+    /// Not the caller's fault: the signing keys have not been fetched yet. Answered with 503.
+    #[error("the token signing keys are not available yet, retry shortly")]
+    KeysUnavailable,
 }
 
 impl AuthError {
@@ -62,6 +73,8 @@ impl From<jsonwebtoken::errors::Error> for AuthError {
             ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
             ErrorKind::InvalidClaimFormat(claim) => AuthError::InvalidClaim(claim),
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
             ErrorKind::InvalidAlgorithm
             | ErrorKind::InvalidAlgorithmName
             | ErrorKind::UnsupportedAlgorithm

@@ -14,9 +14,11 @@ use crate::error::ApiError;
 pub mod dev_secret;
 mod error;
 pub mod hs256;
+pub mod jwks;
 mod verifier;
 
 pub use error::AuthError;
+pub use jwks::JwksSettings;
 pub use verifier::Verifier;
 
 /// Tokens larger than this are refused before any decoding (a defence against CPU and

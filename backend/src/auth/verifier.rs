@@ -8,7 +8,10 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::hs256::{HmacSecret, Hs256Key};
+use super::jwks::{self, JwksKeys, JwksSettings};
 use super::{AuthError, MAX_TOKEN_BYTES, UserId};
 
 /// The claims this service reads. `exp` and `nbf` values are checked by `jsonwebtoken` (which
@@ -39,24 +42,44 @@ impl Claims {
 }
 
 /// Verifies bearer tokens with every method the service is configured for.
+///
+/// The token's `alg` header picks the path: `HS256` goes to the shared secret, the asymmetric
+/// algorithms Better Auth issues go to the JWKS keys. Each path accepts only its own
+/// algorithms, so no token can be checked with a key of the wrong kind.
 pub struct Verifier {
     hs256: Option<Hs256Key>,
+    jwks: Option<Arc<JwksKeys>>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("hs256", &self.hs256.is_some())
+            .field("jwks", &self.jwks.is_some())
             .finish()
     }
 }
 
 impl Verifier {
-    /// A verifier that accepts HS256 tokens signed with `secret`, allowing `leeway` of clock
-    /// skew on `exp` and `nbf`.
+    /// A verifier for HS256 tokens signed with `secret` and/or asymmetric tokens checked
+    /// against a JWKS. Starts fetching the keys in the background, so it must be called inside
+    /// a Tokio runtime when `jwks` is given.
+    pub fn new(
+        hs256: Option<(&HmacSecret, Duration)>,
+        jwks: Option<JwksSettings>,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Verifier {
+            hs256: hs256.map(|(secret, leeway)| Hs256Key::new(secret, leeway)),
+            jwks: jwks.map(JwksKeys::start).transpose()?,
+        })
+    }
+
+    /// A verifier that accepts only HS256 tokens signed with `secret`, allowing `leeway` of
+    /// clock skew on `exp` and `nbf`.
     pub fn hs256(secret: &HmacSecret, leeway: Duration) -> Self {
         Verifier {
             hs256: Some(Hs256Key::new(secret, leeway)),
+            jwks: None,
         }
     }
 
@@ -76,6 +99,13 @@ impl Verifier {
                 .as_ref()
                 .ok_or(AuthError::AlgorithmNotAccepted)?
                 .decode(token)?,
+            alg if jwks::ACCEPTED.contains(&alg) => {
+                self.jwks
+                    .as_ref()
+                    .ok_or(AuthError::AlgorithmNotAccepted)?
+                    .decode(token, &header)
+                    .await?
+            }
             _ => return Err(AuthError::AlgorithmNotAccepted),
         };
         claims.user()
