@@ -102,12 +102,32 @@ impl TestApp {
         Some((Self::with_store(Arc::new(store), database).await, options))
     }
 
+    /// An app on a new SQLite file that verifies tokens with `verifier`.
+    pub async fn sqlite_with_verifier(verifier: Verifier) -> TestApp {
+        init_logging();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+        let store = SqliteStore::connect(&url, POOL)
+            .await
+            .expect("sqlite opens");
+        Self::build(Arc::new(store), TestDatabase::Sqlite(dir), verifier).await
+    }
+
     async fn with_store(store: Arc<dyn TaskStore>, database: TestDatabase) -> TestApp {
-        store.migrate().await.expect("migrations apply");
         let secret = HmacSecret::new(SECRET).expect("secret is long enough");
+        let verifier = Verifier::hs256(&secret, Duration::from_secs(60));
+        Self::build(store, database, verifier).await
+    }
+
+    async fn build(
+        store: Arc<dyn TaskStore>,
+        database: TestDatabase,
+        verifier: Verifier,
+    ) -> TestApp {
+        store.migrate().await.expect("migrations apply");
         let state = AppState {
             store: store.clone(),
-            verifier: Arc::new(Verifier::hs256(&secret, Duration::from_secs(60))),
+            verifier: Arc::new(verifier),
         };
         TestApp {
             router: app::router(state, &HttpSettings::default()),

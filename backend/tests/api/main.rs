@@ -2,9 +2,11 @@
 //! PostgreSQL, each test with a fresh database of its own.
 
 mod helpers;
+mod jwks_server;
 
 mod auth;
 mod cli;
+mod jwks;
 mod openapi;
 mod store;
 mod tasks;
