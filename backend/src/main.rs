@@ -94,18 +94,36 @@ fn openapi() -> Result<(), StartupError> {
     Ok(())
 }
 
+/// HS256 with the shared secret, JWKS with Better Auth's keys, or both; with neither
+/// configured, HS256 with the development secret.
 fn verifier(config: &Config) -> Result<Verifier, StartupError> {
-    Ok(Verifier::hs256(
-        &shared_secret(config)?,
-        config.jwt_leeway(),
-    ))
+    let jwks = config.jwks_settings()?;
+    let secret = match (&config.better_auth_secret, &jwks) {
+        (None, Some(_)) => None,
+        _ => Some(shared_secret(config)?),
+    };
+    if let Some(jwks) = &jwks {
+        tracing::info!(
+            jwks = %jwks.url, issuer = %jwks.issuer, audience = %jwks.audience,
+            "verifying Better Auth tokens against its JWKS"
+        );
+    }
+    let hs256 = secret.as_ref().map(|secret| (secret, config.jwt_leeway()));
+    Ok(Verifier::new(hs256, jwks)?)
 }
 
-/// `BETTER_AUTH_SECRET` when set, else the development secret in `data/`.
+/// `BETTER_AUTH_SECRET` when set; else, unless JWKS is configured, the development secret.
 fn shared_secret(config: &Config) -> Result<hs256::HmacSecret, StartupError> {
     if let Some(secret) = &config.better_auth_secret {
         return hs256::HmacSecret::new(secret.as_bytes())
             .map_err(|error| format!("BETTER_AUTH_SECRET {error}").into());
+    }
+    if config.jwks_settings()?.is_some() {
+        return Err(
+            "`token` signs HS256 tokens and needs BETTER_AUTH_SECRET; with only \
+                    BETTER_AUTH_URL set, tokens come from Better Auth"
+                .into(),
+        );
     }
     let path = Path::new(dev_secret::DEV_SECRET_PATH);
     let (secret, created) = dev_secret::load_or_create(path).map_err(|error| {

@@ -177,3 +177,17 @@ fn an_unknown_database_scheme_is_refused() {
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
+
+#[test]
+fn with_only_better_auth_configured_there_is_no_development_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwks_only = [("BETTER_AUTH_URL", "http://127.0.0.1:9")];
+    let output = run(dir.path(), &["token", "alice"], &jwks_only);
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BETTER_AUTH_SECRET"), "{stderr}");
+    assert!(
+        !dir.path().join("data/dev-secret").exists(),
+        "a JWKS deployment never gets a secret anyone can mint tokens with"
+    );
+}

@@ -1,0 +1,110 @@
+//! What verifying a bearer token costs per request: HS256 (shared secret) against EdDSA (what
+//! Better Auth issues by default, checked against a JWKS served in-process).
+//!
+//! `cargo bench --bench verify` prints the median over several batches of each, and the ratio
+//! of EdDSA to HS256 measured in the same run (this machine is shared and noisy: compare the
+//! ratio, not absolute numbers across runs).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+use todo_backend::auth::hs256::HmacSecret;
+use todo_backend::auth::{JwksSettings, Verifier};
+
+const BATCHES: usize = 9;
+const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000);
+
+    // An Ed25519 key published by a JWKS endpoint on a loopback port.
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("randomness");
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": public, "kid": "k", "alg": "EdDSA"}]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().route(
+        "/api/auth/jwks",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let secret = HmacSecret::new(SECRET).expect("long enough");
+    let settings = JwksSettings::new(
+        format!("{base}/api/auth/jwks").parse().expect("URL"),
+        base.clone(),
+        base.clone(),
+        Duration::from_secs(60),
+    );
+    let verifier =
+        Verifier::new(Some((&secret, Duration::from_secs(60))), Some(settings)).expect("client");
+
+    let exp = jsonwebtoken::get_current_timestamp() + 3600;
+    // Better Auth's default payload carries the user row; keep the tokens comparable.
+    let claims = json!({"sub": "user_2NNEqLx", "iss": base, "aud": base, "exp": exp,
+                        "iat": exp - 900, "name": "Alice", "email": "alice@example.com",
+                        "emailVerified": true, "image": null});
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signs");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k".into());
+    let der = signing.to_pkcs8_der().expect("pkcs8");
+    let eddsa = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes()))
+        .expect("signs");
+
+    // Wait (bounded) for the background key load.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verifier.verify(&eddsa).await.is_err() {
+        assert!(Instant::now() < deadline, "JWKS never loaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut hs_batches = Vec::new();
+    let mut ed_batches = Vec::new();
+    // Interleaved, so drift in machine load hits both alike.
+    for _ in 0..BATCHES {
+        hs_batches.push(batch(&verifier, &hs256, iterations).await);
+        ed_batches.push(batch(&verifier, &eddsa, iterations).await);
+    }
+    let hs = median(&mut hs_batches);
+    let ed = median(&mut ed_batches);
+    println!("token verification, median of {BATCHES} batches of {iterations}:");
+    println!("  HS256  {:>8.2} µs/verify", hs);
+    println!("  EdDSA  {:>8.2} µs/verify (JWKS key, cached)", ed);
+    println!("  EdDSA / HS256 = {:.1}x", ed / hs);
+}
+
+/// Mean microseconds per verification over one batch.
+async fn batch(verifier: &Verifier, token: &str, iterations: usize) -> f64 {
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let user = verifier.verify(std::hint::black_box(token)).await;
+        std::hint::black_box(user.expect("valid token"));
+    }
+    started.elapsed().as_secs_f64() * 1e6 / iterations as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Interop test: a real Better Auth server (Node) issues JWTs, todo-backend verifies them via JWKS.
+#
+# Usage: run.sh PATH_TO_TODO_BACKEND_BINARY
+#
+# For each signing algorithm, starts `node server.mjs` and the todo-backend binary on free
+# loopback ports, runs `node e2e.mjs` against both, then stops them.
+# Last line: "better-auth e2e: N passed, M failed"; exit status 1 if anything failed.
+set -euo pipefail
+
+ALGS=(EdDSA ES256 RS256)
+READY_TIMEOUT=${READY_TIMEOUT:-30}   # seconds, for each server to come up
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 PATH_TO_TODO_BACKEND_BINARY" >&2
+  exit 2
+fi
+BIN=$(realpath "$1")
+[[ -x $BIN ]] || { echo "not an executable file: $1" >&2; exit 2; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE"
+
+# Install the pinned dependencies once. better-sqlite3 is a native addon, so the stamp
+# covers the Node version as well as the lock file.
+stamp_want="$(node --version) $(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ "$(cat node_modules/.interop-stamp 2>/dev/null || true)" != "$stamp_want" ]]; then
+  echo "# npm ci"
+  npm ci --no-audit --no-fund
+  echo "$stamp_want" > node_modules/.interop-stamp
+fi
+
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/better-auth-e2e.XXXXXX")
+AUTH_PID=""
+API_PID=""
+
+stop() {  # stop the servers of the current round, if any
+  for pid in $AUTH_PID $API_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  AUTH_PID="" API_PID=""
+}
+trap stop EXIT
+trap 'exit 130' INT TERM  # make sure the EXIT trap also runs when we are interrupted
+
+healthy() {  # GET /health answers 2xx
+  curl -fs -o /dev/null --max-time 2 "$1/health"
+}
+
+free_port() {  # ask the kernel for an unused loopback port
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# wait_for PID DESCRIPTION COMMAND...: poll COMMAND until it succeeds, the process dies, or timeout.
+wait_for() {
+  local pid=$1 what=$2 deadline=$((SECONDS + READY_TIMEOUT))
+  shift 2
+  until "$@"; do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "# $what exited before it was ready"; return 1; fi
+    if ((SECONDS >= deadline)); then echo "# $what not ready after ${READY_TIMEOUT}s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+passed=0
+failed=0
+for alg in "${ALGS[@]}"; do
+  echo "# === $alg"
+  auth_port=$(free_port)
+  api_port=$(free_port)
+  while [[ $api_port == "$auth_port" ]]; do api_port=$(free_port); done
+  auth_url="http://127.0.0.1:$auth_port"
+  api_url="http://127.0.0.1:$api_port"
+
+  : >"$LOGS/auth-$alg.log"  # exists before we poll it
+  AUTH_PORT=$auth_port JWT_ALG=$alg node server.mjs >"$LOGS/auth-$alg.log" 2>&1 &
+  AUTH_PID=$!
+  if ! wait_for "$AUTH_PID" "better-auth ($alg)" grep -q '^READY$' "$LOGS/auth-$alg.log"; then
+    echo "not ok - $alg: better-auth server did not start"; sed 's/^/#   /' "$LOGS/auth-$alg.log"
+    failed=$((failed + 1)); stop; continue
+  fi
+
+  env BETTER_AUTH_URL="$auth_url" DATABASE_URL=sqlite::memory: PORT="$api_port" HOST=127.0.0.1 \
+    "$BIN" serve >"$LOGS/api-$alg.log" 2>&1 &
+  API_PID=$!
+  if ! wait_for "$API_PID" "todo-backend ($alg)" healthy "$api_url"; then
+    echo "not ok - $alg: todo-backend did not become healthy"; tail -n 20 "$LOGS/api-$alg.log" | sed 's/^/#   /'
+    failed=$((failed + 1)); stop; continue
+  fi
+
+  # e2e.mjs exits non-zero on failures; its summary line is what we count.
+  AUTH_URL=$auth_url API_URL=$api_url JWT_ALG=$alg node e2e.mjs | tee "$LOGS/e2e-$alg.log" || true
+  summary=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed$' "$LOGS/e2e-$alg.log" || true)
+  if [[ $summary =~ ^e2e:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+  else
+    echo "not ok - $alg: e2e.mjs printed no summary"
+    failed=$((failed + 1))
+  fi
+  if grep -q '^not ok' "$LOGS/e2e-$alg.log"; then
+    echo "# todo-backend log ($alg):"; tail -n 20 "$LOGS/api-$alg.log" | sed 's/^/#   /'
+  fi
+  stop
+done
+
+if ((failed == 0)); then rm -rf "$LOGS"; else echo "# logs kept in $LOGS"; fi
+echo "better-auth e2e: $passed passed, $failed failed"
+((failed == 0))
