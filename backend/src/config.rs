@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use url::Url;
 
 use crate::auth::JwksSettings;
-use crate::store::PoolSettings;
+use crate::store::{PoolSettings, TransactionPooler};
 
 /// Everything `serve` and the other commands read from the environment.
 #[derive(Clone, Args)]
@@ -132,6 +132,17 @@ pub struct Config {
     )]
     pub db_acquire_timeout_ms: u64,
 
+    /// Whether PostgreSQL sits behind a transaction-mode pooler (PgBouncer, Neon's `-pooler`
+    /// endpoints): `auto` (on for `-pooler` hosts), `true` or `false`.
+    #[arg(
+        long,
+        env = "DB_TRANSACTION_POOLER",
+        value_name = "DB_TRANSACTION_POOLER",
+        default_value = "auto",
+        global = true
+    )]
+    pub db_transaction_pooler: TransactionPooler,
+
     /// Log format: human-readable `text` or one JSON object per line.
     #[arg(
         long,
@@ -164,6 +175,7 @@ impl fmt::Debug for Config {
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
+            .field("db_transaction_pooler", &self.db_transaction_pooler)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -174,6 +186,7 @@ impl Config {
         PoolSettings {
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            transaction_pooler: self.db_transaction_pooler,
         }
     }
 

@@ -79,6 +79,32 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a request waits for a free connection before it gets a 503.
     pub acquire_timeout: Duration,
+    /// PostgreSQL only: whether the server is behind a transaction-mode pooler.
+    pub transaction_pooler: TransactionPooler,
+}
+
+/// Whether PostgreSQL is reached through a pooler in transaction mode (PgBouncer, Neon's
+/// pooled endpoint), where a session's server connection can change between statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransactionPooler {
+    /// On when the host name contains `-pooler`, as Neon's pooled endpoints do.
+    #[default]
+    Auto,
+    #[value(alias = "true")]
+    On,
+    #[value(alias = "false")]
+    Off,
+}
+
+impl TransactionPooler {
+    /// Resolves `Auto` for a given database host.
+    pub fn is_on_for(self, host: &str) -> bool {
+        match self {
+            TransactionPooler::Auto => host.contains("-pooler"),
+            TransactionPooler::On => true,
+            TransactionPooler::Off => false,
+        }
+    }
 }
 
 /// Opens the store named by `database_url`: `postgres://`/`postgresql://` or `sqlite:`.
@@ -169,6 +195,17 @@ mod tests {
             classify(sqlx::Error::RowNotFound, never),
             StoreError::Other(_)
         ));
+    }
+
+    #[test]
+    fn neon_pooled_hosts_turn_pooler_mode_on() {
+        let neon = "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech";
+        assert!(TransactionPooler::Auto.is_on_for(neon));
+        assert!(
+            !TransactionPooler::Auto.is_on_for("ep-cool-darkness-123456.us-east-2.aws.neon.tech")
+        );
+        assert!(!TransactionPooler::Off.is_on_for(neon));
+        assert!(TransactionPooler::On.is_on_for("127.0.0.1"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{PoolSettings, StoreError, TaskStore, classify, now};
 use crate::auth::UserId;
@@ -16,6 +16,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Behind a transaction-mode pooler: no named prepared statements, and every query in a
+    /// transaction of its own (see [`PgStore::run`]).
+    transaction_pooler: bool,
 }
 
 impl PgStore {
@@ -32,13 +35,46 @@ impl PgStore {
         options: PgConnectOptions,
         settings: PoolSettings,
     ) -> Result<Self, StoreError> {
+        let transaction_pooler = settings.transaction_pooler.is_on_for(options.get_host());
+        let options = if transaction_pooler {
+            // Named statements live on one server connection; the pooler may give the next
+            // transaction another one, where the name is unknown or taken.
+            options.statement_cache_capacity(0)
+        } else {
+            options
+        };
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(|error| classify(error, transient))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            transaction_pooler,
+        })
+    }
+
+    /// Runs `work` on one pooled connection, telling it whether statements may be prepared
+    /// once and reused (`persistent`).
+    ///
+    /// Behind a transaction-mode pooler, sqlx's extended-protocol round trips (parse, then
+    /// bind and execute) may each reach a different server connection unless they are inside
+    /// a transaction, so there each call runs in one, with unnamed statements only. Outside a
+    /// pooler, neither costs anything.
+    async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        if self.transaction_pooler {
+            let mut transaction = self.pool.begin().await.map_err(db_error)?;
+            let value = work(&mut transaction, false).await.map_err(db_error)?;
+            transaction.commit().await.map_err(db_error)?;
+            Ok(value)
+        } else {
+            let mut connection = self.pool.acquire().await.map_err(db_error)?;
+            work(&mut connection, true).await.map_err(db_error)
+        }
     }
 }
 
@@ -91,50 +127,62 @@ fn found(row: Option<TaskRow>) -> Result<Task, StoreError> {
 impl TaskStore for PgStore {
     async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
         let now = now();
-        let row: TaskRow = sqlx::query_as(
-            "insert into tasks (user_id, title, description, status, created_at, updated_at)
-             values ($1, $2, $3, $4, $5, $5)
-             returning id, user_id, title, description, status, created_at, updated_at",
-        )
-        .bind(owner.as_str())
-        .bind(task.title.as_str())
-        .bind(task.description.as_ref().map(|d| d.as_str()))
-        .bind(task.status.unwrap_or_default().as_str())
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let row: TaskRow = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "insert into tasks (user_id, title, description, status, created_at, updated_at)
+                     values ($1, $2, $3, $4, $5, $5)
+                     returning id, user_id, title, description, status, created_at, updated_at",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(task.title.as_str())
+                .bind(task.description.as_ref().map(|d| d.as_str()))
+                .bind(task.status.unwrap_or_default().as_str())
+                .bind(now)
+                .fetch_one(conn)
+                .await
+            })
+            .await?;
         row.try_into()
     }
 
     async fn list(&self, owner: &UserId, page: Page) -> Result<Vec<Task>, StoreError> {
-        let rows: Vec<TaskRow> = sqlx::query_as(
-            "select id, user_id, title, description, status, created_at, updated_at
-             from tasks
-             where user_id = $1
-             order by created_at desc, id desc
-             limit $2 offset $3",
-        )
-        .bind(owner.as_str())
-        .bind(i64::from(page.limit))
-        .bind(page.offset)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows: Vec<TaskRow> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "select id, user_id, title, description, status, created_at, updated_at
+                     from tasks
+                     where user_id = $1
+                     order by created_at desc, id desc
+                     limit $2 offset $3",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(i64::from(page.limit))
+                .bind(page.offset)
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
         rows.into_iter().map(Task::try_from).collect()
     }
 
     async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        let row: Option<TaskRow> = sqlx::query_as(
-            "select id, user_id, title, description, status, created_at, updated_at
-             from tasks
-             where user_id = $1 and id = $2",
-        )
-        .bind(owner.as_str())
-        .bind(id.get())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let row: Option<TaskRow> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "select id, user_id, title, description, status, created_at, updated_at
+                     from tasks
+                     where user_id = $1 and id = $2",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
         found(row)
     }
 
@@ -147,42 +195,51 @@ impl TaskStore for PgStore {
         if changes.is_empty() {
             return self.get(owner, id).await;
         }
+        let now = now();
         // `greatest(...)` keeps updated_at strictly increasing even when two updates land
         // within the same microsecond or the clock steps back.
-        let row: Option<TaskRow> = sqlx::query_as(
-            "update tasks set
-                title = coalesce($3, title),
-                description = case when $4 then $5 else description end,
-                status = coalesce($6, status),
-                updated_at = greatest($7, updated_at + interval '1 microsecond')
-             where user_id = $1 and id = $2
-             returning id, user_id, title, description, status, created_at, updated_at",
-        )
-        .bind(owner.as_str())
-        .bind(id.get())
-        .bind(changes.title.as_ref().map(|t| t.as_str()))
-        .bind(changes.description.is_some())
-        .bind(
-            changes
-                .description
-                .as_ref()
-                .and_then(|d| d.as_ref().map(|d| d.as_str())),
-        )
-        .bind(changes.status.map(|s| s.as_str()))
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let row: Option<TaskRow> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "update tasks set
+                        title = coalesce($3, title),
+                        description = case when $4 then $5 else description end,
+                        status = coalesce($6, status),
+                        updated_at = greatest($7, updated_at + interval '1 microsecond')
+                     where user_id = $1 and id = $2
+                     returning id, user_id, title, description, status, created_at, updated_at",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .bind(changes.title.as_ref().map(|t| t.as_str()))
+                .bind(changes.description.is_some())
+                .bind(
+                    changes
+                        .description
+                        .as_ref()
+                        .and_then(|d| d.as_ref().map(|d| d.as_str())),
+                )
+                .bind(changes.status.map(|s| s.as_str()))
+                .bind(now)
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
         found(row)
     }
 
     async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
-        let result = sqlx::query("delete from tasks where user_id = $1 and id = $2")
-            .bind(owner.as_str())
-            .bind(id.get())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let result = self
+            .run(async |conn, persistent| {
+                sqlx::query("delete from tasks where user_id = $1 and id = $2")
+                    .persistent(persistent)
+                    .bind(owner.as_str())
+                    .bind(id.get())
+                    .execute(conn)
+                    .await
+            })
+            .await?;
         match result.rows_affected() {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 use todo_backend::app::{self, AppState, HttpSettings};
 use todo_backend::auth::Verifier;
 use todo_backend::auth::hs256::HmacSecret;
-use todo_backend::store::{PgStore, PoolSettings, SqliteStore, TaskStore};
+use todo_backend::store::{PgStore, PoolSettings, SqliteStore, TaskStore, TransactionPooler};
 
 /// The shared secret every test app verifies HS256 tokens with.
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
@@ -26,6 +26,7 @@ pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 const POOL: PoolSettings = PoolSettings {
     max_connections: 5,
     acquire_timeout: Duration::from_secs(10),
+    transaction_pooler: TransactionPooler::Auto,
 };
 
 /// Runs each named `async fn name(app: &TestApp)` once per backend, as
@@ -95,7 +96,22 @@ impl TestApp {
         init_logging();
         let database = PgTestDatabase::create().await?;
         let options = database.options();
-        let store = PgStore::connect_with(options.clone(), pool)
+        let (store_options, pool) = match std::env::var("TEST_POOLER_ADDRESS") {
+            // The store goes through a transaction-mode pooler; setup stays direct.
+            Ok(address) => {
+                let (host, port) = address
+                    .rsplit_once(':')
+                    .expect("TEST_POOLER_ADDRESS is host:port");
+                let options = options.clone().host(host).port(port.parse().expect("port"));
+                let pool = PoolSettings {
+                    transaction_pooler: TransactionPooler::On,
+                    ..pool
+                };
+                (options, pool)
+            }
+            Err(_) => (options.clone(), pool),
+        };
+        let store = PgStore::connect_with(store_options, pool)
             .await
             .expect("postgres connects");
         let database = TestDatabase::Postgres(Box::new(database));

@@ -214,6 +214,7 @@ async fn postgres_honours_sslmode_require_in_the_url() {
     let pool = PoolSettings {
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_secs(10),
+        transaction_pooler: Default::default(),
     };
     let store = todo_backend::store::connect(&url, pool)
         .await

@@ -18,6 +18,7 @@ async fn an_exhausted_pool_answers_503_with_retry_after_within_the_acquire_timeo
     let pool = PoolSettings {
         max_connections: 1,
         acquire_timeout,
+        transaction_pooler: Default::default(),
     };
     let Some((app, options)) = TestApp::postgres_with_pool(pool).await else {
         return;
