@@ -3,6 +3,7 @@
 //! [`router`] builds exactly what production serves, so the tests drive the same stack.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
@@ -28,6 +29,22 @@ use crate::{tasks, telemetry};
 pub struct AppState {
     pub store: Arc<dyn TaskStore>,
     pub verifier: Arc<Verifier>,
+    pub shutdown: ShutdownFlag,
+}
+
+/// Raised when the service starts shutting down, so that `/ready` fails (and load balancers
+/// stop sending traffic) while in-flight requests finish.
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownFlag(Arc<AtomicBool>);
+
+impl ShutdownFlag {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -165,17 +182,20 @@ async fn health() -> Json<ProbeStatus> {
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the service is not shutting down and the database answers.
 #[utoipa::path(
     get,
     path = "/ready",
     tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = ProbeStatus),
-        (status = 503, description = "The database does not answer", body = ErrorBody),
+        (status = 503, description = "Shutting down, or the database does not answer", body = ErrorBody),
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<Json<ProbeStatus>, ApiError> {
+    if state.shutdown.is_raised() {
+        return Err(ApiError::Unavailable);
+    }
     state.store.ping().await.map_err(|error| {
         tracing::warn!(%error, "readiness check failed");
         ApiError::Unavailable

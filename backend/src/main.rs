@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use todo_backend::app::{self, AppState, HttpSettings};
+use todo_backend::app::{self, AppState, HttpSettings, ShutdownFlag};
 use todo_backend::auth::{UserId, Verifier, dev_secret, hs256};
 use todo_backend::cli::{self, Command};
 use todo_backend::config::{Config, redact_url};
@@ -43,19 +43,20 @@ async fn serve(config: &Config) -> Result<(), StartupError> {
         .map_err(|error| format!("cannot listen on {}:{}: {error}", config.host, config.port))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
+    let shutdown = ShutdownFlag::default();
     let state = AppState {
         store: store.clone(),
         verifier,
+        shutdown: shutdown.clone(),
     };
     let settings = HttpSettings {
         cors_allowed_origins: config.cors_allowed_origins.clone(),
     };
-    server::serve(
-        listener,
-        app::router(state, &settings),
-        server::shutdown_signal(),
-    )
-    .await?;
+    let signalled = async move {
+        server::shutdown_signal().await;
+        shutdown.raise();
+    };
+    server::serve(listener, app::router(state, &settings), signalled).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

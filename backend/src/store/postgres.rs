@@ -10,8 +10,6 @@ use super::{PoolSettings, StoreError, TaskStore, classify, now};
 use crate::auth::UserId;
 use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// Tasks in PostgreSQL, through a connection pool.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -247,15 +245,26 @@ impl TaskStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        self.run(async |conn, persistent| {
+            sqlx::query("select 1")
+                .persistent(persistent)
+                .execute(conn)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        if self.transaction_pooler {
+            // The migration lock is a session advisory lock, which a transaction-mode pooler
+            // cannot hold across statements. Run `todo-backend migrate` against the direct
+            // (non-pooled) URL before deploying; here the already-applied migrations are
+            // only checked.
+            migrator.set_locking(false);
+        }
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 

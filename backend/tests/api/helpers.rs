@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use tower::ServiceExt;
 
-use todo_backend::app::{self, AppState, HttpSettings};
+use todo_backend::app::{self, AppState, HttpSettings, ShutdownFlag};
 use todo_backend::auth::Verifier;
 use todo_backend::auth::hs256::HmacSecret;
 use todo_backend::store::{PgStore, PoolSettings, SqliteStore, TaskStore, TransactionPooler};
@@ -61,6 +61,8 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn TaskStore>,
+    /// The flag `/ready` reads, as the binary raises it on SIGTERM.
+    pub shutdown: ShutdownFlag,
     // Declared last so that it is dropped after the store's pool.
     _database: TestDatabase,
 }
@@ -144,8 +146,10 @@ impl TestApp {
         let state = AppState {
             store: store.clone(),
             verifier: Arc::new(verifier),
+            shutdown: ShutdownFlag::default(),
         };
         TestApp {
+            shutdown: state.shutdown.clone(),
             router: app::router(state, &HttpSettings::default()),
             store,
             _database: database,

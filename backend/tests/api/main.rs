@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod jwks;
 mod openapi;
+mod server;
 mod store;
 mod tasks;
 mod unavailable;

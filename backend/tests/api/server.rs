@@ -1,0 +1,205 @@
+//! The server over real TCP: graceful shutdown, slow clients, connection limits.
+
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use todo_backend::server::{ServeOptions, serve_with};
+
+use crate::helpers::{TestApp, token};
+
+/// Starts `app` on a loopback port; returns its address, the trigger that stops it, and the
+/// server's task (which ends when serving has finished).
+async fn start(
+    app: &TestApp,
+    options: ServeOptions,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let flag = app.shutdown.clone();
+    let signal = async move {
+        let _ = stopped.await;
+        flag.raise();
+    };
+    let server = tokio::spawn(serve_with(listener, app.router.clone(), signal, options));
+    (address, stop, server)
+}
+
+/// Reads until the peer closes, or `limit` passes. Returns what was read and whether the
+/// peer closed.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&received).into(), true),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => return (String::from_utf8_lossy(&received).into(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_ones() {
+    let app = TestApp::sqlite().await;
+    let (address, stop, server) = start(&app, ServeOptions::default()).await;
+    let alice = token("alice");
+
+    // An idle keep-alive client, which must not delay the exit.
+    let mut idle = TcpStream::connect(address).await.expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.expect("response");
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    // A slow client, halfway through sending its body when the signal arrives.
+    let body = r#"{"title":"sent slowly"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut slow = TcpStream::connect(address).await.expect("connect");
+    let request = format!(
+        "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {alice}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    );
+    slow.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let signalled = Instant::now();
+    stop.send(()).expect("server is running");
+
+    // /ready fails as soon as the flag is up.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !app.shutdown.is_raised() {
+        assert!(Instant::now() < deadline, "flag raised");
+        tokio::task::yield_now().await;
+    }
+    app.call(Method::GET, "/ready", None, None)
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE);
+
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpStream::connect(address).await {
+            Err(_) => break,
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still accepting after the signal"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    // The idle connection is closed by the server.
+    let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(2)).await;
+    assert!(closed, "the idle keep-alive connection was closed");
+
+    // The slow request completes.
+    slow.write_all(tail.as_bytes())
+        .await
+        .expect("write the rest");
+    let (response, _) = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.contains("sent slowly"), "{response}");
+
+    let finished = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
+    assert!(finished.is_ok());
+    eprintln!(
+        "drained and stopped {:?} after the signal",
+        signalled.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_is_bounded_by_its_timeout() {
+    let app = TestApp::sqlite().await;
+    let options = ServeOptions {
+        drain_timeout: Duration::from_millis(500),
+        ..ServeOptions::default()
+    };
+    let (address, stop, server) = start(&app, options).await;
+    // A request whose body never finishes.
+    let mut stuck = TcpStream::connect(address).await.expect("connect");
+    stuck
+        .write_all(b"POST /api/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    stop.send(()).expect("running");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server gave up on the stuck request")
+        .expect("task")
+        .expect("serve");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        signalled.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_headers_is_cut_off_and_others_are_served() {
+    let app = TestApp::sqlite().await;
+    let options = ServeOptions {
+        header_read_timeout: Duration::from_millis(500),
+        ..ServeOptions::default()
+    };
+    let (address, stop, server) = start(&app, options).await;
+
+    let mut slowloris = TcpStream::connect(address).await.expect("connect");
+    slowloris
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut closed = false;
+    // Keep trickling header bytes; the deadline is for the whole header, not each byte.
+    while started.elapsed() < Duration::from_secs(5) {
+        if slowloris.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), slowloris.read(&mut byte)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the connection was closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut healthy = TcpStream::connect(address).await.expect("still accepting");
+    healthy
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let (response, _) = read_until_closed(&mut healthy, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    stop.send(()).expect("running");
+    let _ = server.await;
+}
