@@ -124,6 +124,11 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    // Outside the CORS layer, which would answer a foreign preflight 200 with no grant.
+    let allowed = settings.cors_allowed_origins.clone();
+    let router = router.layer(mw::from_fn(move |request, next| {
+        middleware::refuse_foreign_preflight(allowed.clone(), request, next)
+    }));
     // Layers run outside-in from the last added: request id, then the span, then the rest.
     router
         .layer(SetResponseHeaderLayer::overriding(

@@ -54,6 +54,8 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("method not allowed for this path")]
     MethodNotAllowed,
+    #[error("cross-origin requests from this origin are not allowed")]
+    OriginNotAllowed,
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -87,6 +89,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TaskNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -181,6 +184,7 @@ mod tests {
             (ApiError::TaskNotFound, 404),
             (ApiError::RouteNotFound("/nope".into()), 404),
             (ApiError::MethodNotAllowed, 405),
+            (ApiError::OriginNotAllowed, 403),
             (ApiError::invalid_field("title", "must not be blank"), 422),
             (ApiError::UnsupportedMediaType, 415),
             (ApiError::PayloadTooLarge, 413),

@@ -49,33 +49,62 @@ fn http(port: u16, request: &str) -> (u16, String) {
     (status, body)
 }
 
+/// A running `todo-backend serve` on a free port, with its log collected in the background.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+    log: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Server {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = todo_backend(dir)
+            .args(["serve", "--port", "0"])
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            assert!(Instant::now() < deadline, "no address reported: {seen:?}");
+            let line = lines.next().expect("server is running").expect("utf-8 log");
+            seen.push(line.clone());
+            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                break rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|port| port.parse::<u16>().ok())
+                    .expect("port in log line");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        let log = std::thread::spawn(move || {
+            seen.extend(lines.map_while(Result::ok));
+            seen
+        });
+        Server { child, port, log }
+    }
+
+    /// SIGTERM, then the exit status and the whole log.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let exit = self.child.wait().expect("server exits");
+        (exit, self.log.join().expect("log thread"))
+    }
+}
+
 #[test]
 fn a_first_run_with_no_configuration_serves_tasks_to_a_cli_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = todo_backend(dir.path())
-        .args(["serve", "--port", "0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let stderr = server.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let port = loop {
-        assert!(
-            Instant::now() < deadline,
-            "server did not report its address"
-        );
-        let line = lines.next().expect("server is running").expect("utf-8 log");
-        if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
-            break rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|port| port.parse::<u16>().ok())
-                .expect("port in log line");
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port;
 
     assert!(
         dir.path().join("data/todo.db").exists(),
@@ -111,14 +140,8 @@ fn a_first_run_with_no_configuration_serves_tasks_to_a_cli_token() {
     );
     assert_eq!(status, 401, "no token, no tasks");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let exit = server.wait().expect("server exits");
+    let (exit, log) = server.stop();
     assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
-    let log = log.join().expect("log thread");
     assert!(log.iter().any(|line| line.contains("stopped")), "{log:?}");
 }
 
@@ -190,4 +213,45 @@ fn with_only_better_auth_configured_there_is_no_development_secret() {
         !dir.path().join("data/dev-secret").exists(),
         "a JWKS deployment never gets a secret anyone can mint tokens with"
     );
+}
+
+#[test]
+fn neither_the_token_nor_the_secret_reaches_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "log-leak-canary-secret-0123456789abcdef";
+    let env = [
+        ("BETTER_AUTH_SECRET", secret),
+        ("RUST_LOG", "debug"),
+        ("LOG_FORMAT", "json"),
+    ];
+    let server = Server::start(dir.path(), &env);
+    let output = run(dir.path(), &["token", "alice"], &env);
+    let token = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let body = r#"{"title":"log canary"}"#;
+    let request = format!(
+        "POST /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(http(server.port, &request).0, 201);
+    // A bad token too: error paths must not echo it either.
+    let tampered = format!("{token}x");
+    let request = format!(
+        "GET /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tampered}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(http(server.port, &request).0, 401);
+
+    let (_, log) = server.stop();
+    let log = log.join("\n");
+    assert!(
+        log.contains(r#""status":201"#),
+        "the request was logged: {log}"
+    );
+    let signature = token.rsplit('.').next().expect("signature");
+    assert!(!log.contains(signature), "the token leaked into the log");
+    assert!(!log.contains(secret), "the secret leaked into the log");
 }

@@ -137,6 +137,21 @@ impl TestApp {
         Self::build(store, database, verifier).await
     }
 
+    /// An app on a new SQLite file with these HTTP settings (e.g. CORS origins).
+    pub async fn sqlite_with_settings(settings: HttpSettings) -> TestApp {
+        let mut app = Self::sqlite().await;
+        let state = AppState {
+            store: app.store.clone(),
+            verifier: Arc::new(Verifier::hs256(
+                &HmacSecret::new(SECRET).expect("long enough"),
+                Duration::from_secs(60),
+            )),
+            shutdown: app.shutdown.clone(),
+        };
+        app.router = app::router(state, &settings);
+        app
+    }
+
     async fn build(
         store: Arc<dyn TaskStore>,
         database: TestDatabase,

@@ -622,3 +622,57 @@ backend_tests!(
     health_and_ready_answer,
     one_hundred_concurrent_creates_all_succeed_with_distinct_ids,
 );
+
+mod cors {
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, StatusCode, header};
+
+    use todo_backend::app::HttpSettings;
+
+    use crate::helpers::TestApp;
+
+    fn preflight(origin: &str) -> Request<Body> {
+        Request::options("/api/tasks")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn an_allowed_origin_gets_its_preflight_granted() {
+        let settings = HttpSettings {
+            cors_allowed_origins: vec![HeaderValue::from_static("https://app.example.com")],
+        };
+        let app = TestApp::sqlite_with_settings(settings).await;
+        let response = app.send(preflight("https://app.example.com")).await;
+        assert!(response.status.is_success(), "{:?}", response.status);
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        let methods = response
+            .header("access-control-allow-methods")
+            .unwrap_or_default();
+        assert!(methods.contains("POST"), "{methods}");
+    }
+
+    #[tokio::test]
+    async fn a_foreign_origin_gets_a_403_json_error() {
+        let settings = HttpSettings {
+            cors_allowed_origins: vec![HeaderValue::from_static("https://app.example.com")],
+        };
+        for app in [
+            TestApp::sqlite_with_settings(settings).await,
+            TestApp::sqlite_with_settings(HttpSettings::default()).await,
+        ] {
+            let response = app.send(preflight("https://evil.example.com")).await;
+            response.assert_error(StatusCode::FORBIDDEN);
+            assert!(response.header("access-control-allow-origin").is_none());
+        }
+    }
+}
