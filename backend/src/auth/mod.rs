@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, header, request::Parts};
 
 use crate::error::ApiError;
 
+mod cache;
 pub mod dev_secret;
 mod error;
 pub mod hs256;

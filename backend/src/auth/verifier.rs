@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
+use super::cache::VerifiedTokens;
 use super::hs256::{HmacSecret, Hs256Key};
 use super::jwks::{self, JwksKeys, JwksSettings};
 use super::{AuthError, MAX_TOKEN_BYTES, UserId};
@@ -49,6 +50,8 @@ impl Claims {
 pub struct Verifier {
     hs256: Option<Hs256Key>,
     jwks: Option<Arc<JwksKeys>>,
+    /// Asymmetric tokens already verified (HS256 is cheaper to check than to look up).
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -71,6 +74,7 @@ impl Verifier {
         Ok(Verifier {
             hs256: hs256.map(|(secret, leeway)| Hs256Key::new(secret, leeway)),
             jwks: jwks.map(JwksKeys::start).transpose()?,
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -80,6 +84,7 @@ impl Verifier {
         Verifier {
             hs256: Some(Hs256Key::new(secret, leeway)),
             jwks: None,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -100,11 +105,18 @@ impl Verifier {
                 .ok_or(AuthError::AlgorithmNotAccepted)?
                 .decode(token)?,
             alg if jwks::ACCEPTED.contains(&alg) => {
-                self.jwks
-                    .as_ref()
-                    .ok_or(AuthError::AlgorithmNotAccepted)?
-                    .decode(token, &header)
-                    .await?
+                let jwks = self.jwks.as_ref().ok_or(AuthError::AlgorithmNotAccepted)?;
+                let now = jsonwebtoken::get_current_timestamp();
+                if let Some(user) = self.verified.get(token, now) {
+                    return Ok(user);
+                }
+                let claims = jwks.decode(token, &header).await?;
+                let expires_at = claims.exp.as_u64();
+                let user = claims.user()?;
+                if let Some(expires_at) = expires_at {
+                    self.verified.insert(token, user.clone(), expires_at, now);
+                }
+                return Ok(user);
             }
             _ => return Err(AuthError::AlgorithmNotAccepted),
         };
