@@ -77,13 +77,7 @@ enum TestDatabase {
 impl TestApp {
     /// An app on a new SQLite file in a temporary directory.
     pub async fn sqlite() -> TestApp {
-        init_logging();
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("todo.db").display());
-        let store = SqliteStore::connect(&url, POOL)
-            .await
-            .expect("sqlite opens");
-        Self::with_store(Arc::new(store), TestDatabase::Sqlite(dir)).await
+        Self::sqlite_with_verifier(test_verifier()).await
     }
 
     /// An app on a new PostgreSQL database, or `None` when `TEST_DATABASE_URL` is not set.
@@ -132,9 +126,7 @@ impl TestApp {
     }
 
     async fn with_store(store: Arc<dyn TaskStore>, database: TestDatabase) -> TestApp {
-        let secret = HmacSecret::new(SECRET).expect("secret is long enough");
-        let verifier = Verifier::hs256(&secret, Duration::from_secs(60));
-        Self::build(store, database, verifier).await
+        Self::build(store, database, test_verifier()).await
     }
 
     /// An app on a new SQLite file with these HTTP settings (e.g. CORS origins).
@@ -142,10 +134,7 @@ impl TestApp {
         let mut app = Self::sqlite().await;
         let state = AppState {
             store: app.store.clone(),
-            verifier: Arc::new(Verifier::hs256(
-                &HmacSecret::new(SECRET).expect("long enough"),
-                Duration::from_secs(60),
-            )),
+            verifier: Arc::new(test_verifier()),
             shutdown: app.shutdown.clone(),
         };
         app.router = app::router(state, &settings);
@@ -240,6 +229,12 @@ impl TestApp {
             task["id"].as_i64().expect("task has an integer id")
         )
     }
+}
+
+/// Verifies HS256 tokens signed with [`SECRET`], with the default leeway.
+fn test_verifier() -> Verifier {
+    let secret = HmacSecret::new(SECRET).expect("secret is long enough");
+    Verifier::hs256(&secret, Duration::from_secs(60))
 }
 
 /// A valid token for `user`, good for an hour.
