@@ -79,8 +79,15 @@ impl PgStore {
 /// PostgreSQL error codes that mean "the server cannot serve you right now".
 fn transient(code: &str) -> bool {
     // 08: connection exceptions; 53: insufficient resources (e.g. too many connections);
-    // 57P01-57P03: the server is shutting down or not yet accepting connections.
-    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+    // 57P01-57P04: the server is shutting down, not yet accepting connections, or the
+    // database was dropped; 55000 and 3D000: the database does not accept connections now
+    // (`allow_connections false`) or is being renamed.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P04" | "55000" | "3D000"
+        )
 }
 
 fn db_error(error: sqlx::Error) -> StoreError {

@@ -15,6 +15,10 @@ pub const TITLE_MAX_CHARS: usize = 200;
 /// The most characters (Unicode scalar values) a description may have.
 pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 
+// Request schemas carry the text rules as OpenAPI (ECMA-262) patterns too, so that generated
+// clients and fuzzers know them: no NUL anywhere, and a title needs one character that is not
+// white space (exactly the characters Rust's `str::trim` removes).
+
 /// Why a text value was refused. Its `Display` is the message the client sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextError {
@@ -184,10 +188,10 @@ pub struct Task {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
-    #[schema(value_type = String, min_length = 1, max_length = 200, example = "Buy milk")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$", example = "Buy milk")]
     pub title: TaskTitle,
     #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[schema(value_type = Option<String>, max_length = 2000, pattern = r"^[^\u0000]*$")]
     pub description: Option<TaskDescription>,
     /// Defaults to `pending`; `null` is refused.
     #[serde(default, deserialize_with = "present")]
@@ -201,11 +205,11 @@ pub struct CreateTask {
 pub struct UpdateTask {
     /// A new title; `null` is refused (a task always has a title).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$")]
     pub title: Option<TaskTitle>,
     /// A new description; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[schema(value_type = Option<String>, max_length = 2000, pattern = r"^[^\u0000]*$")]
     pub description: Option<Option<TaskDescription>>,
     /// A new status; `null` is refused.
     #[serde(default, deserialize_with = "present")]

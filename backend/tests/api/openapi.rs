@@ -165,3 +165,40 @@ async fn the_docs_page_works_offline() {
         .text();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
 }
+
+#[test]
+fn the_documented_text_patterns_agree_with_the_validation() {
+    use todo_backend::tasks::model::{TaskDescription, TaskTitle};
+    let doc = serde_json::to_value(todo_backend::app::openapi()).expect("serializes");
+    let properties = &doc["components"]["schemas"]["CreateTask"]["properties"];
+    let title = jsonschema::validator_for(&properties["title"]).expect("title schema");
+    let description = jsonschema::validator_for(&json!({"type": "string",
+        "pattern": properties["description"]["pattern"]}))
+    .expect("description schema");
+    let samples = [
+        "a",
+        " a ",
+        "",
+        " ",
+        "\t\n",
+        "\u{0085}",
+        "\u{00A0}x",
+        "\u{3000}",
+        "\u{FEFF}",
+        "a\0b",
+        "\0",
+        "ü",
+        "\u{2028}\u{2029}",
+        "\r",
+    ];
+    for sample in samples {
+        let accepted = TaskTitle::try_from(sample.to_owned()).is_ok();
+        assert_eq!(title.is_valid(&json!(sample)), accepted, "title {sample:?}");
+        let accepted = TaskDescription::try_from(sample.to_owned()).is_ok();
+        assert_eq!(
+            description.is_valid(&json!(sample)),
+            accepted,
+            "description {sample:?}"
+        );
+    }
+}
