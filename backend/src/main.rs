@@ -37,9 +37,7 @@ async fn main() -> ExitCode {
 async fn serve(config: &Config) -> Result<(), StartupError> {
     let verifier = Arc::new(verifier(config)?);
     let store = open_store(config).await?;
-    let address = (config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
+    let listener = server::bind(std::net::SocketAddr::new(config.host, config.port))
         .map_err(|error| format!("cannot listen on {}:{}: {error}", config.host, config.port))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
