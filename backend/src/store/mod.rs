@@ -87,7 +87,8 @@ pub struct PoolSettings {
 /// pooled endpoint), where a session's server connection can change between statements.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum TransactionPooler {
-    /// On when the host name contains `-pooler`, as Neon's pooled endpoints do.
+    /// On when the host name contains `-pooler`, as Neon's pooled endpoints do, or the port
+    /// is PgBouncer's default, 6432.
     #[default]
     Auto,
     #[value(alias = "true")]
@@ -97,10 +98,10 @@ pub enum TransactionPooler {
 }
 
 impl TransactionPooler {
-    /// Resolves `Auto` for a given database host.
-    pub fn is_on_for(self, host: &str) -> bool {
+    /// Resolves `Auto` for a given database host and port.
+    pub fn is_on_for(self, host: &str, port: u16) -> bool {
         match self {
-            TransactionPooler::Auto => host.contains("-pooler"),
+            TransactionPooler::Auto => host.contains("-pooler") || port == 6432,
             TransactionPooler::On => true,
             TransactionPooler::Off => false,
         }
@@ -200,12 +201,15 @@ mod tests {
     #[test]
     fn neon_pooled_hosts_turn_pooler_mode_on() {
         let neon = "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech";
-        assert!(TransactionPooler::Auto.is_on_for(neon));
+        assert!(TransactionPooler::Auto.is_on_for(neon, 5432));
+        let direct = "ep-cool-darkness-123456.us-east-2.aws.neon.tech";
+        assert!(!TransactionPooler::Auto.is_on_for(direct, 5432));
         assert!(
-            !TransactionPooler::Auto.is_on_for("ep-cool-darkness-123456.us-east-2.aws.neon.tech")
+            TransactionPooler::Auto.is_on_for("10.0.0.5", 6432),
+            "PgBouncer's port"
         );
-        assert!(!TransactionPooler::Off.is_on_for(neon));
-        assert!(TransactionPooler::On.is_on_for("127.0.0.1"));
+        assert!(!TransactionPooler::Off.is_on_for(neon, 6432));
+        assert!(TransactionPooler::On.is_on_for("127.0.0.1", 5432));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 
 use super::{PoolSettings, StoreError, TaskStore, classify, now};
 use crate::auth::UserId;
@@ -22,9 +22,17 @@ pub struct PgStore {
 impl PgStore {
     /// Connects using a `postgres://` URL (which may carry `sslmode`, `sslrootcert`, …).
     pub async fn connect(database_url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(database_url).map_err(|error| {
+        let mut options = PgConnectOptions::from_str(database_url).map_err(|error| {
             StoreError::Other(format!("DATABASE_URL is not a valid PostgreSQL URL: {error}").into())
         })?;
+        // As in libpq: `sslmode=require` with a root certificate given also verifies the
+        // chain (sqlx alone would ignore the certificate and accept any server).
+        let has_root_cert = url::Url::parse(database_url)
+            .is_ok_and(|url| url.query_pairs().any(|(key, _)| key == "sslrootcert"))
+            || std::env::var_os("PGSSLROOTCERT").is_some();
+        if has_root_cert && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
         Self::connect_with(options, pool).await
     }
 
@@ -33,11 +41,14 @@ impl PgStore {
         options: PgConnectOptions,
         settings: PoolSettings,
     ) -> Result<Self, StoreError> {
-        let transaction_pooler = settings.transaction_pooler.is_on_for(options.get_host());
+        let transaction_pooler = settings
+            .transaction_pooler
+            .is_on_for(options.get_host(), options.get_port());
         let options = if transaction_pooler {
             // Named statements live on one server connection; the pooler may give the next
-            // transaction another one, where the name is unknown or taken.
-            options.statement_cache_capacity(0)
+            // transaction another one, where the name is unknown or taken. And PgBouncer
+            // refuses start-up parameters it does not know, such as extra_float_digits.
+            options.statement_cache_capacity(0).extra_float_digits(None)
         } else {
             options
         };
