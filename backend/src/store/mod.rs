@@ -13,6 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::auth::UserId;
 use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
 
+mod pg_migrations;
 pub mod postgres;
 pub mod sqlite;
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 
-use super::{PoolSettings, StoreError, TaskStore, classify, now};
+use super::{PoolSettings, StoreError, TaskStore, classify, now, pg_migrations};
 use crate::auth::UserId;
 use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
 
@@ -274,15 +274,12 @@ impl TaskStore for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        let migrator = sqlx::migrate!("./migrations/postgres");
         if self.transaction_pooler {
-            // The migration lock is a session advisory lock, which a transaction-mode pooler
-            // cannot hold across statements. Run `todo-backend migrate` against the direct
-            // (non-pooled) URL before deploying; here the already-applied migrations are
-            // only checked.
-            migrator.set_locking(false);
+            pg_migrations::run(&migrator, &self.pool).await?;
+        } else {
+            migrator.run(&self.pool).await?;
         }
-        migrator.run(&self.pool).await?;
         Ok(())
     }
 

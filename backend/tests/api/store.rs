@@ -233,3 +233,76 @@ async fn postgres_honours_sslmode_require_in_the_url() {
             .expect("pg_stat_ssl is readable");
     assert!(encrypted, "sslmode=require gave an encrypted connection");
 }
+
+/// Behind a transaction-mode pooler, migrations run in one transaction with unnamed
+/// statements. That path must agree with sqlx's migrator on what has been applied (either
+/// may run first), be a no-op when repeated, and refuse a database whose applied migration
+/// differs from the embedded one.
+#[tokio::test]
+async fn pooler_mode_migrations_agree_with_the_migrator() {
+    use todo_backend::store::{PgStore, TaskStore, TransactionPooler};
+
+    let Some(database) = PgTestDatabase::create().await else {
+        return;
+    };
+    let settings = |transaction_pooler| PoolSettings {
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        transaction_pooler,
+    };
+    let pooled = PgStore::connect_with(database.options(), settings(TransactionPooler::On))
+        .await
+        .expect("connects");
+    let direct = PgStore::connect_with(database.options(), settings(TransactionPooler::Off))
+        .await
+        .expect("connects");
+
+    pooled
+        .migrate()
+        .await
+        .expect("pooler-mode migrations apply");
+    pooled
+        .migrate()
+        .await
+        .expect("and are a no-op the second time");
+    direct
+        .migrate()
+        .await
+        .expect("sqlx's migrator accepts what they recorded");
+    let task = pooled
+        .create(&user("alice"), new_task("after migrations"))
+        .await
+        .expect("the schema is there");
+    assert_eq!(task.title, "after migrations");
+
+    let mut connection = PgConnection::connect_with(&database.options())
+        .await
+        .expect("connects");
+    let (applied, embedded): (i64, usize) = (
+        sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+            .fetch_one(&mut connection)
+            .await
+            .expect("bookkeeping table is readable"),
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .expect("migrations directory")
+            .count(),
+    );
+    assert_eq!(applied, embedded as i64, "each migration recorded once");
+
+    sqlx::query("update _sqlx_migrations set checksum = '\\x00'")
+        .execute(&mut connection)
+        .await
+        .expect("checksum tampered");
+    let error = pooled
+        .migrate()
+        .await
+        .expect_err("a changed migration is refused");
+    assert!(
+        error
+            .to_string()
+            .contains("previously applied but has been modified"),
+        "unexpected error: {error}"
+    );
+    pooled.close().await;
+    direct.close().await;
+}
