@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The benchmark of todo-backend, in one run on one machine: build the release binary, then for
+# PostgreSQL and for SQLite: a fresh database, 2 users × TASKS tasks, and for each step
+# (operation × connections) an HTTP load test with wrk; on PostgreSQL also the ceiling, pgbench
+# on the exact SQL the service sends. Then the start-up time. Prints markdown tables and
+# writes them to bench/results/latest.md (raw tool output: bench/results/latest.log).
+#
+# It is a benchmark, not a test: it exits non-zero only when the harness itself breaks.
+#
+# Settings (environment):
+#   BIN=PATH             benchmark this binary, do not build
+#   BENCH_SKIP_BUILD=1   do not build; use target/release/todo-backend
+#   BENCH_SMOKE=1        CI smoke: one 2 s step per table, no warm-up, 3 starts
+#   DURATION=10          seconds per measured step (whole seconds; pgbench's -T)
+#   WARMUP=2             seconds of unrecorded load before each measured step
+#   STEPS="op:conns[:eddsa] …"   the steps (ops: get list create update); ":eddsa" sends
+#                        EdDSA tokens verified against a JWKS (as Better Auth issues them)
+#                        instead of HS256 ones
+#   BACKENDS="postgres sqlite"
+#   STARTS=5             starts for the start-up median (0: skip it)
+#   TASKS=1000           tasks seeded per user
+#   DB_MAX_CONNECTIONS=10  the service's pool (its default)
+#   PG_HEADROOM=10       PostgreSQL connections pgbench leaves free for everybody else
+#   WRK_TIMEOUT=5        seconds; a slower request counts as a timeout error
+#   SERVICE_LOG_LEVEL=info  the service's RUST_LOG
+#   TOKIO_WORKER_THREADS   passed to the service when set (default: one per core)
+set -euo pipefail
+
+bench=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$bench")
+
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then
+  DURATION=${DURATION:-2} WARMUP=${WARMUP:-0} STARTS=${STARTS:-3} STEPS=${STEPS:-update:10}
+else
+  DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} STARTS=${STARTS:-5}
+  STEPS=${STEPS:-"get:10 list:10 create:10 update:10 get:100 list:100 create:100 update:100 get:100:eddsa list:100:eddsa create:100:eddsa list:1000 create:1000"}
+fi
+BACKENDS=${BACKENDS:-"postgres sqlite"}
+TASKS=${TASKS:-1000}
+DB_MAX_CONNECTIONS=${DB_MAX_CONNECTIONS:-10}
+PG_HEADROOM=${PG_HEADROOM:-10}
+WRK_TIMEOUT=${WRK_TIMEOUT:-5}
+WRK_THREADS=2
+SERVICE_LOG_LEVEL=${SERVICE_LOG_LEVEL:-info} # the default: per-request logging is part of the cost
+export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+for n in "$DURATION" "$WARMUP" "$STARTS" "$TASKS"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || die "DURATION, WARMUP, STARTS and TASKS must be whole numbers"
+done
+[ "$DURATION" -ge 1 ] || die "DURATION must be at least 1"
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  [ "$(id -u)" = 0 ] || die "wrk is missing (apt-get install wrk)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+for tool in curl python3 node; do command -v $tool >/dev/null || die "$tool is missing"; done
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+  for tool in psql pgbench pg_isready; do command -v $tool >/dev/null || die "$tool is missing"; done
+  pg_isready -q || die "PostgreSQL is not answering on $PGHOST:$PGPORT"
+fi
+# The real interpreter, so that it runs under `env -i` (pyenv's shims need HOME and more).
+PY=$(python3 -c 'import sys; print(sys.executable)')
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# --- the binary --------------------------------------------------------------------------
+if [ -n "${BIN:-}" ]; then
+  :
+elif [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  BIN=$root/target/release/todo-backend
+else
+  say "cargo build --release"
+  (cd "$root" && cargo build --release --locked)
+  BIN=$root/target/release/todo-backend
+fi
+[ -x "$BIN" ] || die "no binary at $BIN"
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+# --- scratch space and clean-up ----------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/todo-bench.XXXXXX")
+results=$bench/results
+mkdir -p "$results"
+raw=$results/latest.log
+: >"$raw"
+printf 'backend\top\tauth\tconns\trequests\tduration_us\ttimed\tunpaired\tbusy_us\tmean_us\tp50_us\tp95_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tlisten_drops\trss_kib\tceiling_tps\tceiling_clients\tceiling_failed\n' \
+  >"$work/results.tsv"
+: >"$work/startup.tsv"
+svc_pid=
+issuer_pid=
+database=
+cleanup() {
+  if [ -n "$issuer_pid" ]; then kill "$issuer_pid" 2>/dev/null || true; fi
+  if [ -n "$svc_pid" ]; then kill -TERM "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true; fi
+  if [ -n "$database" ]; then psql -d postgres -qc "drop database if exists $database with (force)" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+
+# The service's settings, for env(1): exactly these, nothing from the caller's environment.
+# Commands run with them in the scratch directory, so no .env is read either.
+service_env() {
+  svc_env=(env -i PATH="$PATH" HOME="$work" LANG=C.UTF-8
+    DATABASE_URL="$db_url" HOST=127.0.0.1 BETTER_AUTH_SECRET="$secret"
+    BETTER_AUTH_URL="http://127.0.0.1:$issuer_port"
+    RUST_LOG="$SERVICE_LOG_LEVEL" DB_MAX_CONNECTIONS="$DB_MAX_CONNECTIONS"
+    ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS="$TOKIO_WORKER_THREADS"})
+}
+
+# The kernel's count of connections dropped because a listen queue was full (machine-wide).
+listen_overflows() {
+  awk '/^TcpExt:/ { if (!seen++) { for (i = 2; i <= NF; i++) col[$i] = i } else print $col["ListenOverflows"] }' \
+    /proc/net/netstat
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_service() {
+  port=$(free_port)
+  : >"$work/service.log"
+  # The subshell execs env, which execs the binary: $! is the service's own pid.
+  (cd "$work" && exec "${svc_env[@]}" PORT="$port" "$BIN" serve) >>"$work/service.log" 2>&1 &
+  svc_pid=$!
+  for _ in $(seq 600); do
+    curl -fso /dev/null "http://127.0.0.1:$port/health" && return 0
+    kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$work/service.log" >&2; die "the service exited"; }
+    sleep 0.05
+  done
+  die "no 200 on /health within 30 s"
+}
+
+stop_service() {
+  kill -TERM "$svc_pid"
+  wait "$svc_pid" || true
+  svc_pid=
+}
+
+# Seeds TASKS tasks for users 100001 and 100002 (digit strings, so that pgbench, whose
+# variables are numbers, can bind them); prints "user|min id|max id|count" per user.
+seed() {
+  case $backend in
+    postgres)
+      for user in 100001 100002; do
+        psql -d "$database" -v ON_ERROR_STOP=1 -qc "
+          insert into tasks (user_id, title, description, status, created_at, updated_at)
+          select '$user', 'seed task ' || g, null, 'pending', t, t
+            from generate_series(1, $TASKS) g,
+                 lateral (select now() - ($TASKS - g) * interval '1 ms' as t) x"
+      done
+      psql -d "$database" -Atc "select user_id, min(id), max(id), count(*) from tasks group by 1 order by 1" ;;
+    sqlite)
+      "$PY" - "$db_path" "$TASKS" <<'PY'
+import sqlite3, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(path, timeout=30)
+now = time.time_ns() // 1000  # the schema's timestamps: microseconds since the epoch
+for user in ("100001", "100002"):
+    db.executemany(
+        "insert into tasks (user_id, title, description, status, created_at, updated_at)"
+        " values (?, ?, null, 'pending', ?, ?)",
+        [(user, f"seed task {g}", now - (n - g) * 1000, now - (n - g) * 1000)
+         for g in range(1, n + 1)])
+db.commit()
+for row in db.execute("select user_id, min(id), max(id), count(*) from tasks group by 1 order by 1"):
+    print("|".join(map(str, row)))
+PY
+      ;;
+  esac
+}
+
+# EdDSA tokens for the two users, from bench/issuer.mjs, which also serves their JWKS (at
+# BETTER_AUTH_URL's /api/auth/jwks) for as long as the run lasts.
+start_issuer() {
+  issuer_port=$(free_port)
+  node "$bench/issuer.mjs" "$issuer_port" 43200 100001 100002 >"$work/issuer.out" 2>&1 &
+  issuer_pid=$!
+  for _ in $(seq 100); do
+    [ "$(wc -l <"$work/issuer.out")" -ge 2 ] && break
+    kill -0 "$issuer_pid" 2>/dev/null || { cat "$work/issuer.out" >&2; die "issuer.mjs exited"; }
+    sleep 0.05
+  done
+  eddsa_tokens=$(head -2 "$work/issuer.out" | tr '\n' ' ')
+  [ -n "$eddsa_tokens" ] || die "issuer.mjs printed no tokens"
+}
+
+# wrk OP CONNS SECONDS AUTH: prints wrk's output, whose "BENCH " line has the numbers.
+run_wrk() {
+  local threads=$((${2} < WRK_THREADS ? ${2} : WRK_THREADS))
+  local step_tokens=$tokens
+  [ "${4:-hs256}" = eddsa ] && step_tokens=$eddsa_tokens
+  BENCH_OP=$1 BENCH_TOKENS="$step_tokens" BENCH_IDS="$ids" \
+    wrk -t "$threads" -c "$2" -d "${3}s" --timeout "${WRK_TIMEOUT}s" --latency \
+    -s "$bench/wrk.lua" "http://127.0.0.1:$port"
+}
+
+# The ceiling for OP at CONNS clients: prints "tps clients failed".
+run_pgbench() {
+  local op=$1 clients=$2 cap
+  cap=$(psql -d postgres -Atc "select current_setting('max_connections')::int - count(*) - $PG_HEADROOM
+                                 from pg_stat_activity where backend_type = 'client backend'")
+  [ "$clients" -le "$cap" ] || clients=$cap
+  [ "$clients" -ge 1 ] || die "no PostgreSQL connections left for pgbench"
+  local out
+  out=$(pgbench -n -M prepared -c "$clients" -j $((clients < 2 ? clients : 2)) -T "$DURATION" \
+    -D tasks="$TASKS" -D "title=bench task" -D status_new=pending -D status_done=completed \
+    -f "$bench/pgbench/$op.sql" "$database" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+  printf '\n== %s ceiling: pgbench %s, %s clients\n%s\n' "$backend" "$op" "$clients" "$out" >>"$raw"
+  local tps failed
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+  [ -n "$tps" ] || { echo "$out" >&2; die "no tps in pgbench's output"; }
+  echo "$tps $clients ${failed:-0}"
+}
+
+run_step() {
+  local op=$1 conns=$2 auth=$3 out numbers drops rss ceiling requests duration_us
+  [ -f "$bench/pgbench/$op.sql" ] || die "unknown operation $op in STEPS"
+  [[ $auth == hs256 || $auth == eddsa ]] || die "unknown token kind $auth in STEPS"
+  if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" "$auth" >/dev/null; fi
+  : >"$work/service.log" # opened for appending: truncating keeps the log from piling up
+  echo 5 >"/proc/$svc_pid/clear_refs" 2>/dev/null || say "cannot reset the peak RSS; it covers the whole run"
+  drops=$(listen_overflows)
+  out=$(run_wrk "$op" "$conns" "$DURATION" "$auth")
+  drops=$(($(listen_overflows) - drops))
+  kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$work/service.log" >&2; die "the service died during $op c=$conns"; }
+  rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$svc_pid/status")
+  printf '\n== %s service: %s, %s connections, %s tokens\n%s\n' "$backend" "$op" "$conns" "$auth" "$out" >>"$raw"
+  # "BENCH requests=1 duration_us=2 …" → the values, in the order of the TSV's columns.
+  numbers=$(sed -n 's/^BENCH //p' <<<"$out" | sed 's/[a-z0-9_]*=//g')
+  [ -n "$numbers" ] || { echo "$out" >&2; die "no BENCH line in wrk's output"; }
+  ceiling="0 0 0"
+  if [ "$backend" = postgres ]; then ceiling=$(run_pgbench "$op" "$conns"); fi
+  echo "$backend $op $auth $conns $numbers $drops $rss $ceiling" | tr ' ' '\t' >>"$work/results.tsv"
+  read -r requests duration_us _ <<<"$numbers"
+  say "$backend $op c=$conns $auth: $(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", r / d * 1e6 }') req/s" \
+    "$([ "$backend" = postgres ] && echo "(ceiling ${ceiling%% *} tps)")"
+}
+
+bench_backend() {
+  backend=$1
+  case $backend in
+    postgres)
+      database="todo_bench_$(date +%s)_$$"
+      psql -d postgres -v ON_ERROR_STOP=1 -qc "create database $database"
+      db_url="postgres://$PGUSER@$PGHOST:$PGPORT/$database"
+      pg_ssl=$(psql -d postgres -Atc "show ssl") ;;
+    sqlite)
+      db_path=$work/sqlite/bench.db
+      db_url="sqlite://$db_path" ;;
+    *) die "unknown backend $backend" ;;
+  esac
+  service_env
+  start_service # applies the migrations
+  local seeded
+  seeded=$(seed)
+  # pgbench's scripts take user u's ids to be u*TASKS+1 .. (u+1)*TASKS: a fresh table's.
+  [ "$seeded" = "$(printf '100001|1|%d|%d\n100002|%d|%d|%d' "$TASKS" "$TASKS" $((TASKS + 1)) $((2 * TASKS)) "$TASKS")" ] ||
+    die "unexpected seed: $seeded"
+  ids=$(awk -F'|' '{ printf "%s%s-%s", (NR > 1 ? " " : ""), $2, $3 }' <<<"$seeded")
+  tokens="$(cd "$work" && "${svc_env[@]}" "$BIN" token 100001 --ttl 12h)"
+  tokens+=" $(cd "$work" && "${svc_env[@]}" "$BIN" token 100002 --ttl 12h)"
+  local op conns auth
+  for step in $STEPS; do
+    IFS=: read -r op conns auth <<<"$step"
+    run_step "$op" "$conns" "${auth:-hs256}"
+  done
+  stop_service
+  if [ "$STARTS" -gt 0 ]; then
+    say "$backend start-up time, $STARTS starts"
+    echo "$backend $(cd "$work" && "${svc_env[@]}" "$PY" "$bench/startup.py" "$BIN" "$STARTS" "$work")" \
+      >>"$work/startup.tsv"
+  fi
+  if [ "$backend" = postgres ]; then
+    psql -d postgres -qc "drop database $database with (force)"
+    database=
+  else
+    rm -rf "$work/sqlite"
+  fi
+}
+
+start_issuer
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+for backend in $BACKENDS; do bench_backend "$backend"; done
+
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet HEAD -- backend 2>/dev/null || commit="$commit (with uncommitted changes)"
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cat >"$work/header.md" <<EOF
+# todo-backend benchmark$([ "${BENCH_SMOKE:-0}" = 1 ] && echo " (smoke run: numbers mean nothing)")
+
+$started · commit $commit · $(nproc) × ${cpu:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) ·
+load average at the start $load · binary built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')
+
+wrk $WRK_THREADS threads, ${DURATION} s per step after ${WARMUP} s of warm-up; $TASKS tasks seeded for each of 2 users,
+requests spread over both; the service with \`RUST_LOG=$SERVICE_LOG_LEVEL\` (its log to a file) and a pool of
+$DB_MAX_CONNECTIONS database connections; HS256 tokens unless the row says EdDSA (verified against a JWKS, as
+Better Auth issues them; each token is verified once, then found in the cache of verified tokens). wrk, the service and the database share the machine's cores.
+EOF
+if [ -n "${pg_ssl:-}" ]; then
+  tls=""
+  [ "$pg_ssl" = on ] && tls=", so over TLS"
+  printf '\nPostgreSQL %s, ssl=%s: the service and pgbench both connect with sslmode=prefer%s.\n' \
+    "$(psql -d postgres -Atc "show server_version")" "$pg_ssl" "$tls" >>"$work/header.md"
+fi
+"$PY" "$bench/report.py" "$work/results.tsv" "$work/startup.tsv" "$work/header.md" | tee "$results/latest.md"
