@@ -12,7 +12,10 @@
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AssertSqlSafe, PgPool};
 
-/// Any fixed key; concurrent starts wait on it instead of applying a migration twice.
+/// Any fixed key; concurrent starts behind the pooler wait on it. sqlx's migrator (the direct
+/// URL) locks another key, but should both run at once the primary key on `version`, written
+/// in the same transaction as the migration, makes the later one fail and roll back whole:
+/// no migration is ever applied twice.
 const LOCK_KEY: i64 = 0x746f_646f_6d69_6772; // "todomigr"
 
 pub(super) async fn run(migrator: &Migrator, pool: &PgPool) -> Result<(), MigrateError> {
