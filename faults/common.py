@@ -143,12 +143,7 @@ class Client:
             t1 = now()
             rec = Rec(kind, t0, t1, resp.status, resp.getheader("Retry-After"), thread=thread,
                       request_id=resp.getheader("X-Request-Id"), wall0=wall0)
-            if raw:
-                try:
-                    rec.body = json.loads(raw)
-                    rec.json_ok = True
-                except ValueError:
-                    rec.body = raw[:200].decode(errors="replace")
+            attach_body(rec, raw)
             if resp.getheader("Connection", "").lower() == "close":
                 self.close()
             return rec
@@ -220,13 +215,19 @@ class AsyncClient:
             return Rec(kind, t0, t1, 0, error=f"{type(e).__name__}: {e}", thread=thread, wall0=wall0)
         rec = Rec(kind, t0, now(), status, headers.get("retry-after"), thread=thread,
                   request_id=headers.get("x-request-id"), wall0=wall0)
-        if raw:
-            try:
-                rec.body = json.loads(raw)
-                rec.json_ok = True
-            except ValueError:
-                rec.body = raw[:200].decode(errors="replace")
+        attach_body(rec, raw)
         return rec
+
+
+def attach_body(rec: Rec, raw: bytes) -> None:
+    """Keeps a response body on its record: parsed when it is JSON, else its first 200 bytes."""
+    if not raw:
+        return
+    try:
+        rec.body = json.loads(raw)
+        rec.json_ok = True
+    except ValueError:
+        rec.body = raw[:200].decode(errors="replace")
 
 
 def make_token(user: str) -> str:

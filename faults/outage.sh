@@ -15,7 +15,7 @@ run_child python3 "$FAULTS_DIR/outage.py"
 rc=$?
 
 # Information: start-up while the database is unreachable (nothing listens on the port).
-# reliability.md §3 recommends starting not-ready and connecting lazily instead of exiting.
+# Starting not-ready and connecting lazily would be the alternative to exiting.
 dead_port=$(free_port)
 svc_env_args
 t0=$(date +%s.%N)
