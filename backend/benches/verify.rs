@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use todo_backend::auth::hs256::HmacSecret;
-use todo_backend::auth::{JwksSettings, Verifier};
+use todo_backend::auth::{AuthSettings, JwksSettings, Verifier};
 
 const BATCHES: usize = 9;
 const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnop";
@@ -53,8 +53,8 @@ async fn main() {
         base.clone(),
         Duration::from_secs(60),
     );
-    let verifier =
-        Verifier::new(Some((&secret, Duration::from_secs(60))), Some(settings)).expect("client");
+    let settings = AuthSettings::new(Some(secret), Some(settings), Duration::from_secs(60));
+    let verifier = Verifier::from_settings(&settings).expect("client");
 
     let exp = jsonwebtoken::get_current_timestamp() + 3600;
     // Better Auth's default payload carries the user row; keep the tokens comparable.

@@ -1,38 +1,74 @@
 //! The command line: `serve` (the default), `migrate`, `token` and `openapi`.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{AuthConfig, DatabaseConfig, LogConfig, ServeConfig};
 
 /// The task API behind the Todo application.
 #[derive(Debug, Parser)]
 #[command(name = "todo-backend", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
-
-    #[command(flatten)]
-    pub config: Config,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply migrations and serve the API (the default).
-    Serve,
+    Serve(ServeConfig),
     /// Apply the database migrations, then exit.
-    Migrate,
-    /// Print an HS256 token for USER_ID, signed with the configured or development secret.
-    Token {
-        /// The user id to put in the token's `sub` claim.
-        user_id: String,
-        /// How long the token is valid: a number with s, m, h or d (e.g. 90s, 15m, 1h, 7d).
-        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
-        ttl: Duration,
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        log: LogConfig,
     },
+    /// Print an HS256 token for USER_ID, signed with the configured or development secret.
+    Token(TokenArgs),
     /// Print the OpenAPI document as JSON.
     Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user id to put in the token's `sub` claim.
+    pub user_id: String,
+    /// How long the token is valid: a number with s, m, h or d (e.g. 90s, 15m, 1h, 7d).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+impl Command {
+    /// How this command logs (`openapi` has no settings, and logs at the defaults).
+    pub fn log(&self) -> LogConfig {
+        match self {
+            Command::Serve(config) => config.log.clone(),
+            Command::Migrate { log, .. } | Command::Token(TokenArgs { log, .. }) => log.clone(),
+            Command::Openapi => LogConfig::default(),
+        }
+    }
+}
+
+/// The subcommands' names, to tell `todo-backend --port 9000` (serve) from the others.
+const COMMANDS: [&str; 5] = ["serve", "migrate", "token", "openapi", "help"];
+
+/// With no subcommand, `serve` is meant: `todo-backend --port 9000` is `todo-backend serve
+/// --port 9000`. Only `--help` and `--version` alone stay the program's own.
+fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+    let first = args.get(1).and_then(|arg| arg.to_str());
+    let named = first.is_some_and(|arg| COMMANDS.contains(&arg));
+    let own_flag = matches!(first, Some("-h" | "--help" | "-V" | "--version"));
+    if !named && !own_flag {
+        args.insert(1.min(args.len()), "serve".into());
+    }
+    args
 }
 
 /// Parses the command line, after loading `.env` so its variables act as defaults.
@@ -45,24 +81,40 @@ pub fn parse() -> Cli {
         eprintln!("error: cannot read .env: {error}");
         std::process::exit(2);
     }
-    Cli::try_parse().unwrap_or_else(|error| {
+    let args = with_default_command(std::env::args_os().collect());
+    Cli::try_parse_from(args).unwrap_or_else(|error| {
         use clap::error::ErrorKind;
         match error.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error.exit(),
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
             _ => {
-                // clap's first line names the setting and the problem; the rest is usage.
-                let rendered = error.render().to_string();
-                eprintln!(
-                    "{}",
-                    rendered
-                        .lines()
-                        .next()
-                        .unwrap_or("error: invalid arguments")
-                );
+                eprintln!("{}", one_line(&error));
                 std::process::exit(2);
             }
         }
     })
+}
+
+/// One line naming the setting and the problem. An invalid value is not repeated: it may be
+/// a URL with a password in it, or a secret.
+fn one_line(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() == ErrorKind::ValueValidation
+        && let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+    {
+        let why = std::error::Error::source(error)
+            .map_or_else(|| "invalid value".to_owned(), ToString::to_string);
+        return format!("error: invalid value for {arg}: {why}");
+    }
+    // clap's first line names the setting and the problem; the rest is usage.
+    error
+        .render()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_owned()
 }
 
 /// `90s`, `15m`, `1h`, `7d`, or a bare number of seconds.
@@ -110,17 +162,52 @@ mod tests {
         }
     }
 
+    fn parse_args(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args = args.iter().map(OsString::from).collect();
+        Cli::try_parse_from(with_default_command(args))
+    }
+
     #[test]
-    fn no_subcommand_means_serve_with_defaults() {
-        let cli = Cli::try_parse_from(["todo-backend"]).expect("parses");
-        assert!(cli.command.is_none());
+    fn no_subcommand_means_serve() {
+        let cli = parse_args(&["todo-backend"]).expect("parses");
+        assert!(matches!(cli.command, Command::Serve(_)));
+        let Command::Serve(config) = parse_args(&["todo-backend", "--port", "9000"])
+            .expect("parses")
+            .command
+        else {
+            panic!("serve");
+        };
+        assert_eq!(config.http.port, 9000);
     }
 
     #[test]
     fn flags_work_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["todo-backend", "serve", "--port", "9000"]).expect("parses");
-        assert_eq!(cli.config.port, 9000);
-        assert!(Cli::try_parse_from(["todo-backend", "--port", "http"]).is_err());
-        assert!(Cli::try_parse_from(["todo-backend", "--db-max-connections", "0"]).is_err());
+        let Command::Serve(config) = parse_args(&["todo-backend", "serve", "--port", "9000"])
+            .expect("parses")
+            .command
+        else {
+            panic!("serve");
+        };
+        assert_eq!(config.http.port, 9000);
+        assert!(parse_args(&["todo-backend", "--port", "http"]).is_err());
+        assert!(parse_args(&["todo-backend", "--db-max-connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_but_not_repeated() {
+        let error = parse_args(&["todo-backend", "--database-url", "mysql://u:hunter2@h/db"])
+            .expect_err("refused");
+        let line = one_line(&error);
+        assert!(line.contains("--database-url"), "{line}");
+        assert!(line.contains("must start with postgres://"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+
+    #[test]
+    fn each_command_takes_only_its_own_flags() {
+        assert!(parse_args(&["todo-backend", "token", "alice", "--port", "1"]).is_err());
+        assert!(parse_args(&["todo-backend", "openapi", "--database-url", "x"]).is_err());
+        assert!(parse_args(&["todo-backend", "migrate", "--port", "1"]).is_err());
+        assert!(parse_args(&["todo-backend", "token", "alice", "--ttl", "15m"]).is_ok());
     }
 }

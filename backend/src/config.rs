@@ -1,114 +1,52 @@
-//! The service's configuration: one struct, read from flags, environment variables and `.env`.
+//! The service's configuration, read from flags, environment variables and `.env`.
 //!
 //! Every setting has a flag (`--port`) and an environment variable (`PORT`); `.env` in the
 //! working directory fills in variables that are not already set. `.env.example` documents
-//! each one. Secrets are kept out of `Debug` output and logs.
+//! each one. Each command takes only the groups it uses, and every value is checked while
+//! the command line is parsed, before anything is written. Secrets never show in `Debug`.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use clap::{Args, ValueEnum};
-
+use clap::Args;
 use url::Url;
 
-use crate::auth::JwksSettings;
-use crate::store::{PoolSettings, TransactionPooler};
+use crate::auth::hs256::HmacSecret;
+use crate::auth::{AuthSettings, JwksSettings};
+use crate::http::policy::HttpSettings;
+use crate::server::ServeOptions;
+use crate::store::{DatabaseUrl, PoolSettings, TransactionPooler};
+use crate::telemetry::{self, LogFormat};
 
-/// Everything `serve` and the other commands read from the environment.
-#[derive(Clone, Args)]
-pub struct Config {
+/// Everything `serve` reads.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Where tasks are stored, and the pool in front of the database.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseConfig {
     /// Where tasks are stored: postgres://… (sslmode, sslrootcert honoured) or sqlite://PATH.
     #[arg(
         long,
         env = "DATABASE_URL",
         value_name = "DATABASE_URL",
         default_value = "sqlite://data/todo.db",
-        hide_env_values = true,
-        global = true
+        hide_env_values = true
     )]
-    pub database_url: String,
-
-    /// Base URL of the Better Auth server; turns on JWKS verification of its tokens.
-    #[arg(
-        long,
-        env = "BETTER_AUTH_URL",
-        value_name = "BETTER_AUTH_URL",
-        value_parser = parse_http_url,
-        global = true
-    )]
-    pub better_auth_url: Option<Url>,
-
-    /// Where the JWKS is published [default: ${BETTER_AUTH_URL}/api/auth/jwks].
-    #[arg(
-        long,
-        env = "JWT_JWKS_URL",
-        value_name = "JWT_JWKS_URL",
-        value_parser = parse_http_url,
-        global = true
-    )]
-    pub jwt_jwks_url: Option<Url>,
-
-    /// The `iss` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
-    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", global = true)]
-    pub jwt_issuer: Option<String>,
-
-    /// The `aud` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
-    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", global = true)]
-    pub jwt_audience: Option<String>,
-
-    /// Shared secret for HS256 tokens (at least 32 bytes).
-    #[arg(
-        long,
-        env = "BETTER_AUTH_SECRET",
-        value_name = "BETTER_AUTH_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    pub better_auth_secret: Option<String>,
-
-    /// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
-    #[arg(
-        long,
-        env = "JWT_LEEWAY_SECONDS",
-        value_name = "JWT_LEEWAY_SECONDS",
-        default_value_t = 60,
-        value_parser = clap::value_parser!(u64).range(0..=600),
-        global = true
-    )]
-    pub jwt_leeway_seconds: u64,
-
-    /// Address to listen on.
-    #[arg(
-        long,
-        env = "HOST",
-        value_name = "HOST",
-        default_value = "127.0.0.1",
-        global = true
-    )]
-    pub host: IpAddr,
-
-    /// Port to listen on (0 picks a free one).
-    #[arg(
-        long,
-        env = "PORT",
-        value_name = "PORT",
-        default_value_t = 8000,
-        global = true
-    )]
-    pub port: u16,
-
-    /// Comma-separated origins allowed to call the API from a browser, or `*` for any.
-    #[arg(
-        long,
-        env = "CORS_ALLOWED_ORIGINS",
-        value_name = "CORS_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        value_parser = parse_origin,
-        global = true
-    )]
-    pub cors_allowed_origins: Vec<HeaderValue>,
+    pub database_url: DatabaseUrl,
 
     /// Most database connections this instance opens.
     #[arg(
@@ -116,8 +54,7 @@ pub struct Config {
         env = "DB_MAX_CONNECTIONS",
         value_name = "DB_MAX_CONNECTIONS",
         default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..=1000),
-        global = true
+        value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
     pub db_max_connections: u32,
 
@@ -127,78 +64,107 @@ pub struct Config {
         env = "DB_ACQUIRE_TIMEOUT_MS",
         value_name = "DB_ACQUIRE_TIMEOUT_MS",
         default_value_t = 2000,
-        value_parser = clap::value_parser!(u64).range(1..=60_000),
-        global = true
+        value_parser = clap::value_parser!(u64).range(1..=60_000)
     )]
     pub db_acquire_timeout_ms: u64,
 
     /// Whether PostgreSQL sits behind a transaction-mode pooler (PgBouncer, Neon's `-pooler`
-    /// endpoints): `auto` (on for `-pooler` hosts), `true` or `false`.
+    /// endpoints): `auto` (on for `-pooler` hosts and port 6432), `true` or `false`.
     #[arg(
         long,
         env = "DB_TRANSACTION_POOLER",
         value_name = "DB_TRANSACTION_POOLER",
-        default_value = "auto",
-        global = true
+        default_value = "auto"
     )]
     pub db_transaction_pooler: TransactionPooler,
-
-    /// Log format: human-readable `text` or one JSON object per line.
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_name = "LOG_FORMAT",
-        default_value = "text",
-        global = true
-    )]
-    pub log_format: LogFormat,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("database_url", &redact_url(&self.database_url))
-            .field(
-                "better_auth_url",
-                &self.better_auth_url.as_ref().map(Url::as_str),
-            )
-            .field("jwt_jwks_url", &self.jwt_jwks_url.as_ref().map(Url::as_str))
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_audience", &self.jwt_audience)
-            .field(
-                "better_auth_secret",
-                &self.better_auth_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("jwt_leeway_seconds", &self.jwt_leeway_seconds)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("cors_allowed_origins", &self.cors_allowed_origins)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
-            .field("db_transaction_pooler", &self.db_transaction_pooler)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
-}
-
-impl Config {
-    pub fn pool_settings(&self) -> PoolSettings {
+impl DatabaseConfig {
+    pub fn pool(&self) -> PoolSettings {
         PoolSettings {
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             transaction_pooler: self.db_transaction_pooler,
         }
     }
+}
 
-    pub fn jwt_leeway(&self) -> Duration {
-        Duration::from_secs(self.jwt_leeway_seconds)
+/// How bearer tokens are verified.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthConfig {
+    /// Base URL of the Better Auth server; turns on JWKS verification of its tokens.
+    #[arg(long, env = "BETTER_AUTH_URL", value_name = "BETTER_AUTH_URL", value_parser = parse_http_url)]
+    pub better_auth_url: Option<Url>,
+
+    /// Where the JWKS is published [default: ${BETTER_AUTH_URL}/api/auth/jwks].
+    #[arg(long, env = "JWT_JWKS_URL", value_name = "JWT_JWKS_URL", value_parser = parse_http_url)]
+    pub jwt_jwks_url: Option<Url>,
+
+    /// The `iss` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
+    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
+    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Shared secret for HS256 tokens (at least 32 bytes); a value of its own, not Better
+    /// Auth's master secret.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        value_name = "JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// The older name of JWT_SECRET, still honoured; JWT_SECRET wins when both are set.
+    #[arg(
+        long,
+        env = "BETTER_AUTH_SECRET",
+        value_name = "BETTER_AUTH_SECRET",
+        hide_env_values = true
+    )]
+    pub better_auth_secret: Option<Secret>,
+
+    /// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
+    #[arg(
+        long,
+        env = "JWT_LEEWAY_SECONDS",
+        value_name = "JWT_LEEWAY_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=600)
+    )]
+    pub jwt_leeway_seconds: u64,
+}
+
+impl AuthConfig {
+    /// The validated authentication settings. Better Auth signs `iss` and `aud` with the
+    /// origin of its base URL unless told otherwise, so that origin is the default for both.
+    pub fn settings(&self) -> Result<AuthSettings, String> {
+        let leeway = Duration::from_secs(self.jwt_leeway_seconds);
+        let secret = match (&self.jwt_secret, &self.better_auth_secret) {
+            (Some(secret), other) => {
+                if other.is_some() {
+                    tracing::info!(
+                        "JWT_SECRET and BETTER_AUTH_SECRET are both set: using JWT_SECRET"
+                    );
+                }
+                Some(("JWT_SECRET", secret))
+            }
+            (None, Some(secret)) => Some(("BETTER_AUTH_SECRET", secret)),
+            (None, None) => None,
+        };
+        let secret = secret
+            .map(|(name, secret)| {
+                HmacSecret::new(secret.0.as_bytes()).map_err(|error| format!("{name} {error}"))
+            })
+            .transpose()?;
+        Ok(AuthSettings::new(secret, self.jwks(leeway)?, leeway))
     }
 
-    /// The JWKS verification settings, when `BETTER_AUTH_URL` or `JWT_JWKS_URL` is set.
-    ///
-    /// Better Auth signs `iss` and `aud` with the origin of its base URL unless told
-    /// otherwise, so that origin is the default for both.
-    pub fn jwks_settings(&self) -> Result<Option<JwksSettings>, String> {
+    fn jwks(&self, leeway: Duration) -> Result<Option<JwksSettings>, String> {
         let base = self.better_auth_url.as_ref();
         let url = match (&self.jwt_jwks_url, base) {
             (Some(url), _) => url.clone(),
@@ -217,12 +183,137 @@ impl Config {
             self.jwt_audience.clone().or(origin).ok_or(
                 "JWT_AUDIENCE must be set when JWT_JWKS_URL is used without BETTER_AUTH_URL",
             )?;
-        Ok(Some(JwksSettings::new(
-            url,
-            issuer,
-            audience,
-            self.jwt_leeway(),
-        )))
+        Ok(Some(JwksSettings::new(url, issuer, audience, leeway)))
+    }
+}
+
+/// Where and how the service listens.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpConfig {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Comma-separated origins allowed to call the API from a browser, or `*` for any.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_name = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_origin
+    )]
+    pub cors_allowed_origins: Vec<HeaderValue>,
+
+    /// On SIGTERM, how long `/ready` fails while requests are still served, so that a load
+    /// balancer stops sending traffic before the listener closes, in seconds.
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_SECONDS",
+        value_name = "SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(0..=300)
+    )]
+    pub shutdown_grace_seconds: u64,
+
+    /// How long a new connection may take to send its first complete request head, and any
+    /// request its headers, in seconds.
+    #[arg(
+        long,
+        env = "HTTP_HEADER_TIMEOUT_SECONDS",
+        value_name = "HTTP_HEADER_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub http_header_timeout_seconds: u64,
+
+    /// How long a connection may sit idle between requests before it is closed, in seconds.
+    #[arg(
+        long,
+        env = "HTTP_IDLE_TIMEOUT_SECONDS",
+        value_name = "HTTP_IDLE_TIMEOUT_SECONDS",
+        default_value_t = 75,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub http_idle_timeout_seconds: u64,
+
+    /// Most open client connections; past it the longest-idle ones are closed first
+    /// [default: what the open-file limit leaves room for].
+    #[arg(
+        long,
+        env = "HTTP_MAX_CONNECTIONS",
+        value_name = "HTTP_MAX_CONNECTIONS",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub http_max_connections: Option<u32>,
+}
+
+impl HttpConfig {
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn settings(&self) -> HttpSettings {
+        HttpSettings {
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+        }
+    }
+
+    pub fn serve_options(&self) -> ServeOptions {
+        let defaults = ServeOptions::default();
+        ServeOptions {
+            header_timeout: Duration::from_secs(self.http_header_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_seconds),
+            max_connections: self
+                .http_max_connections
+                .map_or(defaults.max_connections, |max| max as usize),
+            ..defaults
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+/// How the service logs.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogConfig {
+    /// Log format: human-readable `text` or one JSON object per line.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "text",
+        value_parser = parse_log_format
+    )]
+    pub log_format: LogFormat,
+
+    /// Which log lines to keep, e.g. `info` or `todo_backend=debug,sqlx=warn` [default: info].
+    #[arg(long = "log", env = "RUST_LOG", value_name = "RUST_LOG", value_parser = telemetry::parse_filter)]
+    pub rust_log: Option<String>,
+}
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(raw.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 
@@ -235,11 +326,12 @@ fn parse_http_url(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{raw:?} is not one of text, json")),
+    }
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, no path, no trailing slash.
@@ -259,25 +351,10 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(origin).map_err(|error| error.to_string())
 }
 
-/// The URL with any password replaced, for log lines.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[redacted]@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::SharedSecret;
 
     #[test]
     fn origins_must_look_like_origins() {
@@ -295,29 +372,30 @@ mod tests {
         }
     }
 
-    fn config(args: &[&str]) -> Config {
+    fn auth(args: &[&str]) -> AuthConfig {
         use clap::Parser;
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
-            config: Config,
+            auth: AuthConfig,
         }
         let mut argv = vec!["test"];
         argv.extend_from_slice(args);
-        Wrapper::try_parse_from(argv).expect("valid flags").config
+        Wrapper::try_parse_from(argv).expect("valid flags").auth
     }
 
     #[test]
     fn jwks_defaults_follow_better_auth() {
-        let settings = config(&["--better-auth-url", "http://localhost:3000/"])
-            .jwks_settings()
-            .expect("valid")
-            .expect("JWKS on");
-        assert_eq!(settings.url.as_str(), "http://localhost:3000/api/auth/jwks");
-        assert_eq!(settings.issuer, "http://localhost:3000");
-        assert_eq!(settings.audience, "http://localhost:3000");
+        let settings = auth(&["--better-auth-url", "http://localhost:3000/"])
+            .settings()
+            .expect("valid");
+        let jwks = settings.jwks.expect("JWKS on");
+        assert_eq!(jwks.url.as_str(), "http://localhost:3000/api/auth/jwks");
+        assert_eq!(jwks.issuer, "http://localhost:3000");
+        assert_eq!(jwks.audience, "http://localhost:3000");
+        assert_eq!(jwks.leeway, Duration::from_secs(60));
 
-        let custom = config(&[
+        let custom = auth(&[
             "--better-auth-url",
             "https://auth.example.com",
             "--jwt-audience",
@@ -325,10 +403,10 @@ mod tests {
             "--jwt-jwks-url",
             "https://keys.example.com/jwks.json",
         ])
-        .jwks_settings()
+        .settings()
         .expect("valid")
+        .jwks
         .expect("JWKS on");
-        assert_eq!(settings.leeway, Duration::from_secs(60));
         assert_eq!(custom.url.as_str(), "https://keys.example.com/jwks.json");
         assert_eq!(custom.issuer, "https://auth.example.com");
         assert_eq!(custom.audience, "https://api.example.com");
@@ -336,9 +414,49 @@ mod tests {
 
     #[test]
     fn jwks_needs_an_issuer_and_an_audience() {
-        assert!(config(&[]).jwks_settings().expect("valid").is_none());
-        let bare = config(&["--jwt-jwks-url", "https://keys.example.com/jwks"]);
-        assert!(bare.jwks_settings().is_err());
+        assert!(auth(&[]).settings().expect("valid").jwks.is_none());
+        let bare = auth(&["--jwt-jwks-url", "https://keys.example.com/jwks"]);
+        assert!(bare.settings().is_err());
+    }
+
+    #[tokio::test]
+    async fn jwt_secret_wins_over_the_older_name() {
+        use crate::auth::{Verifier, hs256};
+        use crate::domain::UserId;
+        let long = |c: char| c.to_string().repeat(32);
+        let both = auth(&[
+            "--jwt-secret",
+            &long('j'),
+            "--better-auth-secret",
+            &long('b'),
+        ]);
+        let SharedSecret::Configured(chosen) = both.settings().expect("valid").shared_secret else {
+            panic!("a configured secret");
+        };
+        let user = UserId::parse("alice").expect("valid");
+        let token = hs256::issue(&chosen, &user, Duration::from_secs(60)).expect("signs");
+        let check = |c: char| {
+            let secret = HmacSecret::new(long(c)).expect("long enough");
+            Verifier::hs256(&secret, Duration::ZERO)
+        };
+        assert!(
+            check('j').verify(&token).await.is_ok(),
+            "signed with JWT_SECRET"
+        );
+        assert!(check('b').verify(&token).await.is_err());
+        assert!(
+            auth(&["--better-auth-secret", &long('b')])
+                .settings()
+                .is_ok()
+        );
+        let short = auth(&["--jwt-secret", "short"]).settings();
+        assert!(short.expect_err("too short").starts_with("JWT_SECRET"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let config = auth(&["--jwt-secret", "correct-horse-battery-staple-0123456789"]);
+        assert!(!format!("{config:?}").contains("horse"));
     }
 
     #[test]
@@ -352,15 +470,5 @@ mod tests {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
         assert!(parse_http_url("https://auth.example.com").is_ok());
-    }
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("postgres://alice:s3cret@db.example.com:5432/app?sslmode=require"),
-            "postgres://alice:[redacted]@db.example.com:5432/app?sslmode=require"
-        );
-        assert_eq!(redact_url("sqlite://data/todo.db"), "sqlite://data/todo.db");
-        assert_eq!(redact_url("postgres://db/app"), "postgres://db/app");
     }
 }

@@ -1,9 +1,13 @@
 //! todo-backend: the task API behind the Todo application.
 //!
-//! A request flows through [`app::router`]'s middleware (request id, tracing, deadline, body
-//! limit), is authenticated by [`auth::AuthUser`], validated by the types in
-//! [`tasks::model`], and served by a [`store::TaskStore`] that scopes every query to the
-//! caller. Failures become [`error::ApiError`], whose JSON body is the same everywhere.
+//! A request flows through the policies of [`http::policy`] (request id, log line, security
+//! headers, CORS, limits, deadline), is authenticated by [`http::extract::AuthUser`] with the
+//! [`auth::Verifier`], validated by the types in [`domain`], and served by a handler in
+//! [`tasks`] through a [`store::TaskStore`] that scopes every query to the caller. Failures
+//! become [`http::ApiError`], whose JSON body is the same everywhere.
+//!
+//! Modules depend downwards only: `app` (the router) → `tasks`, `probes` → `http` → `auth`,
+//! `store`, `telemetry` → `domain`.
 
 #![forbid(unsafe_code)]
 
@@ -11,9 +15,9 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod middleware;
+pub mod domain;
+pub mod http;
+pub mod probes;
 pub mod server;
 pub mod store;
 pub mod tasks;

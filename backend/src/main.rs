@@ -2,16 +2,16 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use todo_backend::app::{self, AppState, HttpSettings, ShutdownFlag};
-use todo_backend::auth::{UserId, Verifier, dev_secret, hs256};
-use todo_backend::cli::{self, Command};
-use todo_backend::config::{Config, redact_url};
+use todo_backend::auth::{Verifier, hs256};
+use todo_backend::cli::{self, Command, TokenArgs};
+use todo_backend::config::{DatabaseConfig, ServeConfig};
+use todo_backend::domain::UserId;
+use todo_backend::http::AppState;
 use todo_backend::store::{self, TaskStore};
-use todo_backend::{server, telemetry};
+use todo_backend::{app, server, telemetry};
 
 // glibc's allocator showed up as an eighth of the request path's CPU time under load (lock
 // contention between worker threads and consolidation); mimalloc's per-thread heaps avoid it.
@@ -23,11 +23,12 @@ type StartupError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::parse();
-    telemetry::init(cli.config.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.config).await,
-        Command::Migrate => migrate(&cli.config).await,
-        Command::Token { user_id, ttl } => token(&cli.config, user_id, ttl),
+    let log = cli.command.log();
+    telemetry::init(log.log_format, log.rust_log.as_deref());
+    let result = match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate { database, .. } => migrate(&database).await,
+        Command::Token(args) => token(args),
         Command::Openapi => openapi(),
     };
     match result {
@@ -39,108 +40,50 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: &Config) -> Result<(), StartupError> {
-    let verifier = Arc::new(verifier(config)?);
-    let store = open_store(config).await?;
-    let listener = server::bind(std::net::SocketAddr::new(config.host, config.port))
-        .map_err(|error| format!("cannot listen on {}:{}: {error}", config.host, config.port))?;
+async fn serve(config: ServeConfig) -> Result<(), StartupError> {
+    // Everything is validated before anything is created (the development secret, a SQLite
+    // file, a connection).
+    let auth = config.auth.settings()?;
+    let verifier = Arc::new(Verifier::from_settings(&auth)?);
+    let store = open_store(&config.database).await?;
+    let address = config.http.address();
+    let listener =
+        server::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
-    let shutdown = ShutdownFlag::default();
-    let state = AppState {
-        store: store.clone(),
-        verifier,
-        shutdown: shutdown.clone(),
-    };
-    let settings = HttpSettings {
-        cors_allowed_origins: config.cors_allowed_origins.clone(),
-    };
-    let signalled = async move {
-        server::shutdown_signal().await;
-        shutdown.raise();
-    };
-    server::serve(listener, app::router(state, &settings), signalled).await?;
+    let state = AppState::new(store.clone(), verifier);
+    let stop = server::shutdown_after_grace(state.shutdown.clone(), config.http.shutdown_grace());
+    let router = app::router(state, &config.http.settings());
+    server::serve_with(listener, router, stop, config.http.serve_options()).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn migrate(config: &Config) -> Result<(), StartupError> {
-    let store = open_store(config).await?;
-    store.close().await;
+async fn migrate(database: &DatabaseConfig) -> Result<(), StartupError> {
+    open_store(database).await?.close().await;
     tracing::info!("migrations applied");
     Ok(())
 }
 
 /// Connects to the configured database and applies its migrations.
-async fn open_store(config: &Config) -> Result<Arc<dyn TaskStore>, StartupError> {
-    let url = redact_url(&config.database_url);
-    let store = store::connect(&config.database_url, config.pool_settings())
+async fn open_store(database: &DatabaseConfig) -> Result<Arc<dyn TaskStore>, StartupError> {
+    let url = &database.database_url;
+    let store = store::open(url, database.pool())
         .await
         .map_err(|error| format!("cannot open the database {url}: {error}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|error| format!("cannot migrate the database {url}: {error}"))?;
     tracing::info!(database = %url, "database ready");
     Ok(store)
 }
 
-fn token(config: &Config, user_id: String, ttl: std::time::Duration) -> Result<(), StartupError> {
-    let user = UserId::parse(user_id).map_err(|error| format!("USER_ID: {error}"))?;
-    let token = hs256::issue(&shared_secret(config)?, &user, ttl)?;
-    println!("{token}");
+fn token(args: TokenArgs) -> Result<(), StartupError> {
+    let user = UserId::parse(args.user_id).map_err(|error| format!("USER_ID: {error}"))?;
+    let secret = args.auth.settings()?.signing_secret()?;
+    println!("{}", hs256::issue(&secret, &user, args.ttl)?);
     Ok(())
 }
 
 fn openapi() -> Result<(), StartupError> {
     println!("{}", app::openapi().to_pretty_json()?);
     Ok(())
-}
-
-/// HS256 with the shared secret, JWKS with Better Auth's keys, or both; with neither
-/// configured, HS256 with the development secret.
-fn verifier(config: &Config) -> Result<Verifier, StartupError> {
-    let jwks = config.jwks_settings()?;
-    let secret = match (&config.better_auth_secret, &jwks) {
-        (None, Some(_)) => None,
-        _ => Some(shared_secret(config)?),
-    };
-    if let Some(jwks) = &jwks {
-        tracing::info!(
-            jwks = %jwks.url, issuer = %jwks.issuer, audience = %jwks.audience,
-            "verifying Better Auth tokens against its JWKS"
-        );
-    }
-    let hs256 = secret.as_ref().map(|secret| (secret, config.jwt_leeway()));
-    Ok(Verifier::new(hs256, jwks)?)
-}
-
-/// `BETTER_AUTH_SECRET` when set; else, unless JWKS is configured, the development secret.
-fn shared_secret(config: &Config) -> Result<hs256::HmacSecret, StartupError> {
-    if let Some(secret) = &config.better_auth_secret {
-        return hs256::HmacSecret::new(secret.as_bytes())
-            .map_err(|error| format!("BETTER_AUTH_SECRET {error}").into());
-    }
-    if config.jwks_settings()?.is_some() {
-        return Err(
-            "`token` signs HS256 tokens and needs BETTER_AUTH_SECRET; with only \
-                    BETTER_AUTH_URL set, tokens come from Better Auth"
-                .into(),
-        );
-    }
-    let path = Path::new(dev_secret::DEV_SECRET_PATH);
-    let (secret, created) = dev_secret::load_or_create(path).map_err(|error| {
-        format!(
-            "cannot use the development secret {}: {error}",
-            path.display()
-        )
-    })?;
-    tracing::warn!(
-        "no BETTER_AUTH_SECRET set: using the development secret in {} ({}); \
-         get a token with `todo-backend token alice`. Tokens from a real frontend will not verify.",
-        path.display(),
-        if created { "created now" } else { "existing" },
-    );
-    Ok(secret)
 }

@@ -1,20 +1,40 @@
-//! Logging: the tracing subscriber and one span per request.
+//! Logging: the tracing subscriber, request ids, and one span and one line per request.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{Instrument, field};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
-use crate::middleware::RequestId;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `LOG_FORMAT` picks
-/// text or JSON lines. Logs go to stderr, leaving stdout to commands such as `token`.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The filter used when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info";
+
+/// Checks a `RUST_LOG` filter, so that a typo is refused at start-up instead of silently
+/// logging at the default level.
+pub fn parse_filter(raw: &str) -> Result<String, String> {
+    EnvFilter::builder()
+        .parse(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|error| format!("not a valid log filter: {error}"))
+}
+
+/// Installs the global subscriber: `filter` (checked by [`parse_filter`]) or `info`, in text
+/// or JSON lines. Logs go to stderr, leaving stdout to commands such as `token`.
+pub fn init(format: LogFormat, filter: Option<&str>) {
+    let filter = EnvFilter::builder()
+        .parse(filter.unwrap_or(DEFAULT_FILTER))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -23,6 +43,40 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// The header that carries a request's id, in and out.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, as a request extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives every request an id: the client's `X-Request-Id` when it is sane, else a new UUID.
+/// The id goes into the logs and back to the client, so one can quote it in a bug report.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_sane(id))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    request
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), header.clone());
+    request.extensions_mut().insert(RequestId(id));
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    response
+}
+
+/// Short, and made only of characters that cannot forge log lines or headers.
+fn is_sane(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Wraps each request in a span named by its route (not its raw path, which would make every
@@ -59,4 +113,32 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         tracing::info!(status, latency_ms, "response");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_checked() {
+        assert!(is_sane("abc-123_x.y:z"));
+        assert!(is_sane(&"a".repeat(128)));
+        for bad in ["", " ", "a b", "a\nb", "<script>", &"a".repeat(129)] {
+            assert!(!is_sane(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn log_filters_are_checked() {
+        for ok in [
+            "info",
+            "todo_backend=debug,tower_http=warn",
+            "warn,sqlx=off",
+        ] {
+            assert!(parse_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["info,=x", "todo_backend=loud", "[{"] {
+            assert!(parse_filter(bad).is_err(), "{bad}");
+        }
+    }
 }

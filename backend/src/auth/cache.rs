@@ -2,17 +2,28 @@
 //!
 //! An EdDSA or RSA signature check costs tens of microseconds, and a browser sends the same
 //! Better Auth token with every call for its 15 minutes of life. Remembering "this exact token
-//! is valid for this user until its `exp`" turns the repeat checks into a hash lookup. The
-//! key is a SHA-256 of the whole token, signature included, so a token that differs in any byte
-//! is verified afresh. Nothing here is per-user state: every instance would compute the same
-//! answer, so the service stays stateless.
+//! was valid for this user, checked with this key" turns the repeat checks into a hash lookup.
+//! The key is a SHA-256 of the whole token, signature included, so a token that differs in any
+//! byte is verified afresh. An entry is only used while the key that verified it is still in
+//! the key set (a key removed from the JWKS revokes its tokens at the next refresh), and for no
+//! longer than its token's `exp` or the entry's own cap, whichever comes first. Nothing here is
+//! per-user state: every instance would compute the same answer, so the service stays
+//! stateless.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::UserId;
+use crate::domain::UserId;
+
+/// Identifies the exact key a token was verified with: its `kid` and a digest of the key
+/// itself, so a key id reused for new key material does not inherit old entries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct KeyIdentity {
+    pub kid: String,
+    pub fingerprint: [u8; 32],
+}
 
 /// The most tokens remembered; about 100 bytes each.
 const CAPACITY: usize = 10_000;
@@ -24,17 +35,25 @@ pub(super) struct VerifiedTokens {
 
 struct Entry {
     user: UserId,
-    /// The token's `exp`: the entry is never used after it.
+    /// The token's `exp` or the cap, whichever is sooner: the entry is never used after it.
     expires_at: u64,
+    key: KeyIdentity,
 }
 
 impl VerifiedTokens {
-    /// The user of a token verified before and not yet expired.
-    pub(super) fn get(&self, token: &str, now: u64) -> Option<UserId> {
+    /// The user of a token verified before, not yet expired, whose key `is_current` still.
+    pub(super) fn get(
+        &self,
+        token: &str,
+        now: u64,
+        is_current: impl Fn(&KeyIdentity) -> bool,
+    ) -> Option<UserId> {
         let key = digest(token);
         let mut entries = self.lock();
         match entries.get(&key) {
-            Some(entry) if entry.expires_at > now => Some(entry.user.clone()),
+            Some(entry) if entry.expires_at > now && is_current(&entry.key) => {
+                Some(entry.user.clone())
+            }
             Some(_) => {
                 entries.remove(&key);
                 None
@@ -43,8 +62,15 @@ impl VerifiedTokens {
         }
     }
 
-    /// Remembers a verified token until its `exp`.
-    pub(super) fn insert(&self, token: &str, user: UserId, expires_at: u64, now: u64) {
+    /// Remembers a token verified with `key` until `expires_at`.
+    pub(super) fn insert(
+        &self,
+        token: &str,
+        user: UserId,
+        key: KeyIdentity,
+        expires_at: u64,
+        now: u64,
+    ) {
         let mut entries = self.lock();
         if entries.len() >= CAPACITY {
             entries.retain(|_, entry| entry.expires_at > now);
@@ -54,7 +80,19 @@ impl VerifiedTokens {
                 entries.clear();
             }
         }
-        entries.insert(digest(token), Entry { user, expires_at });
+        entries.insert(
+            digest(token),
+            Entry {
+                user,
+                expires_at,
+                key,
+            },
+        );
+    }
+
+    /// Forgets every token whose key is no longer current (after a key-set refresh).
+    pub(super) fn retain_keys(&self, is_current: impl Fn(&KeyIdentity) -> bool) {
+        self.lock().retain(|_, entry| is_current(&entry.key));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
@@ -79,14 +117,29 @@ mod tests {
         UserId::parse(name).expect("valid")
     }
 
+    fn key(kid: &str) -> KeyIdentity {
+        KeyIdentity {
+            kid: kid.into(),
+            fingerprint: [kid.len() as u8; 32],
+        }
+    }
+
+    fn any(_: &KeyIdentity) -> bool {
+        true
+    }
+
     #[test]
     fn a_token_is_remembered_until_its_expiry() {
         let cache = VerifiedTokens::default();
-        cache.insert("token-a", user("alice"), 1_000, 500);
-        assert_eq!(cache.get("token-a", 999), Some(user("alice")));
-        assert_eq!(cache.get("token-a", 1_000), None, "not at or after exp");
+        cache.insert("token-a", user("alice"), key("k"), 1_000, 500);
+        assert_eq!(cache.get("token-a", 999, any), Some(user("alice")));
         assert_eq!(
-            cache.get("token-a", 999),
+            cache.get("token-a", 1_000, any),
+            None,
+            "not at or after exp"
+        );
+        assert_eq!(
+            cache.get("token-a", 999, any),
             None,
             "expired entries are dropped"
         );
@@ -95,16 +148,34 @@ mod tests {
     #[test]
     fn a_token_differing_in_any_byte_is_not_found() {
         let cache = VerifiedTokens::default();
-        cache.insert("header.payload.signature", user("alice"), 1_000, 0);
-        assert_eq!(cache.get("header.payload.signaturf", 0), None);
-        assert_eq!(cache.get("header.payload.signature ", 0), None);
+        cache.insert(
+            "header.payload.signature",
+            user("alice"),
+            key("k"),
+            1_000,
+            0,
+        );
+        assert_eq!(cache.get("header.payload.signaturf", 0, any), None);
+        assert_eq!(cache.get("header.payload.signature ", 0, any), None);
+    }
+
+    #[test]
+    fn a_token_whose_key_is_gone_is_not_found() {
+        let cache = VerifiedTokens::default();
+        cache.insert("t1", user("alice"), key("old"), 1_000, 0);
+        cache.insert("t2", user("bob"), key("new"), 1_000, 0);
+        let only_new = |k: &KeyIdentity| *k == key("new");
+        assert_eq!(cache.get("t1", 0, only_new), None);
+        cache.retain_keys(only_new);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get("t2", 0, only_new), Some(user("bob")));
     }
 
     #[test]
     fn the_cache_never_grows_past_its_capacity() {
         let cache = VerifiedTokens::default();
         for n in 0..(CAPACITY * 2 + 5) {
-            cache.insert(&format!("token-{n}"), user("alice"), 1_000, 0);
+            cache.insert(&format!("token-{n}"), user("alice"), key("k"), 1_000, 0);
             assert!(cache.len() <= CAPACITY);
         }
     }

@@ -8,10 +8,28 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::SetupError;
 use super::hs256::HmacSecret;
 
 /// Where the development secret lives, relative to the working directory.
 pub const DEV_SECRET_PATH: &str = "data/dev-secret";
+
+/// The development secret at [`DEV_SECRET_PATH`], created if needed, with a warning that says
+/// it is in use: tokens from a real frontend will not verify against it.
+pub fn resolve() -> Result<HmacSecret, SetupError> {
+    let path = Path::new(DEV_SECRET_PATH);
+    let (secret, created) =
+        load_or_create(path).map_err(|cause| SetupError::DevelopmentSecret {
+            path: DEV_SECRET_PATH.into(),
+            cause,
+        })?;
+    tracing::warn!(
+        "no JWT_SECRET set: using the development secret in {DEV_SECRET_PATH} ({}); get a \
+         token with `todo-backend token alice`. Tokens from a real frontend will not verify.",
+        if created { "created now" } else { "existing" },
+    );
+    Ok(secret)
+}
 
 /// Reads the development secret at `path`, creating it first if it does not exist.
 /// Returns the secret and whether it was created now.

@@ -38,6 +38,8 @@ pub enum AuthError {
     WrongIssuer,
     #[error("token audience (`aud`) is not accepted")]
     WrongAudience,
+    #[error("token header lists critical extensions (`crit`) this service does not support")]
+    UnsupportedCritical,
     /// Not the caller's fault: the signing keys have not been fetched yet. Answered with 503.
     #[error("the token signing keys are not available yet, retry shortly")]
     KeysUnavailable,
@@ -62,6 +64,26 @@ impl AuthError {
             }
         }
     }
+}
+
+impl From<crate::domain::InvalidUserId> for AuthError {
+    fn from(_: crate::domain::InvalidUserId) -> Self {
+        AuthError::InvalidSubject
+    }
+}
+
+/// Why token verification could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot use the development secret {path}: {cause}")]
+    DevelopmentSecret { path: String, cause: std::io::Error },
+    #[error(
+        "`token` signs HS256 tokens and needs JWT_SECRET; with only BETTER_AUTH_URL set, \
+         tokens come from Better Auth"
+    )]
+    NoSigningSecret,
+    #[error("cannot set up the JWKS client: {0}")]
+    JwksClient(#[from] reqwest::Error),
 }
 
 impl From<jsonwebtoken::errors::Error> for AuthError {

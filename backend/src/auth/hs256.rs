@@ -9,7 +9,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 
-use super::UserId;
+use crate::domain::UserId;
 
 /// The shortest secret accepted: 256 bits, the size of the HMAC-SHA256 output.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -9,17 +9,20 @@
 //! we already have.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::AuthError;
+use super::cache::{KeyIdentity, VerifiedTokens};
 use super::verifier::Claims;
+use crate::domain::UserId;
 
 /// The algorithms accepted on this path: what Better Auth can issue and this service can
 /// verify. (Better Auth's ES512 needs P-521, which the JWT library does not support.)
@@ -69,6 +72,16 @@ impl JwksSettings {
 struct VerifyingKey {
     alg: Algorithm,
     key: DecodingKey,
+    /// A digest of the JWK, so cached verifications are tied to this exact key.
+    fingerprint: [u8; 32],
+}
+
+type KeySet = HashMap<String, VerifyingKey>;
+
+/// Whether the key a cached verification used is still in `keys`, unchanged.
+fn is_current(keys: &KeySet, identity: &KeyIdentity) -> bool {
+    keys.get(&identity.kid)
+        .is_some_and(|key| key.fingerprint == identity.fingerprint)
 }
 
 /// The cached key set of one JWKS URL.
@@ -76,7 +89,11 @@ pub(super) struct JwksKeys {
     settings: JwksSettings,
     client: reqwest::Client,
     /// `None` until the first successful fetch.
-    keys: RwLock<Option<Arc<HashMap<String, VerifyingKey>>>>,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    /// Tokens already verified with one of `keys` (HS256 is cheaper to check than to look up).
+    verified: VerifiedTokens,
+    /// Set while fetches fail, so an outage is logged once, not once per retry.
+    failing: AtomicBool,
     /// Held while fetching: concurrent refetches queue here and share the result.
     fetch_lock: tokio::sync::Mutex<Option<Instant>>,
     /// Counts fetch attempts, so a waiter can tell that someone fetched while it waited.
@@ -98,6 +115,8 @@ impl JwksKeys {
             settings,
             client,
             keys: RwLock::new(None),
+            verified: VerifiedTokens::default(),
+            failing: AtomicBool::new(false),
             fetch_lock: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
         });
@@ -105,8 +124,35 @@ impl JwksKeys {
         Ok(keys)
     }
 
-    /// Verifies a token whose header names an accepted asymmetric algorithm.
-    pub(super) async fn decode(&self, token: &str, header: &Header) -> Result<Claims, AuthError> {
+    /// Verifies a token whose header names an accepted asymmetric algorithm, from the cache
+    /// of verified tokens when it was seen before with a key that is still current.
+    pub(super) async fn verify(&self, token: &str, header: &Header) -> Result<UserId, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(keys) = self.current()
+            && let Some(user) = self.verified.get(token, now, |id| is_current(&keys, id))
+        {
+            return Ok(user);
+        }
+        let (claims, key) = self.decode(token, header).await?;
+        claims.require_string_issuer()?;
+        let expires_at = claims.exp.as_u64();
+        let user = claims.user()?;
+        if let Some(expires_at) = expires_at {
+            // Capped at the refresh interval, so that even a token with a far-off `exp` is
+            // checked again against a key set no older than one refresh.
+            let cap = now.saturating_add(self.settings.refresh_interval.as_secs());
+            self.verified
+                .insert(token, user.clone(), key, expires_at.min(cap), now);
+        }
+        Ok(user)
+    }
+
+    /// Checks the token's signature and claims with the key its `kid` names.
+    async fn decode(
+        &self,
+        token: &str,
+        header: &Header,
+    ) -> Result<(Claims, KeyIdentity), AuthError> {
         let kid = header.kid.as_deref().ok_or(AuthError::MissingKeyId)?;
         let keys = match self.current() {
             Some(keys) => keys,
@@ -135,10 +181,15 @@ impl JwksKeys {
         validation.leeway = self.settings.leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        Ok(jsonwebtoken::decode(token, &key.key, &validation)?.claims)
+        let claims = jsonwebtoken::decode(token, &key.key, &validation)?.claims;
+        let identity = KeyIdentity {
+            kid: kid.to_owned(),
+            fingerprint: key.fingerprint,
+        };
+        Ok((claims, identity))
     }
 
-    fn current(&self) -> Option<Arc<HashMap<String, VerifyingKey>>> {
+    fn current(&self) -> Option<Arc<KeySet>> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -166,12 +217,23 @@ impl JwksKeys {
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(keys) => {
-                tracing::info!(url = %self.settings.url, keys = keys.len(), "JWKS loaded");
+                let recovered = self.failing.swap(false, Ordering::AcqRel);
+                if recovered || self.current().is_none() {
+                    tracing::info!(url = %self.settings.url, keys = keys.len(), "JWKS loaded");
+                } else {
+                    tracing::debug!(url = %self.settings.url, keys = keys.len(), "JWKS refreshed");
+                }
+                // Tokens verified with a key that is gone (or changed) must be checked again.
+                self.verified.retain_keys(|id| is_current(&keys, id));
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(keys));
                 true
             }
             Err(error) => {
                 let kept = self.current().map_or(0, |keys| keys.len());
+                if self.failing.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(url = %self.settings.url, "JWKS still unreachable: {error}");
+                    return false;
+                }
                 tracing::warn!(
                     url = %self.settings.url,
                     kept_keys = kept,
@@ -187,7 +249,7 @@ impl JwksKeys {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, VerifyingKey>, String> {
+    async fn fetch(&self) -> Result<KeySet, String> {
         let mut response = self
             .client
             .get(self.settings.url.clone())
@@ -234,7 +296,7 @@ async fn refresh_in_background(keys: Weak<JwksKeys>) {
 }
 
 /// Parses a JWKS document, keeping every key this service can use and logging the others.
-fn parse_key_set(body: &[u8]) -> Result<HashMap<String, VerifyingKey>, String> {
+fn parse_key_set(body: &[u8]) -> Result<KeySet, String> {
     #[derive(Deserialize)]
     struct KeySet {
         keys: Vec<serde_json::Value>,
@@ -266,6 +328,7 @@ fn parse_key_set(body: &[u8]) -> Result<HashMap<String, VerifyingKey>, String> {
 
 /// Turns one JWK into a key id and a key bound to a single accepted algorithm.
 fn verifying_key(value: serde_json::Value) -> Result<(String, VerifyingKey), String> {
+    let fingerprint = Sha256::digest(value.to_string().as_bytes()).into();
     let jwk: Jwk = serde_json::from_value(value).map_err(|error| error.to_string())?;
     let kid = jwk.common.key_id.clone().ok_or("the key has no kid")?;
     if matches!(&jwk.common.public_key_use, Some(usage) if *usage != PublicKeyUse::Signature) {
@@ -297,7 +360,14 @@ fn verifying_key(value: serde_json::Value) -> Result<(String, VerifyingKey), Str
         return Err(format!("the key's type or curve does not fit {alg:?}"));
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|error| error.to_string())?;
-    Ok((kid, VerifyingKey { alg, key }))
+    Ok((
+        kid,
+        VerifyingKey {
+            alg,
+            key,
+            fingerprint,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -1,78 +1,31 @@
-//! Who is calling: bearer-token verification and the [`AuthUser`] extractor.
+//! Who is calling: bearer-token verification.
 //!
-//! Handlers learn the caller's identity only through [`AuthUser`], which verifies the token
-//! with the [`Verifier`] held in the application state. The token's `sub` claim becomes the
-//! [`UserId`] that every storage call is scoped to.
+//! [`AuthSettings`] says how tokens are checked (a shared HS256 secret, Better Auth's JWKS, or
+//! the development secret), and [`Verifier::from_settings`] builds the one verifier that does
+//! it. A verified token's `sub` becomes the [`UserId`](crate::domain::UserId) that every storage call is scoped to.
+//! Nothing here knows about HTTP responses: the HTTP layer turns an [`AuthError`] into a 401.
 
-use std::sync::Arc;
-
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::{HeaderMap, header, request::Parts};
-
-use crate::error::ApiError;
+use axum::http::{HeaderMap, header};
 
 mod cache;
 pub mod dev_secret;
 mod error;
 pub mod hs256;
 pub mod jwks;
+mod settings;
 mod verifier;
 
-pub use error::AuthError;
+pub use error::{AuthError, SetupError};
 pub use jwks::JwksSettings;
+pub use settings::{AuthSettings, SharedSecret};
 pub use verifier::Verifier;
 
 /// Tokens larger than this are refused before any decoding (a defence against CPU and
 /// memory abuse; real tokens are well under 2 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// The most characters a user id (`sub`) may have; mirrors the `tasks.user_id` check.
-pub const MAX_USER_ID_CHARS: usize = 255;
-
-/// The id of an authenticated user: the `sub` claim of a verified token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UserId(String);
-
-impl UserId {
-    /// Accepts a non-empty id of at most 255 characters without control characters
-    /// (PostgreSQL cannot store NUL, and control characters have no business in an id).
-    pub fn parse(sub: impl Into<String>) -> Result<Self, AuthError> {
-        let sub = sub.into();
-        let length = sub.chars().count();
-        if length == 0 || length > MAX_USER_ID_CHARS || sub.chars().any(char::is_control) {
-            return Err(AuthError::InvalidSubject);
-        }
-        Ok(UserId(sub))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The authenticated caller. Taking this as a handler argument makes the route require a
-/// valid bearer token; without one the request gets a 401 before the handler runs.
-#[derive(Debug, Clone)]
-pub struct AuthUser(pub UserId);
-
-impl<S> FromRequestParts<S> for AuthUser
-where
-    Arc<Verifier>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)?;
-        let verifier = Arc::<Verifier>::from_ref(state);
-        let user = verifier.verify(token).await?;
-        tracing::Span::current().record("user_id", user.as_str());
-        Ok(AuthUser(user))
-    }
-}
-
 /// The token of the request's single `Authorization: Bearer <token>` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     if values.next().is_some() {
@@ -124,20 +77,6 @@ mod tests {
         ];
         for (values, expected) in cases {
             assert_eq!(bearer_token(&headers(&values)), Err(expected), "{values:?}");
-        }
-    }
-
-    #[test]
-    fn user_ids_are_bounded_and_printable() {
-        assert!(UserId::parse("alice").is_ok());
-        assert!(UserId::parse("u".repeat(255)).is_ok());
-        assert!(UserId::parse("ü".repeat(255)).is_ok());
-        for bad in [String::new(), "u".repeat(256), "a\0b".into(), "a\nb".into()] {
-            assert_eq!(
-                UserId::parse(bad.clone()),
-                Err(AuthError::InvalidSubject),
-                "{bad:?}"
-            );
         }
     }
 }

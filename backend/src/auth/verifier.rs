@@ -3,17 +3,16 @@
 //! Each path has its own allow-list of algorithms, so a token can never be checked with a key
 //! of the wrong kind (the classic "HS256 signed with the public key" confusion).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use std::sync::Arc;
-
-use super::cache::VerifiedTokens;
 use super::hs256::{HmacSecret, Hs256Key};
-use super::jwks::{self, JwksKeys, JwksSettings};
-use super::{AuthError, MAX_TOKEN_BYTES, UserId};
+use super::jwks::{self, JwksKeys};
+use super::{AuthError, AuthSettings, MAX_TOKEN_BYTES, SetupError};
+use crate::domain::UserId;
 
 /// The claims this service reads. `exp` and `nbf` values are checked by `jsonwebtoken` (which
 /// also refuses them when they are not numbers); everything else in the payload is ignored.
@@ -24,20 +23,32 @@ pub(super) struct Claims {
     #[serde(default)]
     sub: serde_json::Value,
     #[serde(default)]
-    exp: serde_json::Value,
+    pub(super) exp: serde_json::Value,
+    #[serde(default)]
+    iss: serde_json::Value,
 }
 
 impl Claims {
     /// The user a verified token was issued to. A token without `exp` never expires, which
     /// this service does not accept.
-    fn user(self) -> Result<UserId, AuthError> {
+    pub(super) fn user(self) -> Result<UserId, AuthError> {
         if self.exp.is_null() {
             return Err(AuthError::MissingClaim("exp".into()));
         }
         match self.sub {
-            serde_json::Value::String(sub) => UserId::parse(sub),
+            serde_json::Value::String(sub) => Ok(UserId::parse(sub)?),
             serde_json::Value::Null => Err(AuthError::MissingClaim("sub".into())),
             _ => Err(AuthError::InvalidSubject),
+        }
+    }
+
+    /// RFC 7519 makes `iss` a single string; the JWT library would also accept an array that
+    /// contains the expected issuer.
+    pub(super) fn require_string_issuer(&self) -> Result<(), AuthError> {
+        match self.iss {
+            serde_json::Value::String(_) => Ok(()),
+            serde_json::Value::Null => Err(AuthError::MissingClaim("iss".into())),
+            _ => Err(AuthError::InvalidClaim("iss".into())),
         }
     }
 }
@@ -50,8 +61,6 @@ impl Claims {
 pub struct Verifier {
     hs256: Option<Hs256Key>,
     jwks: Option<Arc<JwksKeys>>,
-    /// Asymmetric tokens already verified (HS256 is cheaper to check than to look up).
-    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -64,18 +73,21 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// A verifier for HS256 tokens signed with `secret` and/or asymmetric tokens checked
-    /// against a JWKS. Starts fetching the keys in the background, so it must be called inside
-    /// a Tokio runtime when `jwks` is given.
-    pub fn new(
-        hs256: Option<(&HmacSecret, Duration)>,
-        jwks: Option<JwksSettings>,
-    ) -> Result<Self, reqwest::Error> {
-        Ok(Verifier {
-            hs256: hs256.map(|(secret, leeway)| Hs256Key::new(secret, leeway)),
-            jwks: jwks.map(JwksKeys::start).transpose()?,
-            verified: VerifiedTokens::default(),
-        })
+    /// The verifier `settings` describe. Creates the development secret if that is the one in
+    /// use, and starts fetching the JWKS in the background, so it must be called inside a Tokio
+    /// runtime when JWKS is configured.
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, SetupError> {
+        let hs256 = settings
+            .hs256_secret()?
+            .map(|secret| Hs256Key::new(&secret, settings.leeway));
+        if let Some(jwks) = &settings.jwks {
+            tracing::info!(
+                jwks = %jwks.url, issuer = %jwks.issuer, audience = %jwks.audience,
+                "verifying Better Auth tokens against its JWKS"
+            );
+        }
+        let jwks = settings.jwks.clone().map(JwksKeys::start).transpose()?;
+        Ok(Verifier { hs256, jwks })
     }
 
     /// A verifier that accepts only HS256 tokens signed with `secret`, allowing `leeway` of
@@ -84,7 +96,6 @@ impl Verifier {
         Verifier {
             hs256: Some(Hs256Key::new(secret, leeway)),
             jwks: None,
-            verified: VerifiedTokens::default(),
         }
     }
 
@@ -98,29 +109,24 @@ impl Verifier {
             jsonwebtoken::errors::ErrorKind::Json(_) => AuthError::AlgorithmNotAccepted,
             _ => AuthError::Malformed,
         })?;
-        let claims = match header.alg {
+        // RFC 7515 §4.1.11: a recipient must refuse extensions it does not understand, and
+        // this service understands none.
+        if header.crit.is_some() {
+            return Err(AuthError::UnsupportedCritical);
+        }
+        match header.alg {
             Algorithm::HS256 => self
                 .hs256
                 .as_ref()
                 .ok_or(AuthError::AlgorithmNotAccepted)?
-                .decode(token)?,
+                .decode(token)?
+                .user(),
             alg if jwks::ACCEPTED.contains(&alg) => {
                 let jwks = self.jwks.as_ref().ok_or(AuthError::AlgorithmNotAccepted)?;
-                let now = jsonwebtoken::get_current_timestamp();
-                if let Some(user) = self.verified.get(token, now) {
-                    return Ok(user);
-                }
-                let claims = jwks.decode(token, &header).await?;
-                let expires_at = claims.exp.as_u64();
-                let user = claims.user()?;
-                if let Some(expires_at) = expires_at {
-                    self.verified.insert(token, user.clone(), expires_at, now);
-                }
-                return Ok(user);
+                jwks.verify(token, &header).await
             }
-            _ => return Err(AuthError::AlgorithmNotAccepted),
-        };
-        claims.user()
+            _ => Err(AuthError::AlgorithmNotAccepted),
+        }
     }
 }
 
@@ -234,6 +240,19 @@ mod tests {
                 "{expected:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_with_critical_extensions_is_refused() {
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["x-unknown".into()]);
+        let claims = json!({"sub": "a", "exp": now() + 60, "x-unknown": 1});
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let token = jsonwebtoken::encode(&header, &claims, &key).expect("signs");
+        assert_eq!(
+            verifier().verify(&token).await,
+            Err(AuthError::UnsupportedCritical)
+        );
     }
 
     #[tokio::test]

@@ -10,15 +10,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::auth::UserId;
-use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
+use crate::domain::{CreateTask, Page, Task, TaskId, UpdateTask, UserId};
 
-mod pg_migrations;
 pub mod postgres;
+mod row;
 pub mod sqlite;
+mod url;
 
-pub use postgres::PgStore;
+pub use postgres::{PgStore, TransactionPooler};
 pub use sqlite::SqliteStore;
+pub use url::{Backend, DatabaseUrl};
 
 /// Storage operations on one user's tasks.
 #[async_trait]
@@ -61,7 +62,7 @@ pub enum StoreError {
     #[error("task not found")]
     NotFound,
     /// The database cannot be reached right now or is overloaded; retrying later may work.
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] sqlx::Error),
     /// Anything else: a bug, a corrupt row, a failed migration.
     #[error("database error: {0}")]
@@ -84,62 +85,18 @@ pub struct PoolSettings {
     pub transaction_pooler: TransactionPooler,
 }
 
-/// Whether PostgreSQL is reached through a pooler in transaction mode (PgBouncer, Neon's
-/// pooled endpoint), where a session's server connection can change between statements.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum TransactionPooler {
-    /// On when the host name contains `-pooler`, as Neon's pooled endpoints do, or the port
-    /// is PgBouncer's default, 6432.
-    #[default]
-    Auto,
-    #[value(alias = "true")]
-    On,
-    #[value(alias = "false")]
-    Off,
-}
-
-impl TransactionPooler {
-    /// Resolves `Auto` for a given database host and port.
-    pub fn is_on_for(self, host: &str, port: u16) -> bool {
-        match self {
-            TransactionPooler::Auto => host.contains("-pooler") || port == 6432,
-            TransactionPooler::On => true,
-            TransactionPooler::Off => false,
+/// Opens the store `url` names and applies its migrations.
+pub async fn open(url: &DatabaseUrl, pool: PoolSettings) -> Result<Arc<dyn TaskStore>, StoreError> {
+    let store: Arc<dyn TaskStore> = match url.target() {
+        url::Target::Postgres(options) => {
+            Arc::new(PgStore::connect_with((**options).clone(), pool).await?)
         }
-    }
-}
-
-/// Opens the store named by `database_url`: `postgres://`/`postgresql://` or `sqlite:`.
-pub async fn connect(
-    database_url: &str,
-    pool: PoolSettings,
-) -> Result<Arc<dyn TaskStore>, StoreError> {
-    match Backend::of(database_url) {
-        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect(database_url, pool).await?)),
-        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(database_url, pool).await?)),
-        None => Err(StoreError::Other(
-            "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
-        )),
-    }
-}
-
-/// The database engines this service can store tasks in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl Backend {
-    /// The backend a URL names, by its scheme.
-    pub fn of(database_url: &str) -> Option<Backend> {
-        let scheme = database_url.split(':').next()?.to_ascii_lowercase();
-        match scheme.as_str() {
-            "postgres" | "postgresql" => Some(Backend::Postgres),
-            "sqlite" => Some(Backend::Sqlite),
-            _ => None,
+        url::Target::Sqlite { options, in_memory } => {
+            Arc::new(SqliteStore::connect_with((**options).clone(), *in_memory, pool).await?)
         }
-    }
+    };
+    store.migrate().await?;
+    Ok(store)
 }
 
 /// The current time at the precision both databases store (microseconds), so that a task
@@ -167,20 +124,27 @@ fn classify(error: sqlx::Error, transient_code: fn(&str) -> bool) -> StoreError 
     }
 }
 
+/// One line saying why the database could not be reached, for start-up errors: the cause
+/// (refused, DNS, TLS, authentication, missing database) rather than the pool's "timed out".
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is the server running, and on this host and port?)".into()
+        }
+        sqlx::Error::Io(io) => format!("cannot connect: {io}"),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("the server refused: {} (SQLSTATE {code})", db.message()),
+            None => format!("the server refused: {}", db.message()),
+        },
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backend_is_chosen_by_scheme() {
-        assert_eq!(Backend::of("postgres://u@h/db"), Some(Backend::Postgres));
-        assert_eq!(Backend::of("postgresql://h/db"), Some(Backend::Postgres));
-        assert_eq!(Backend::of("POSTGRES://h/db"), Some(Backend::Postgres));
-        assert_eq!(Backend::of("sqlite://data/todo.db"), Some(Backend::Sqlite));
-        assert_eq!(Backend::of("sqlite::memory:"), Some(Backend::Sqlite));
-        assert_eq!(Backend::of("mysql://h/db"), None);
-        assert_eq!(Backend::of("data/todo.db"), None);
-    }
 
     #[test]
     fn pool_timeouts_and_shutdowns_are_transient() {
@@ -200,17 +164,10 @@ mod tests {
     }
 
     #[test]
-    fn neon_pooled_hosts_turn_pooler_mode_on() {
-        let neon = "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech";
-        assert!(TransactionPooler::Auto.is_on_for(neon, 5432));
-        let direct = "ep-cool-darkness-123456.us-east-2.aws.neon.tech";
-        assert!(!TransactionPooler::Auto.is_on_for(direct, 5432));
-        assert!(
-            TransactionPooler::Auto.is_on_for("10.0.0.5", 6432),
-            "PgBouncer's port"
-        );
-        assert!(!TransactionPooler::Off.is_on_for(neon, 6432));
-        assert!(TransactionPooler::On.is_on_for("127.0.0.1", 5432));
+    fn start_up_errors_name_their_cause() {
+        let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(describe(&refused).contains("connection refused"));
+        assert!(describe(&sqlx::Error::PoolTimedOut).contains("timed out"));
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! The SQLite store: the embedded default, so the service runs with no database server.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::row::{self, TaskRow, task_columns};
 use super::{PoolSettings, StoreError, TaskStore, classify, now};
-use crate::auth::UserId;
-use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
+use crate::domain::{CreateTask, Page, Task, TaskId, UpdateTask, UserId};
+
+/// Timestamps are integer microseconds since the Unix epoch.
+type Row = TaskRow<i64>;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -26,12 +27,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at a `sqlite://PATH` or `sqlite::memory:` URL.
-    pub async fn connect(database_url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(database_url).map_err(|error| {
-            StoreError::Other(format!("DATABASE_URL is not a valid SQLite URL: {error}").into())
-        })?;
-        let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+    /// Opens (creating if needed) the database `options` name; `in_memory` for
+    /// `sqlite::memory:`, which must then live on a single connection.
+    pub async fn connect_with(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+        settings: PoolSettings,
+    ) -> Result<Self, StoreError> {
         // A newcomer's first run has no `data/` directory yet.
         let parent = options
             .get_filename()
@@ -80,58 +82,20 @@ fn db_error(error: sqlx::Error) -> StoreError {
     classify(error, transient)
 }
 
-fn to_micros(time: DateTime<Utc>) -> i64 {
+fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
     time.timestamp_micros()
-}
-
-fn from_micros(micros: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| StoreError::Other(format!("timestamp out of range: {micros}").into()))
-}
-
-#[derive(sqlx::FromRow)]
-struct TaskRow {
-    id: i64,
-    user_id: String,
-    title: String,
-    description: Option<String>,
-    status: String,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<TaskRow> for Task {
-    type Error = StoreError;
-
-    fn try_from(row: TaskRow) -> Result<Self, Self::Error> {
-        Ok(Task {
-            id: row.id,
-            user_id: row.user_id,
-            title: row.title,
-            description: row.description,
-            status: row
-                .status
-                .parse()
-                .map_err(|e: String| StoreError::Other(e.into()))?,
-            created_at: from_micros(row.created_at)?,
-            updated_at: from_micros(row.updated_at)?,
-        })
-    }
-}
-
-fn found(row: Option<TaskRow>) -> Result<Task, StoreError> {
-    row.ok_or(StoreError::NotFound)?.try_into()
 }
 
 #[async_trait]
 impl TaskStore for SqliteStore {
     async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
         let now = to_micros(now());
-        let row: TaskRow = sqlx::query_as(
+        let row: Row = sqlx::query_as(concat!(
             "insert into tasks (user_id, title, description, status, created_at, updated_at)
              values (?1, ?2, ?3, ?4, ?5, ?5)
-             returning id, user_id, title, description, status, created_at, updated_at",
-        )
+             returning ",
+            task_columns!()
+        ))
         .bind(owner.as_str())
         .bind(task.title.as_str())
         .bind(task.description.as_ref().map(|d| d.as_str()))
@@ -144,34 +108,36 @@ impl TaskStore for SqliteStore {
     }
 
     async fn list(&self, owner: &UserId, page: Page) -> Result<Vec<Task>, StoreError> {
-        let rows: Vec<TaskRow> = sqlx::query_as(
-            "select id, user_id, title, description, status, created_at, updated_at
-             from tasks
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "select ",
+            task_columns!(),
+            " from tasks
              where user_id = ?1
              order by created_at desc, id desc
-             limit ?2 offset ?3",
-        )
+             limit ?2 offset ?3"
+        ))
         .bind(owner.as_str())
         .bind(i64::from(page.limit))
         .bind(page.offset)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.into_iter().map(Task::try_from).collect()
+        row::all(rows)
     }
 
     async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        let row: Option<TaskRow> = sqlx::query_as(
-            "select id, user_id, title, description, status, created_at, updated_at
-             from tasks
-             where user_id = ?1 and id = ?2",
-        )
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "select ",
+            task_columns!(),
+            " from tasks
+             where user_id = ?1 and id = ?2"
+        ))
         .bind(owner.as_str())
         .bind(id.get())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        found(row)
+        row::found(row)
     }
 
     async fn update(
@@ -184,15 +150,16 @@ impl TaskStore for SqliteStore {
             return self.get(owner, id).await;
         }
         // max(...) keeps updated_at strictly increasing, as in the PostgreSQL store.
-        let row: Option<TaskRow> = sqlx::query_as(
+        let row: Option<Row> = sqlx::query_as(concat!(
             "update tasks set
                 title = coalesce(?3, title),
                 description = case when ?4 then ?5 else description end,
                 status = coalesce(?6, status),
                 updated_at = max(?7, updated_at + 1)
              where user_id = ?1 and id = ?2
-             returning id, user_id, title, description, status, created_at, updated_at",
-        )
+             returning ",
+            task_columns!()
+        ))
         .bind(owner.as_str())
         .bind(id.get())
         .bind(changes.title.as_ref().map(|t| t.as_str()))
@@ -208,7 +175,7 @@ impl TaskStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        found(row)
+        row::found(row)
     }
 
     async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
@@ -254,11 +221,5 @@ mod tests {
         for code in ["19", "275", "1", "2067"] {
             assert!(!transient(code), "{code}");
         }
-    }
-
-    #[test]
-    fn timestamps_round_trip_through_microseconds() {
-        let time = now();
-        assert_eq!(from_micros(to_micros(time)).ok(), Some(time));
     }
 }

@@ -2,14 +2,13 @@
 //! call the store with the caller's id, shape the response.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::model::{CreateTask, ListQuery, Task, TaskId, UpdateTask};
-use crate::app::AppState;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ValidJson, ValidQuery};
+use super::query::ListQuery;
+use crate::domain::{CreateTask, Task, UpdateTask};
+use crate::http::extract::{AuthUser, TaskIdParam, ValidJson, ValidQuery};
+use crate::http::{ApiError, AppState, ErrorBody};
 
 /// Creates a task owned by the caller.
 #[utoipa::path(
@@ -136,22 +135,4 @@ pub async fn delete_task(
 ) -> Result<StatusCode, ApiError> {
     state.store.delete(&user, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The `{task_id}` path parameter: a positive integer, else 422.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(names("task_id"), parameter_in = Path)]
-pub struct TaskIdParam(#[param(value_type = i64, minimum = 1)] pub TaskId);
-
-impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::invalid_field("task_id", rejection.body_text()))?;
-        raw.parse()
-            .map(TaskIdParam)
-            .map_err(|message: &str| ApiError::invalid_field("task_id", message))
-    }
 }

@@ -1,12 +1,12 @@
-//! The task domain and its HTTP routes.
+//! The task routes: handlers and the list query.
 
 pub mod handlers;
-pub mod model;
+pub mod query;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 /// The `/api/tasks` routes, with their OpenAPI descriptions.
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -1,7 +1,6 @@
 //! Authentication through the real router: every way a token can be wrong is a 401.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
@@ -39,7 +38,7 @@ async fn every_task_route_needs_a_token(app: &TestApp) {
     for (method, uri) in routes {
         // A body that is also invalid: authentication is checked first.
         let body = json!({"title": ""});
-        let response = app.call(method.clone(), uri, None, Some(&body)).await;
+        let response = app.request(method.clone(), uri).json(&body).send().await;
         let error = response.assert_error(StatusCode::UNAUTHORIZED);
         assert!(
             error["detail"]
@@ -58,11 +57,9 @@ async fn every_task_route_needs_a_token(app: &TestApp) {
 
 async fn other_schemes_are_refused(app: &TestApp) {
     for value in ["Basic YWxpY2U6cGFzcw==", "Token abc", "abc", "Bearer"] {
-        let request = Request::get("/api/tasks")
-            .header(header::AUTHORIZATION, value)
-            .body(Body::empty())
-            .expect("request");
-        app.send(request)
+        app.request(Method::GET, "/api/tasks")
+            .header("authorization", value)
+            .send()
             .await
             .assert_error(StatusCode::UNAUTHORIZED);
     }
@@ -161,13 +158,11 @@ async fn expiry_within_the_leeway_is_accepted(app: &TestApp) {
 }
 
 async fn two_authorization_headers_are_refused(app: &TestApp) {
-    let request = Request::get("/api/tasks")
-        .header(header::AUTHORIZATION, format!("Bearer {}", token("alice")))
-        .header(header::AUTHORIZATION, format!("Bearer {}", token("bob")))
-        .body(Body::empty())
-        .expect("request");
     let body = app
-        .send(request)
+        .request(Method::GET, "/api/tasks")
+        .token(&token("alice"))
+        .token(&token("bob"))
+        .send()
         .await
         .assert_error(StatusCode::UNAUTHORIZED);
     assert!(
@@ -182,11 +177,11 @@ async fn the_user_is_the_tokens_subject(app: &TestApp) {
     let id = "user_2NNEqL-ü/@x";
     let task = app.create_task(&token(id), json!({"title": "mine"})).await;
     assert_eq!(task["user_id"], id);
-    let scheme_in_lowercase = Request::get("/api/tasks")
-        .header(header::AUTHORIZATION, format!("bearer {}", token(id)))
-        .body(Body::empty())
-        .expect("request");
-    let listed = app.send(scheme_in_lowercase).await;
+    let listed = app
+        .request(Method::GET, "/api/tasks")
+        .header("authorization", &format!("bearer {}", token(id)))
+        .send()
+        .await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(listed.json()[0], task);
 }

@@ -161,6 +161,9 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("PORT", "eighty", "PORT"),
         ("DB_MAX_CONNECTIONS", "0", "DB_MAX_CONNECTIONS"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("RUST_LOG", "todo_backend=loud", "RUST_LOG"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1", "SHUTDOWN_GRACE_SECONDS"),
         (
             "CORS_ALLOWED_ORIGINS",
             "not-an-origin",
@@ -174,6 +177,56 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(named), "{variable}: {stderr}");
     }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is written before the whole configuration is valid"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_named_with_its_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on: the kernel refuses at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
+    let output = run(dir.path(), &["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}
+
+#[test]
+fn each_command_lists_only_its_own_flags_in_its_help() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let help = |args: &[&str]| {
+        let output = run(dir.path(), args, &[]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let token = help(&["token", "--help"]);
+    assert!(
+        token.contains("--ttl") && token.contains("JWT_SECRET"),
+        "{token}"
+    );
+    assert!(
+        !token.contains("--port") && !token.contains("DATABASE_URL"),
+        "{token}"
+    );
+    let openapi = help(&["openapi", "--help"]);
+    assert!(
+        !openapi.contains("--port") && !openapi.contains("JWT_SECRET"),
+        "{openapi}"
+    );
+    let serve = help(&["serve", "--help"]);
+    assert!(
+        serve.contains("--port") && serve.contains("SHUTDOWN_GRACE_SECONDS"),
+        "{serve}"
+    );
 }
 
 #[test]
@@ -208,7 +261,7 @@ fn with_only_better_auth_configured_there_is_no_development_secret() {
     let output = run(dir.path(), &["token", "alice"], &jwks_only);
     assert!(!output.status.success(), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("BETTER_AUTH_SECRET"), "{stderr}");
+    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
     assert!(
         !dir.path().join("data/dev-secret").exists(),
         "a JWKS deployment never gets a secret anyone can mint tokens with"

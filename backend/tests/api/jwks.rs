@@ -7,7 +7,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use todo_backend::auth::hs256::HmacSecret;
-use todo_backend::auth::{JwksSettings, Verifier};
+use todo_backend::auth::{AuthSettings, JwksSettings, Verifier};
 
 use crate::helpers::{SECRET, TestApp, TestResponse, now, sign_with, token};
 use crate::jwks_server::{Behaviour, JwksServer, ed25519, p256, rsa};
@@ -29,10 +29,11 @@ fn settings(base_url: &str, cooldown: Duration) -> JwksSettings {
 
 /// An app that accepts JWKS tokens from `base_url`, and HS256 tokens too when `with_secret`.
 async fn app(base_url: &str, cooldown: Duration, with_secret: bool) -> TestApp {
-    let secret = HmacSecret::new(SECRET).expect("long enough");
-    let hs256 = with_secret.then_some((&secret, Duration::from_secs(60)));
-    let verifier = Verifier::new(hs256, Some(settings(base_url, cooldown))).expect("client");
-    TestApp::sqlite_with_verifier(verifier).await
+    let secret = with_secret.then(|| HmacSecret::new(SECRET).expect("long enough"));
+    let jwks = settings(base_url, cooldown);
+    let settings = AuthSettings::new(secret, Some(jwks), Duration::from_secs(60));
+    let verifier = Verifier::from_settings(&settings).expect("client");
+    TestApp::builder().verifier(verifier).build().await
 }
 
 /// Claims as Better Auth writes them: iss and aud are its base URL, 15 minutes of life.

@@ -6,14 +6,14 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, token};
 
 async fn served_document(app: &TestApp) -> Value {
-    let response = app.call(Method::GET, "/openapi.json", None, None).await;
+    let response = app.request(Method::GET, "/openapi.json").send().await;
     assert_eq!(response.status, StatusCode::OK);
     response.json()
 }
 
 #[tokio::test]
 async fn the_document_lists_every_route_with_its_responses() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let doc = served_document(&app).await;
     assert!(
         doc["openapi"]
@@ -77,7 +77,7 @@ async fn the_document_lists_every_route_with_its_responses() {
 
 #[tokio::test]
 async fn the_subcommand_prints_the_same_document() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let served = served_document(&app).await;
     let built = serde_json::to_value(todo_backend::app::openapi()).expect("serializes");
     assert_eq!(served, built);
@@ -103,7 +103,7 @@ fn validate(doc: &Value, schema: Value, instance: &Value) {
 
 #[tokio::test]
 async fn real_responses_validate_against_their_schemas() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let doc = served_document(&app).await;
     let alice = token("alice");
     let task_ref = json!({"$ref": "#/components/schemas/Task"});
@@ -138,8 +138,8 @@ async fn real_responses_validate_against_their_schemas() {
 
 #[tokio::test]
 async fn the_docs_page_works_offline() {
-    let app = TestApp::sqlite().await;
-    let page = app.call(Method::GET, "/docs/", None, None).await;
+    let app = TestApp::builder().build().await;
+    let page = app.request(Method::GET, "/docs/").send().await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     assert!(html.contains("swagger-ui"), "it is Swagger UI");
@@ -149,7 +149,8 @@ async fn the_docs_page_works_offline() {
         "swagger-initializer.js",
     ] {
         let response = app
-            .call(Method::GET, &format!("/docs/{asset}"), None, None)
+            .request(Method::GET, &format!("/docs/{asset}"))
+            .send()
             .await;
         assert_eq!(response.status, StatusCode::OK, "{asset} is served locally");
         assert!(!response.body.is_empty());
@@ -160,7 +161,8 @@ async fn the_docs_page_works_offline() {
         "no stylesheet from the network"
     );
     let initializer = app
-        .call(Method::GET, "/docs/swagger-initializer.js", None, None)
+        .request(Method::GET, "/docs/swagger-initializer.js")
+        .send()
         .await
         .text();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
@@ -168,7 +170,7 @@ async fn the_docs_page_works_offline() {
 
 #[test]
 fn the_documented_text_patterns_agree_with_the_validation() {
-    use todo_backend::tasks::model::{TaskDescription, TaskTitle};
+    use todo_backend::domain::{TaskDescription, TaskTitle};
     let doc = serde_json::to_value(todo_backend::app::openapi()).expect("serializes");
     let properties = &doc["components"]["schemas"]["CreateTask"]["properties"];
     let title = jsonschema::validator_for(&properties["title"]).expect("title schema");

@@ -50,7 +50,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_ones() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let (address, stop, server) = start(&app, ServeOptions::default()).await;
     let alice = token("alice");
 
@@ -84,7 +84,8 @@ async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_on
         assert!(Instant::now() < deadline, "flag raised");
         tokio::task::yield_now().await;
     }
-    app.call(Method::GET, "/ready", None, None)
+    app.request(Method::GET, "/ready")
+        .send()
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE);
 
@@ -128,7 +129,7 @@ async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_is_bounded_by_its_timeout() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let options = ServeOptions {
         drain_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
@@ -157,9 +158,9 @@ async fn the_drain_is_bounded_by_its_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_trickles_its_headers_is_cut_off_and_others_are_served() {
-    let app = TestApp::sqlite().await;
+    let app = TestApp::builder().build().await;
     let options = ServeOptions {
-        header_read_timeout: Duration::from_millis(500),
+        header_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
     };
     let (address, stop, server) = start(&app, options).await;

@@ -13,6 +13,7 @@ use todo_backend::store::PoolSettings;
 use crate::helpers::{TestApp, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn an_exhausted_pool_answers_503_with_retry_after_within_the_acquire_timeout() {
     let acquire_timeout = Duration::from_millis(300);
     let pool = PoolSettings {
@@ -20,9 +21,8 @@ async fn an_exhausted_pool_answers_503_with_retry_after_within_the_acquire_timeo
         acquire_timeout,
         transaction_pooler: Default::default(),
     };
-    let Some((app, options)) = TestApp::postgres_with_pool(pool).await else {
-        return;
-    };
+    let app = TestApp::builder().postgres().pool(pool).build().await;
+    let options = app.pg_options.clone().expect("a PostgreSQL app");
     let app = std::sync::Arc::new(app);
     let alice = token("alice");
 
@@ -43,8 +43,26 @@ async fn an_exhausted_pool_answers_503_with_retry_after_within_the_acquire_timeo
                 .await
         })
     };
-    // Give the blocked request time to take the pool's only connection.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the blocked request holds the pool's only connection: its insert is then
+    // waiting on the lock.
+    let mut watcher = PgConnection::connect_with(&options)
+        .await
+        .expect("connects");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("pg_stat_activity is readable");
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the insert never blocked");
+        tokio::task::yield_now().await;
+    }
 
     let started = Instant::now();
     let response = app.get("/api/tasks", &alice).await;

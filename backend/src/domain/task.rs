@@ -8,7 +8,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
+
+use super::ids::{TaskId, UserId};
 
 /// The most characters (Unicode scalar values) a title may have.
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -16,8 +18,39 @@ pub const TITLE_MAX_CHARS: usize = 200;
 pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 
 // Request schemas carry the text rules as OpenAPI (ECMA-262) patterns too, so that generated
-// clients and fuzzers know them: no NUL anywhere, and a title needs one character that is not
-// white space (exactly the characters Rust's `str::trim` removes).
+// clients and fuzzers know them: no NUL anywhere, and a title needs one visible character, one
+// outside the class in `TITLE_PATTERN` (the same set as `is_invisible`; a unit test holds the
+// two together).
+
+/// The OpenAPI pattern of a title: no NUL, and at least one character that is not invisible.
+pub const TITLE_PATTERN: &str = r"^[^\u0000]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u17B4\u17B5\u180B-\u180F\u2000-\u200F\u2028-\u202F\u205F-\u206F\u2800\u3000\u3164\uFE00-\uFE0F\uFEFF\uFFA0][^\u0000]*$";
+
+/// Characters a reader cannot see: white space, controls, and the format characters,
+/// joiners, fillers and variation selectors that render as nothing. A title made only of
+/// these would show as an empty line, so it is refused like a blank one.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{0000}'..='\u{0020}'
+        | '\u{007F}'..='\u{00A0}'
+        | '\u{00AD}'
+        | '\u{034F}'
+        | '\u{061C}'
+        | '\u{115F}'
+        | '\u{1160}'
+        | '\u{1680}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{2000}'..='\u{200F}'
+        | '\u{2028}'..='\u{202F}'
+        | '\u{205F}'..='\u{206F}'
+        | '\u{2800}'
+        | '\u{3000}'
+        | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}'
+        | '\u{FFA0}')
+}
 
 /// Why a text value was refused. Its `Display` is the message the client sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +81,7 @@ fn check_text(text: &str, max_chars: usize) -> Result<(), TextError> {
     Ok(())
 }
 
-/// A task title: 1 to 200 characters, not only white space, no NUL.
+/// A task title: 1 to 200 characters, at least one of them visible, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct TaskTitle(String);
@@ -57,7 +90,7 @@ impl TryFrom<String> for TaskTitle {
     type Error = TextError;
 
     fn try_from(title: String) -> Result<Self, Self::Error> {
-        if title.trim().is_empty() {
+        if title.chars().all(is_invisible) {
             return Err(TextError::Blank);
         }
         check_text(&title, TITLE_MAX_CHARS)?;
@@ -137,47 +170,19 @@ impl TryFrom<String> for TaskStatus {
     }
 }
 
-/// A task's id: a positive integer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId(i64);
-
-impl TaskId {
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl std::str::FromStr for TaskId {
-    type Err = &'static str;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(TaskId(id)),
-            _ => Err("must be a positive integer"),
-        }
-    }
-}
-
-impl From<i64> for TaskId {
-    /// For ids read back from the database, which are always positive.
-    fn from(id: i64) -> Self {
-        TaskId(id)
-    }
-}
-
 /// A stored task, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Task {
-    #[schema(example = 42, minimum = 1)]
-    pub id: i64,
+    #[schema(value_type = i64, example = 42, minimum = 1)]
+    pub id: TaskId,
     #[schema(example = "Buy milk", min_length = 1, max_length = 200)]
     pub title: String,
     #[schema(example = "Two litres, semi-skimmed", max_length = 2000)]
     pub description: Option<String>,
     pub status: TaskStatus,
     /// The owner: the `sub` claim of the token that created the task.
-    #[schema(example = "user_2NNEqL")]
-    pub user_id: String,
+    #[schema(value_type = String, example = "user_2NNEqL")]
+    pub user_id: UserId,
     /// When the task was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// When the task last changed (RFC 3339, UTC).
@@ -188,7 +193,7 @@ pub struct Task {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
-    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$", example = "Buy milk")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u17B4\u17B5\u180B-\u180F\u2000-\u200F\u2028-\u202F\u205F-\u206F\u2800\u3000\u3164\uFE00-\uFE0F\uFEFF\uFFA0][^\u0000]*$", example = "Buy milk")]
     pub title: TaskTitle,
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 2000, pattern = r"^[^\u0000]*$")]
@@ -205,7 +210,7 @@ pub struct CreateTask {
 pub struct UpdateTask {
     /// A new title; `null` is refused (a task always has a title).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000]*$")]
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"^[^\u0000]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u17B4\u17B5\u180B-\u180F\u2000-\u200F\u2028-\u202F\u205F-\u206F\u2800\u3000\u3164\uFE00-\uFE0F\uFEFF\uFFA0][^\u0000]*$")]
     pub title: Option<TaskTitle>,
     /// A new description; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
@@ -234,60 +239,6 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-/// The query string of `GET /api/tasks`. Unknown parameters are ignored (cache busters are
-/// common); a known one with a bad value is a 422, never silently clamped.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// How many tasks to return, 1 to 100.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 50)]
-    limit: Option<Limit>,
-    /// How many of the newest tasks to skip.
-    #[param(value_type = Option<i64>, minimum = 0, default = 0)]
-    offset: Option<Offset>,
-}
-
-impl From<ListQuery> for Page {
-    fn from(query: ListQuery) -> Self {
-        Page {
-            limit: query
-                .limit
-                .map_or(Page::DEFAULT_LIMIT, |Limit(limit)| limit),
-            offset: query.offset.map_or(0, |Offset(offset)| offset),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "String")]
-struct Limit(u32);
-
-impl TryFrom<String> for Limit {
-    type Error = String;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        match raw.parse::<u32>() {
-            Ok(limit) if (1..=Page::MAX_LIMIT).contains(&limit) => Ok(Limit(limit)),
-            _ => Err(format!("must be an integer from 1 to {}", Page::MAX_LIMIT)),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "String")]
-struct Offset(i64);
-
-impl TryFrom<String> for Offset {
-    type Error = &'static str;
-
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        match raw.parse::<i64>() {
-            Ok(offset) if offset >= 0 => Ok(Offset(offset)),
-            _ => Err("must be a non-negative integer"),
-        }
-    }
 }
 
 /// Which slice of a user's tasks to list.
@@ -337,7 +288,17 @@ mod tests {
 
     #[test]
     fn title_refuses_empty_and_blank() {
-        for blank in ["", " ", "\t\n", "\u{3000}"] {
+        for blank in [
+            "",
+            " ",
+            "\t\n",
+            "\u{3000}",
+            "\u{200B}",
+            "\u{200B}\u{200D}\u{FEFF}",
+            "\u{1}\u{7f}",
+            "\u{2066}\u{2069}",
+            "\u{3164}",
+        ] {
             assert_eq!(
                 TaskTitle::try_from(blank.to_owned()),
                 Err(TextError::Blank),
@@ -345,6 +306,53 @@ mod tests {
             );
         }
         assert!(TaskTitle::try_from(" a ".to_owned()).is_ok());
+        assert!(TaskTitle::try_from("\u{200B}a".to_owned()).is_ok());
+        assert!(TaskTitle::try_from("😀".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn the_title_pattern_names_exactly_the_invisible_characters() {
+        // Parse the pattern's middle class back into ranges and compare with `is_invisible`
+        // over the whole Basic Multilingual Plane, where the pattern is written.
+        let class = TITLE_PATTERN
+            .split("[^")
+            .nth(2)
+            .and_then(|rest| rest.split(']').next())
+            .expect("the pattern has a middle class");
+        let points: Vec<u32> = class
+            .split("\\u")
+            .filter(|part| !part.is_empty())
+            .map(|part| u32::from_str_radix(part.trim_end_matches('-'), 16).expect("hex"))
+            .collect();
+        let mut ranges = Vec::new();
+        let mut parts = class
+            .split("\\u")
+            .filter(|part| !part.is_empty())
+            .zip(points);
+        while let Some((part, start)) = parts.next() {
+            let end = if part.ends_with('-') {
+                parts.next().expect("a range has an end").1
+            } else {
+                start
+            };
+            ranges.push(start..=end);
+        }
+        for code in 0..=0xFFFF_u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let in_pattern = ranges.iter().any(|range| range.contains(&code));
+            assert_eq!(in_pattern, is_invisible(c), "U+{code:04X}");
+        }
+    }
+
+    #[test]
+    fn request_schemas_carry_the_title_pattern() {
+        use utoipa::PartialSchema;
+        for schema in [CreateTask::schema(), UpdateTask::schema()] {
+            let json = serde_json::to_value(schema).expect("serializes");
+            assert_eq!(json["properties"]["title"]["pattern"], TITLE_PATTERN);
+        }
     }
 
     #[test]
@@ -383,18 +391,6 @@ mod tests {
         for bad in ["done", "Pending", "", "in-progress"] {
             assert!(bad.parse::<TaskStatus>().is_err(), "{bad}");
             assert!(serde_json::from_str::<TaskStatus>(&format!("\"{bad}\"")).is_err());
-        }
-    }
-
-    #[test]
-    fn task_id_must_be_a_positive_integer() {
-        assert_eq!("1".parse::<TaskId>().map(TaskId::get), Ok(1));
-        assert_eq!(
-            "9223372036854775807".parse::<TaskId>().map(TaskId::get),
-            Ok(i64::MAX)
-        );
-        for bad in ["0", "-1", "abc", "", "1.5", "9223372036854775808", " 1"] {
-            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
         }
     }
 

@@ -13,8 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
-/// The largest request body the API accepts.
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+use super::limits::BODY_LIMIT_BYTES;
 
 /// How long a client should wait before retrying after a 503, in seconds.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -61,6 +60,14 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    #[error("the request target is longer than {} KiB", super::limits::MAX_URI_BYTES / 1024)]
+    UriTooLong,
+    #[error(
+        "the request carries more than {} headers or {} KiB of them",
+        super::limits::MAX_HEADERS,
+        super::limits::MAX_HEADER_BYTES / 1024
+    )]
+    HeadersTooLarge,
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("request body is larger than the {} KiB limit", BODY_LIMIT_BYTES / 1024)]
@@ -93,6 +100,8 @@ impl ApiError {
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -154,6 +163,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The JSON error body for a response that has none: a status set below the handlers (by a
+/// library's own handler or layer) without a body of ours.
+pub fn bare_status_body(status: StatusCode) -> Response {
+    let body = ErrorBody {
+        detail: status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_ascii_lowercase(),
+        status_code: status.as_u16(),
+        errors: None,
+    };
+    (status, Json(body)).into_response()
+}
+
 /// Router fallback: unknown paths get the JSON 404.
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::RouteNotFound(uri.path().to_owned())
@@ -188,6 +211,8 @@ mod tests {
             (ApiError::invalid_field("title", "must not be blank"), 422),
             (ApiError::UnsupportedMediaType, 415),
             (ApiError::PayloadTooLarge, 413),
+            (ApiError::UriTooLong, 414),
+            (ApiError::HeadersTooLarge, 431),
             (ApiError::Timeout, 503),
             (ApiError::Unavailable, 503),
             (ApiError::Internal("boom".into()), 500),

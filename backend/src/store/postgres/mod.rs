@@ -1,14 +1,19 @@
 //! The PostgreSQL store: production (Neon or any PostgreSQL 13+).
 
-use std::str::FromStr;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::{PoolSettings, StoreError, TaskStore, classify, now, pg_migrations};
-use crate::auth::UserId;
-use crate::tasks::model::{CreateTask, Page, Task, TaskId, UpdateTask};
+use super::row::{self, TaskRow, task_columns};
+use super::{PoolSettings, StoreError, TaskStore, classify, now};
+use crate::domain::{CreateTask, Page, Task, TaskId, UpdateTask, UserId};
+
+mod pooler;
+
+pub use pooler::TransactionPooler;
+
+type Row = TaskRow<DateTime<Utc>>;
 
 /// Tasks in PostgreSQL, through a connection pool.
 #[derive(Debug, Clone)]
@@ -20,23 +25,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects using a `postgres://` URL (which may carry `sslmode`, `sslrootcert`, …).
-    pub async fn connect(database_url: &str, pool: PoolSettings) -> Result<Self, StoreError> {
-        let mut options = PgConnectOptions::from_str(database_url).map_err(|error| {
-            StoreError::Other(format!("DATABASE_URL is not a valid PostgreSQL URL: {error}").into())
-        })?;
-        // As in libpq: `sslmode=require` with a root certificate given also verifies the
-        // chain (sqlx alone would ignore the certificate and accept any server).
-        let has_root_cert = url::Url::parse(database_url)
-            .is_ok_and(|url| url.query_pairs().any(|(key, _)| key == "sslrootcert"))
-            || std::env::var_os("PGSSLROOTCERT").is_some();
-        if has_root_cert && matches!(options.get_ssl_mode(), PgSslMode::Require) {
-            options = options.ssl_mode(PgSslMode::VerifyCa);
-        }
-        Self::connect_with(options, pool).await
-    }
-
-    /// Connects with ready-made options; tests use this to point at a fresh database.
+    /// Connects with `options` (from a [`super::DatabaseUrl`], or made by a test). One direct
+    /// connection is tried first, so that a start-up failure names its cause instead of the
+    /// pool's "timed out".
     pub async fn connect_with(
         options: PgConnectOptions,
         settings: PoolSettings,
@@ -52,6 +43,12 @@ impl PgStore {
         } else {
             options
         };
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(db_error)?
+            .close()
+            .await
+            .map_err(db_error)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -109,51 +106,19 @@ fn db_error(error: sqlx::Error) -> StoreError {
     classify(error, transient)
 }
 
-#[derive(sqlx::FromRow)]
-struct TaskRow {
-    id: i64,
-    user_id: String,
-    title: String,
-    description: Option<String>,
-    status: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl TryFrom<TaskRow> for Task {
-    type Error = StoreError;
-
-    fn try_from(row: TaskRow) -> Result<Self, Self::Error> {
-        Ok(Task {
-            id: row.id,
-            user_id: row.user_id,
-            title: row.title,
-            description: row.description,
-            status: row
-                .status
-                .parse()
-                .map_err(|e: String| StoreError::Other(e.into()))?,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-fn found(row: Option<TaskRow>) -> Result<Task, StoreError> {
-    row.ok_or(StoreError::NotFound)?.try_into()
-}
-
 #[async_trait]
 impl TaskStore for PgStore {
     async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
         let now = now();
-        let row: TaskRow = self
+        let row: Row = self
             .run(async |conn, persistent| {
-                sqlx::query_as(
-                    "insert into tasks (user_id, title, description, status, created_at, updated_at)
+                sqlx::query_as(concat!(
+"insert into tasks (user_id, title, description, status, created_at, updated_at)
                      values ($1, $2, $3, $4, $5, $5)
-                     returning id, user_id, title, description, status, created_at, updated_at",
-                )
+                     returning ",
+task_columns!(),
+""
+))
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(task.title.as_str())
@@ -168,15 +133,16 @@ impl TaskStore for PgStore {
     }
 
     async fn list(&self, owner: &UserId, page: Page) -> Result<Vec<Task>, StoreError> {
-        let rows: Vec<TaskRow> = self
+        let rows: Vec<Row> = self
             .run(async |conn, persistent| {
-                sqlx::query_as(
-                    "select id, user_id, title, description, status, created_at, updated_at
-                     from tasks
+                sqlx::query_as(concat!(
+                    "select ",
+                    task_columns!(),
+                    " from tasks
                      where user_id = $1
                      order by created_at desc, id desc
-                     limit $2 offset $3",
-                )
+                     limit $2 offset $3"
+                ))
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(i64::from(page.limit))
@@ -185,17 +151,17 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        rows.into_iter().map(Task::try_from).collect()
+        row::all(rows)
     }
 
     async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        let row: Option<TaskRow> = self
+        let row: Option<Row> = self
             .run(async |conn, persistent| {
-                sqlx::query_as(
-                    "select id, user_id, title, description, status, created_at, updated_at
-                     from tasks
-                     where user_id = $1 and id = $2",
-                )
+                sqlx::query_as(concat!(
+                    "select ",
+                    task_columns!(),
+                    " from tasks where user_id = $1 and id = $2"
+                ))
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(id.get())
@@ -203,7 +169,7 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        found(row)
+        row::found(row)
     }
 
     async fn update(
@@ -218,17 +184,19 @@ impl TaskStore for PgStore {
         let now = now();
         // `greatest(...)` keeps updated_at strictly increasing even when two updates land
         // within the same microsecond or the clock steps back.
-        let row: Option<TaskRow> = self
+        let row: Option<Row> = self
             .run(async |conn, persistent| {
-                sqlx::query_as(
+                sqlx::query_as(concat!(
                     "update tasks set
                         title = coalesce($3, title),
                         description = case when $4 then $5 else description end,
                         status = coalesce($6, status),
                         updated_at = greatest($7, updated_at + interval '1 microsecond')
                      where user_id = $1 and id = $2
-                     returning id, user_id, title, description, status, created_at, updated_at",
-                )
+                     returning ",
+                    task_columns!(),
+                    ""
+                ))
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(id.get())
@@ -246,7 +214,7 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        found(row)
+        row::found(row)
     }
 
     async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
@@ -280,7 +248,7 @@ impl TaskStore for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = sqlx::migrate!("./migrations/postgres");
         if self.transaction_pooler {
-            pg_migrations::run(&migrator, &self.pool).await?;
+            pooler::migrate(&migrator, &self.pool).await?;
         } else {
             migrator.run(&self.pool).await?;
         }

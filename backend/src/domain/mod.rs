@@ -1,0 +1,13 @@
+//! The types every layer shares: who owns a task, which task, and what a task is.
+//!
+//! This module sits at the bottom of the crate: it imports nothing from the rest of it, so the
+//! HTTP layer, the handlers and the stores can all depend on it without depending on each other.
+
+mod ids;
+pub mod task;
+
+pub use ids::{InvalidTaskId, InvalidUserId, MAX_USER_ID_CHARS, TaskId, UserId};
+pub use task::{
+    CreateTask, DESCRIPTION_MAX_CHARS, Page, TITLE_MAX_CHARS, Task, TaskDescription, TaskStatus,
+    TaskTitle, TextError, UpdateTask,
+};

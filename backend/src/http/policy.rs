@@ -1,0 +1,76 @@
+//! Every HTTP policy in one stack: request ids and logs, security headers, JSON error bodies,
+//! CORS, size limits and the request deadline, in the order a request meets them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::{Router, middleware as mw};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::limits::BODY_LIMIT_BYTES;
+use super::middleware;
+use crate::telemetry::{self, X_REQUEST_ID};
+
+/// HTTP settings that shape the policies.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// Browser origins allowed to call the API; empty turns CORS off, `*` allows any.
+    pub cors_allowed_origins: Vec<HeaderValue>,
+}
+
+/// Wraps `router` in the policies, outermost first.
+pub fn apply(router: Router, settings: &HttpSettings) -> Router {
+    let allowed: Arc<[HeaderValue]> = settings.cors_allowed_origins.clone().into();
+    router.layer(
+        ServiceBuilder::new()
+            // An id first, so that the log line and every response carry it.
+            .layer(mw::from_fn(telemetry::request_id))
+            .layer(mw::from_fn(telemetry::trace_request))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(mw::from_fn(middleware::json_error_bodies))
+            // Before the CORS layer, which would answer a foreign preflight 200 with no grant.
+            .layer(mw::from_fn_with_state(
+                allowed,
+                middleware::refuse_foreign_preflight,
+            ))
+            .option_layer(cors(&settings.cors_allowed_origins))
+            // Inside CORS, so that a browser can read why its request was refused.
+            .layer(mw::from_fn(middleware::limit_request_head))
+            .layer(mw::from_fn(middleware::timeout))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+    )
+}
+
+fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().cloned())
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                X_REQUEST_ID.clone(),
+            ])
+            .expose_headers([header::LOCATION, X_REQUEST_ID.clone()])
+            .max_age(Duration::from_secs(600)),
+    )
+}

@@ -1,0 +1,118 @@
+//! The one mapping from a stored row to a [`Task`], shared by both backends.
+//!
+//! The SQL differs per backend, and so does the column type of a timestamp (`timestamptz` in
+//! PostgreSQL, integer microseconds in SQLite); everything else about a row is the same.
+
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::domain::{Task, TaskId, UserId};
+
+/// The columns every task query returns, as a literal for `concat!`, so that each query
+/// stays one static string (which the drivers' statement caches key on).
+macro_rules! task_columns {
+    () => {
+        "id, user_id, title, description, status, created_at, updated_at"
+    };
+}
+pub(super) use task_columns;
+
+/// A task as a query returns it, with timestamps of the backend's type `T`.
+#[derive(sqlx::FromRow)]
+pub(super) struct TaskRow<T> {
+    id: i64,
+    user_id: String,
+    title: String,
+    description: Option<String>,
+    status: String,
+    created_at: T,
+    updated_at: T,
+}
+
+/// A backend's timestamp column type.
+pub(super) trait StoredTime {
+    fn into_utc(self) -> Result<DateTime<Utc>, StoreError>;
+}
+
+impl StoredTime for DateTime<Utc> {
+    fn into_utc(self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(self)
+    }
+}
+
+/// SQLite: microseconds since the Unix epoch.
+impl StoredTime for i64 {
+    fn into_utc(self) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::from_timestamp_micros(self)
+            .ok_or_else(|| corrupt(format!("timestamp out of range: {self}")))
+    }
+}
+
+impl<T: StoredTime> TryFrom<TaskRow<T>> for Task {
+    type Error = StoreError;
+
+    fn try_from(row: TaskRow<T>) -> Result<Self, Self::Error> {
+        Ok(Task {
+            id: TaskId::try_from(row.id).map_err(|_| corrupt(format!("task id {}", row.id)))?,
+            user_id: UserId::parse(row.user_id).map_err(|error| corrupt(error.to_string()))?,
+            title: row.title,
+            description: row.description,
+            status: row.status.parse().map_err(corrupt)?,
+            created_at: row.created_at.into_utc()?,
+            updated_at: row.updated_at.into_utc()?,
+        })
+    }
+}
+
+/// The task of a query that matched at most one row: none is [`StoreError::NotFound`].
+pub(super) fn found<T: StoredTime>(row: Option<TaskRow<T>>) -> Result<Task, StoreError> {
+    row.ok_or(StoreError::NotFound)?.try_into()
+}
+
+/// Every task of a query.
+pub(super) fn all<T: StoredTime>(rows: Vec<TaskRow<T>>) -> Result<Vec<Task>, StoreError> {
+    rows.into_iter().map(Task::try_from).collect()
+}
+
+/// A row the schema's checks should have made impossible.
+fn corrupt(what: String) -> StoreError {
+    StoreError::Other(format!("corrupt task row: {what}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, status: &str) -> TaskRow<i64> {
+        TaskRow {
+            id,
+            user_id: "alice".into(),
+            title: "t".into(),
+            description: None,
+            status: status.into(),
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[test]
+    fn a_row_becomes_a_task() {
+        let task = Task::try_from(row(7, "completed")).expect("valid row");
+        assert_eq!(task.id.get(), 7);
+        assert_eq!(task.user_id.as_str(), "alice");
+        assert_eq!(task.updated_at.timestamp_micros(), 2);
+    }
+
+    #[test]
+    fn impossible_rows_are_errors_not_tasks() {
+        assert!(Task::try_from(row(0, "pending")).is_err());
+        assert!(Task::try_from(row(1, "done")).is_err());
+        assert!(matches!(found::<i64>(None), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_microseconds() {
+        let time = super::super::now();
+        assert_eq!(time.timestamp_micros().into_utc().ok(), Some(time));
+    }
+}

@@ -1,0 +1,9 @@
+//! The task API through the real router (SPEC §4), one file per concern.
+
+mod cors;
+mod create;
+mod delete;
+mod http;
+mod read;
+mod update;
+mod validation;

@@ -1,0 +1,221 @@
+//! Bad input: every refusal is a 4xx JSON error that changes nothing.
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, token};
+
+async fn invalid_bodies_are_422_and_store_nothing(app: &TestApp) {
+    let alice = token("alice");
+    let cases = [
+        ("empty title", json!({"title": ""}), "title"),
+        ("blank title", json!({"title": "   "}), "title"),
+        (
+            "201-character title",
+            json!({"title": "a".repeat(201)}),
+            "title",
+        ),
+        (
+            "201 multi-byte characters",
+            json!({"title": "é".repeat(201)}),
+            "title",
+        ),
+        ("NUL in title", json!({"title": "a\u{0}b"}), "title"),
+        (
+            "2001-character description",
+            json!({"title": "a", "description": "d".repeat(2001)}),
+            "description",
+        ),
+        (
+            "NUL in description",
+            json!({"title": "a", "description": "\u{0}"}),
+            "description",
+        ),
+        (
+            "unknown status",
+            json!({"title": "a", "status": "done"}),
+            "status",
+        ),
+        (
+            "null status",
+            json!({"title": "a", "status": null}),
+            "status",
+        ),
+        ("numeric title", json!({"title": 5}), "title"),
+        ("array title", json!({"title": ["a"]}), "title"),
+        (
+            "numeric description",
+            json!({"title": "a", "description": 1}),
+            "description",
+        ),
+        ("missing title", json!({"description": "x"}), "title"),
+        ("null title", json!({"title": null}), "title"),
+        ("not an object", json!(["title"]), "body"),
+        ("a string", json!("title"), "body"),
+    ];
+    for (case, body, field) in cases {
+        let response = app.post("/api/tasks", &alice, &body).await;
+        let error = response.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error["errors"][0]["field"], field, "{case}: {error}");
+        assert!(error["errors"][0]["message"].is_string(), "{case}");
+    }
+    assert_eq!(
+        app.get("/api/tasks", &alice).await.json(),
+        json!([]),
+        "nothing was stored"
+    );
+}
+
+async fn boundary_lengths_are_accepted(app: &TestApp) {
+    let alice = token("alice");
+    let title = "é".repeat(200);
+    let description = "😀".repeat(2000);
+    let task = app
+        .create_task(&alice, json!({"title": title, "description": description}))
+        .await;
+    assert_eq!(task["title"], title);
+    assert_eq!(task["description"], description);
+}
+
+async fn malformed_json_is_a_422_json_error(app: &TestApp) {
+    let alice = token("alice");
+    for raw in [
+        r#"{"title": "a""#,
+        "{title: 'a'}",
+        "",
+        "null",
+        r#"{"title":"a"} {}"#,
+    ] {
+        app.request(Method::POST, "/api/tasks")
+            .token(&alice)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+async fn duplicate_keys_and_deep_nesting_are_refused(app: &TestApp) {
+    let alice = token("alice");
+    let deep = format!(
+        r#"{{"title":"a","x":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    for raw in [r#"{"title":"a","title":"b"}"#.to_owned(), deep] {
+        app.request(Method::POST, "/api/tasks")
+            .token(&alice)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+async fn a_body_that_is_not_json_is_415(app: &TestApp) {
+    let alice = token("alice");
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = app.request(Method::POST, "/api/tasks").token(&alice);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request
+            .body(r#"{"title":"a"}"#)
+            .send()
+            .await
+            .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    assert_eq!(app.get("/api/tasks", &alice).await.json(), json!([]));
+}
+
+async fn a_body_over_64_kib_is_413(app: &TestApp) {
+    let alice = token("alice");
+    let huge = json!({"title": "a", "description": "d".repeat(1024 * 1024)});
+    app.post("/api/tasks", &alice, &huge)
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Chunked, with no Content-Length to check up front.
+    let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+    app.request(Method::POST, "/api/tasks")
+        .token(&alice)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.get("/api/tasks", &alice).await.json(), json!([]));
+}
+
+async fn bad_query_parameters_are_422(app: &TestApp) {
+    let alice = token("alice");
+    let cases = [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=", "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=99999999999999999999", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=abc", "offset"),
+        ("offset=99999999999999999999", "offset"),
+        ("limit=1&limit=2", "limit"),
+    ];
+    for (query, field) in cases {
+        let body = app
+            .get(&format!("/api/tasks?{query}"), &alice)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    let largest = app
+        .get("/api/tasks?limit=100&offset=9223372036854775807", &alice)
+        .await;
+    assert_eq!(largest.status, StatusCode::OK, "{}", largest.text());
+}
+
+async fn bad_task_ids_are_422_and_unknown_ones_404(app: &TestApp) {
+    let alice = token("alice");
+    for id in [
+        "0",
+        "-1",
+        "abc",
+        "1.5",
+        "99999999999999999999",
+        "%00",
+        "1%20",
+    ] {
+        let url = format!("/api/tasks/{id}");
+        for response in [
+            app.get(&url, &alice).await,
+            app.put(&url, &alice, &json!({"title": "x"})).await,
+            app.delete(&url, &alice).await,
+        ] {
+            let body = response.assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(body["errors"][0]["field"], "task_id", "{id}: {body}");
+        }
+    }
+    app.get("/api/tasks/9223372036854775807", &alice)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+}
+
+backend_tests!(
+    invalid_bodies_are_422_and_store_nothing,
+    boundary_lengths_are_accepted,
+    malformed_json_is_a_422_json_error,
+    duplicate_keys_and_deep_nesting_are_refused,
+    a_body_that_is_not_json_is_415,
+    a_body_over_64_kib_is_413,
+    bad_query_parameters_are_422,
+    bad_task_ids_are_422_and_unknown_ones_404,
+);
