@@ -28,6 +28,8 @@ set -euo pipefail
 
 bench=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$bench")
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
   DURATION=${DURATION:-2} WARMUP=${WARMUP:-0} STARTS=${STARTS:-3} STEPS=${STEPS:-update:10}
@@ -75,7 +77,7 @@ else
   (cd "$root" && cargo build --release --locked)
   BIN=$root/target/release/todo-backend
 fi
-[ -x "$BIN" ] || die "no binary at $BIN"
+require_service_bin "$BIN"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 # --- scratch space and clean-up ----------------------------------------------------------
@@ -116,22 +118,16 @@ listen_overflows() {
     /proc/net/netstat
 }
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 start_service() {
   port=$(free_port)
   : >"$work/service.log"
   # The subshell execs env, which execs the binary: $! is the service's own pid.
   (cd "$work" && exec "${svc_env[@]}" PORT="$port" "$BIN" serve) >>"$work/service.log" 2>&1 &
   svc_pid=$!
-  for _ in $(seq 600); do
-    curl -fso /dev/null "http://127.0.0.1:$port/health" && return 0
-    kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$work/service.log" >&2; die "the service exited"; }
-    sleep 0.05
-  done
-  die "no 200 on /health within 30 s"
+  if ! wait_healthy "http://127.0.0.1:$port" "$svc_pid" 30; then
+    tail -20 "$work/service.log" >&2
+    die "the service did not start"
+  fi
 }
 
 stop_service() {

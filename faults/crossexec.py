@@ -10,13 +10,16 @@ usage: crossexec.py NAME [--check]   (env CROSS_TASKS, CROSS_SECONDS)
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import uuid
 
-import common as c
-from common import ENV, now
+from cluster import psql, sql_literal
+from http_client import Client, make_token, now
+from results import check, report
 
+ENV = os.environ
 URL = ENV["SVC_URL"]
 N = int(ENV.get("CROSS_TASKS", "40"))
 SECONDS = float(ENV.get("CROSS_SECONDS", "3"))
@@ -27,12 +30,12 @@ def main() -> int:
     reader = f"reader-{uuid.uuid4().hex[:8]}"
     writer = f"writer-{uuid.uuid4().hex[:8]}"
     # The reader's tasks go straight into the database, so no statement of the service is involved.
-    rows = c.psql(
+    rows = psql(
         "insert into tasks (user_id, title, status, created_at, updated_at) "
-        f"select {c.sql_literal(reader)}, 'keep ' || g, 'pending', now(), now() "
+        f"select {sql_literal(reader)}, 'keep ' || g, 'pending', now(), now() "
         f"from generate_series(1, {N}) g returning id")
     ids = [int(r[0]) for r in rows]
-    rtoken, wtoken = c.make_token(reader), c.make_token(writer)
+    rtoken, wtoken = make_token(reader), make_token(writer)
     stop = threading.Event()
     counts = {"get": {}, "writer": {}}
     lock = threading.Lock()
@@ -42,14 +45,14 @@ def main() -> int:
             counts[kind][status] = counts[kind].get(status, 0) + 1
 
     def read_loop(i: int) -> None:
-        cl = c.Client(URL, rtoken)
+        cl = Client(URL, rtoken)
         k = i
         while not stop.is_set():
             tally("get", cl.request("get", "GET", f"/api/tasks/{ids[k % N]}").status)
             k += 1
 
     def write_loop(i: int) -> None:
-        cl = c.Client(URL, wtoken)
+        cl = Client(URL, wtoken)
         while not stop.is_set():
             r = cl.request("create", "POST", "/api/tasks", {"title": "scratch"})
             tally("writer", r.status)
@@ -65,17 +68,17 @@ def main() -> int:
     stop.set()
     for t in threads:
         t.join(20)
-    left = c.psql(f"select count(*), count(*) filter (where title like 'keep %') from tasks "
-                  f"where user_id = {c.sql_literal(reader)}")[0]
+    left = psql(f"select count(*), count(*) filter (where title like 'keep %') from tasks "
+                f"where user_id = {sql_literal(reader)}")[0]
     lost = N - int(left[0])
     detail = (f"{now() - t0:.1f} s; reader GET statuses {dict(sorted(counts['get'].items()))}, writer "
              f"statuses {dict(sorted(counts['writer'].items()))}; reader's tasks (only ever read): "
              f"{left[0]}/{N} still exist" + (f" -> {lost} deleted by GET requests" if lost else ""))
     if "--check" in sys.argv:
         ok = lost == 0 and set(counts["get"]) == {200} and set(counts["writer"]) <= {201, 204}
-        c.check(ok, name, detail)
+        check(ok, name, detail)
         return 0 if ok else 1
-    c.report("INFO", name, detail)
+    report("INFO", name, detail)
     return 0
 
 

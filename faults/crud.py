@@ -12,20 +12,23 @@ Writes the distinct error lines of the service log (new since start) into the re
 from __future__ import annotations
 
 import collections
+import os
 import re
 import sys
 import threading
 import uuid
 
-import common as c
-from common import ENV, Rec, ms, now, pct
+from http_client import Client, Rec, make_token, now
+from logs import service_log_lines, service_log_size
+from results import check, failures, ms, pct, report
 
+ENV = os.environ
 THREADS = int(ENV.get("CRUD_THREADS", "16"))
 ITERATIONS = int(ENV.get("CRUD_ITERATIONS", "20"))
 URL = ENV["SVC_URL"]
 
 
-def round_trip(client: c.Client, user: str, i: int, n: int, out: list[tuple[str, int, Rec]]) -> None:
+def round_trip(client: Client, user: str, i: int, n: int, out: list[tuple[str, int, Rec]]) -> None:
     def step(name: str, expected: int, rec: Rec, check=lambda r: True) -> bool:
         good = rec.status == expected and check(rec)
         out.append((name, expected, rec))
@@ -53,14 +56,14 @@ def round_trip(client: c.Client, user: str, i: int, n: int, out: list[tuple[str,
 def main() -> int:
     name = sys.argv[1] if len(sys.argv) > 1 else "crud"
     info_only = "--info" in sys.argv
-    log_offset = c.service_log_size()
+    log_offset = service_log_size()
     user = f"crud-{uuid.uuid4().hex[:8]}"
-    token = c.make_token(user)
+    token = make_token(user)
     results: list[tuple[str, int, Rec]] = []
     lock = threading.Lock()
 
     def worker(i: int) -> None:
-        client = c.Client(URL, token, timeout=15)
+        client = Client(URL, token, timeout=15)
         mine: list[tuple[str, int, Rec]] = []
         for n in range(ITERATIONS):
             round_trip(client, user, i, n, mine)
@@ -85,7 +88,7 @@ def main() -> int:
 
     # What the service logged about the failures: distinct messages, ids and timestamps removed.
     errors = collections.Counter()
-    for line in c.service_log_lines("ERROR", log_offset) + c.service_log_lines("WARN", log_offset):
+    for line in service_log_lines("ERROR", log_offset) + service_log_lines("WARN", log_offset):
         msg = re.sub(r"^\S+\s+", "", line)
         msg = re.sub(r"request_id=\S+|user_id=\"[^\"]*\"|latency_ms=\S+", "", msg)
         msg = re.sub(r"sqlx_s_\d+", "sqlx_s_N", msg)
@@ -94,16 +97,16 @@ def main() -> int:
         errors[msg.strip()[:220]] += 1
     top = "; ".join(f"{n} x {m}" for m, n in errors.most_common(3))
     if info_only:
-        c.report("INFO", name, summary)
+        report("INFO", name, summary)
         if bad:
-            c.report("INFO", name, f"first unexpected: {bad[0][2].describe()}")
+            report("INFO", name, f"first unexpected: {bad[0][2].describe()}")
         if top:
-            c.report("INFO", name, f"service log: {top}")
+            report("INFO", name, f"service log: {top}")
         return 0
-    c.check(not bad and len(results) > 0, name, summary + (f"; first unexpected: {bad[0][2].describe()}" if bad else ""))
+    check(not bad and len(results) > 0, name, summary + (f"; first unexpected: {bad[0][2].describe()}" if bad else ""))
     if top:
-        c.report("INFO" if not bad else "FAIL", f"{name} service-log", top)
-    return 1 if c.FAILED else 0
+        report("INFO" if not bad else "FAIL", f"{name} service-log", top)
+    return 1 if failures() else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers for the fault-injection scripts: a private PostgreSQL 15 cluster with TLS, PgBouncer
-# in front of it, and the service itself. Source this file, then call faults_init.
+# in front of it, and the service itself. Source this file, then call faults_init. It sources
+# scripts/lib.sh for free_port, wait_healthy, require_service_bin and write_pgbouncer_config.
 #
 # Everything lives in one temp dir ($FAULTS_TMP) and is torn down by the EXIT trap, also on
 # failure or Ctrl-C: services and pgbouncer are killed by pid, clusters stopped, the dir removed.
@@ -9,6 +10,8 @@
 set -u -o pipefail
 
 FAULTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$FAULTS_DIR/../scripts/lib.sh"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 TODO_BIN=${TODO_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/debug/todo-backend}
 PGBOUNCER_BIN=${PGBOUNCER_BIN:-$(command -v pgbouncer || echo /usr/sbin/pgbouncer)}
@@ -41,7 +44,7 @@ report() {
 faults_init() {
     [[ $(id -u) == 0 ]] || die "run as root (clusters run as the postgres user via runuser)"
     [[ -x $PG_BIN/initdb ]] || die "PostgreSQL 15 binaries not found in $PG_BIN"
-    [[ -x $TODO_BIN ]] || die "service binary not found: $TODO_BIN"
+    require_service_bin "$TODO_BIN"
     FAULTS_TMP=$(mktemp -d /tmp/faults.XXXXXX)
     chmod 755 "$FAULTS_TMP" # the postgres user must traverse it
     export FAULTS_TMP
@@ -81,20 +84,16 @@ faults_cleanup() {
 
 # stop_pid PID: TERM, wait up to 3 s, then KILL. Only for processes these scripts started.
 stop_pid() {
-    local pid=$1 i
+    local pid=$1
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 30); do
+    for _ in $(seq 30); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 0
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # run_child CMD...: runs CMD in the background and waits, so a TERM/INT to this script is
@@ -235,40 +234,20 @@ pgb_start() {
     mkdir -p "$dir"
     PGB_PORT=${PGB_LISTEN_PORT:-$(free_port)}
     PGB_LOG=$dir/pgbouncer.log
-    printf '"todo" ""\n"postgres" ""\n' >"$dir/userlist.txt"
-    local client_tls=""
+    local settings=("max_client_conn = 1000" "default_pool_size = ${PGB_POOL_SIZE:-10}"
+        "server_tls_sslmode = require")
     if [[ ${PGB_CLIENT_TLS:-0} == 1 ]]; then
         cp "$CERT_DIR/server.crt" "$CERT_DIR/server.key" "$dir/"
-        client_tls="client_tls_sslmode = require
-client_tls_cert_file = $dir/server.crt
-client_tls_key_file = $dir/server.key"
+        settings+=("client_tls_sslmode = require" "client_tls_cert_file = $dir/server.crt"
+            "client_tls_key_file = $dir/server.key")
     fi
-    cat >"$dir/pgbouncer.ini" <<EOF
-[databases]
-* = host=127.0.0.1 port=$PG_PORT
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-max_client_conn = 1000
-default_pool_size = ${PGB_POOL_SIZE:-10}
-server_tls_sslmode = require
-logfile = $PGB_LOG
-pidfile = $dir/pgbouncer.pid
-$client_tls
-${PGB_EXTRA:-}
-EOF
+    if [[ -n ${PGB_EXTRA:-} ]]; then settings+=("$PGB_EXTRA"); fi
+    write_pgbouncer_config "$dir" "$PGB_PORT" 127.0.0.1 "$PG_PORT" transaction "${settings[@]}"
     chown -R postgres: "$dir"
     chmod 600 "$dir"/*.key 2>/dev/null
     FAULTS_PGB_PIDFILES+=("$dir/pgbouncer.pid")
     as_postgres "$PGBOUNCER_BIN" -d "$dir/pgbouncer.ini" || die "pgbouncer $name failed to start"
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT" -U todo -d todo; then
             export PGB_PORT PGB_LOG
             log "pgbouncer $name: 127.0.0.1:$PGB_PORT (transaction mode) -> $PG_PORT"
@@ -316,22 +295,12 @@ svc_start() {
     SVC_PID=$!
     FAULTS_SVC_PIDS+=("$SVC_PID")
     export SVC_URL SVC_PID SVC_LOG SVC_PORT
-    local deadline=$((SECONDS + ${SVC_WAIT:-30}))
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$SVC_PID" 2>/dev/null; then
-            log "service $name exited during start-up; log tail:"
-            tail -5 "$SVC_LOG" >&2
-            return 1
-        fi
-        if curl -fsS -m 1 -o /dev/null "$SVC_URL/health" 2>/dev/null; then
-            log "service $name: $SVC_URL (pid $SVC_PID)"
-            return 0
-        fi
-        sleep 0.1
-    done
-    log "service $name: /health did not answer within ${SVC_WAIT:-30} s; log tail:"
-    tail -5 "$SVC_LOG" >&2
-    return 1
+    if ! wait_healthy "$SVC_URL" "$SVC_PID" "${SVC_WAIT:-30}"; then
+        log "service $name did not start; log tail:"
+        tail -5 "$SVC_LOG" >&2
+        return 1
+    fi
+    log "service $name: $SVC_URL (pid $SVC_PID)"
 }
 
 svc_stop() { stop_pid "${1:-$SVC_PID}"; }

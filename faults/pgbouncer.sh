@@ -20,7 +20,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 faults_init
 
-if ! "$TODO_BIN" --help 2>/dev/null | grep -qi pooler; then
+if ! "$TODO_BIN" serve --help 2>/dev/null | grep -qi pooler; then
     report FAIL pgbouncer/binary "this build of todo-backend has no DB_TRANSACTION_POOLER setting (rebuild and re-run)"
 fi
 pg_start_cluster

@@ -16,12 +16,16 @@ POOL_TAIL_S (2), POOL_PACE_S (0.1), POOL_MARGIN_MS (500).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 
-import common as c
-from common import ENV, Rec, ms, now, pct
+from cluster import PG_BIN, psql, sql_literal
+from http_client import AsyncClient, Rec, make_token, now
+from logs import explain_slow
+from results import check, dump_records, failures, log, ms, pct, report
 
+ENV = os.environ
 CLIENTS = int(ENV.get("POOL_CLIENTS", "200"))
 LOCK_S = float(ENV.get("POOL_LOCK_S", "3"))
 WARM_S = float(ENV.get("POOL_WARM_S", "1"))
@@ -43,7 +47,7 @@ async def drive(token: str, user: str) -> tuple[list[Rec], list[Rec], float, flo
     stop = asyncio.Event()
 
     async def worker(i: int) -> None:
-        client = c.AsyncClient(URL, token, timeout=15)
+        client = AsyncClient(URL, token, timeout=15)
         seq = 0
         while not stop.is_set():
             seq += 1
@@ -62,20 +66,20 @@ async def drive(token: str, user: str) -> tuple[list[Rec], list[Rec], float, flo
                 pass
         await client.close()
 
-    c.log(f"pool: {CLIENTS} clients, DB_MAX_CONNECTIONS={MAX_CONN}, acquire {ms(ACQUIRE_S)}")
+    log(f"pool: {CLIENTS} clients, DB_MAX_CONNECTIONS={MAX_CONN}, acquire {ms(ACQUIRE_S)}")
     tasks = [asyncio.create_task(worker(i)) for i in range(CLIENTS)]
     t_start = now()
     await asyncio.sleep(WARM_S)
     lock_begin = now()
     locker = await asyncio.create_subprocess_exec(
-        f"{c.PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", ENV["PG_PORT"],
+        f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", ENV["PG_PORT"],
         "-U", "postgres", "-d", "todo", "-c", "begin", "-c", "lock table tasks in access exclusive mode",
         "-c", f"select pg_sleep({LOCK_S})", "-c", "commit",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await locker.communicate()
     lock_end = now()
     if locker.returncode != 0:
-        c.report("FAIL", "pool/setup", f"lock session failed: {err.decode().strip()}")
+        report("FAIL", "pool/setup", f"lock session failed: {err.decode().strip()}")
     await asyncio.sleep(TAIL_S)
     stop.set()
     done, pending = await asyncio.wait(tasks, timeout=30)
@@ -83,7 +87,7 @@ async def drive(token: str, user: str) -> tuple[list[Rec], list[Rec], float, flo
         t.cancel()
 
     # Right after the burst: sequential requests must succeed at once.
-    client = c.AsyncClient(URL, token)
+    client = AsyncClient(URL, token)
     after = [await client.request("list", "GET", "/api/tasks?limit=20") for _ in range(20)]
     after.append(await client.request("ready", "GET", "/ready"))
     await client.close()
@@ -92,61 +96,61 @@ async def drive(token: str, user: str) -> tuple[list[Rec], list[Rec], float, flo
 
 def main() -> int:
     user = f"pool-{uuid.uuid4().hex[:8]}"
-    token = c.make_token(user)
+    token = make_token(user)
     recs, after, t_start, lock_begin, lock_end, alive = asyncio.run(drive(token, user))
 
-    c.dump_records("pool", recs + after, t_start, {"lock_begin": lock_begin, "lock_end": lock_end})
+    dump_records("pool", recs + after, t_start, {"lock_begin": lock_begin, "lock_end": lock_end})
     ok = lambda r: 200 <= r.status < 300  # noqa: E731
     bound = ACQUIRE_S + MARGIN_S
     n2xx = [r for r in recs if ok(r)]
     n503 = [r for r in recs if r.status == 503]
     other = [r for r in recs if not ok(r) and r.status != 503]
-    c.report("INFO", "pool", f"{len(recs)} requests in {now() - t_start:.1f} s from {CLIENTS} clients: "
-             f"{len(n2xx)} 2xx, {len(n503)} 503, {len(other)} other; lock held {lock_end - lock_begin:.2f} s")
-    c.check(alive == 0 and not other, "pool/only-2xx-or-503",
-            f"{len(other)} requests neither 2xx nor 503 ({sum(r.status == 500 for r in other)} x 500, "
-            f"{sum(r.status == 0 for r in other)} without an answer), {alive} clients still blocked"
-            + (f"; e.g. {other[0].describe()}" if other else ""))
+    report("INFO", "pool", f"{len(recs)} requests in {now() - t_start:.1f} s from {CLIENTS} clients: "
+           f"{len(n2xx)} 2xx, {len(n503)} 503, {len(other)} other; lock held {lock_end - lock_begin:.2f} s")
+    check(alive == 0 and not other, "pool/only-2xx-or-503",
+          f"{len(other)} requests neither 2xx nor 503 ({sum(r.status == 500 for r in other)} x 500, "
+          f"{sum(r.status == 0 for r in other)} without an answer), {alive} clients still blocked"
+          + (f"; e.g. {other[0].describe()}" if other else ""))
     bad = [r for r in n503 if not r.is_problem_503()]
-    c.check(bool(n503) and not bad, "pool/ran-dry-503-problem-json",
-            f"{len(n503)} x 503 ({len(bad)} without JSON body or Retry-After)"
-            + ("" if n503 else "; the pool never ran dry, so nothing was tested"))
+    check(bool(n503) and not bad, "pool/ran-dry-503-problem-json",
+          f"{len(n503)} x 503 ({len(bad)} without JSON body or Retry-After)"
+          + ("" if n503 else "; the pool never ran dry, so nothing was tested"))
 
     lat503 = [r.latency for r in n503]
-    c.check(bool(lat503) and max(lat503) <= bound, "pool/503-within-acquire-timeout",
-            f"503 latency p50 {ms(pct(lat503, 50))}, p95 {ms(pct(lat503, 95))}, max {ms(max(lat503, default=None))}; "
-            f"min {ms(min(lat503, default=None))}; bound {ms(bound)}; slowest: {c.explain_slow(n503)}")
+    check(bool(lat503) and max(lat503) <= bound, "pool/503-within-acquire-timeout",
+          f"503 latency p50 {ms(pct(lat503, 50))}, p95 {ms(pct(lat503, 95))}, max {ms(max(lat503, default=None))}; "
+          f"min {ms(min(lat503, default=None))}; bound {ms(bound)}; slowest: {explain_slow(n503)}")
 
     # Slow 2xx: only the requests that held a connection behind the lock may exceed the bound.
     slow = [r for r in n2xx if r.latency > bound]
     holders = [r for r in slow if r.t0 < lock_end and r.t1 >= lock_end - 0.05]
     unexplained = [r for r in slow if r not in holders]
     lat2xx = [r.latency for r in n2xx]
-    c.check(not unexplained and len(holders) <= MAX_CONN, "pool/no-long-waits",
-            f"2xx latency p50 {ms(pct(lat2xx, 50))}, p95 {ms(pct(lat2xx, 95))}, max {ms(max(lat2xx, default=None))}; "
-            f"{len(holders)} request(s) held a pool connection behind the {LOCK_S:g} s lock (query time, "
-            f"longest {ms(max((r.latency for r in holders), default=None))}); {len(unexplained)} other request(s) "
-            f"over {ms(bound)}" + (f"; e.g. {unexplained[0].describe()}" if unexplained else ""))
+    check(not unexplained and len(holders) <= MAX_CONN, "pool/no-long-waits",
+          f"2xx latency p50 {ms(pct(lat2xx, 50))}, p95 {ms(pct(lat2xx, 95))}, max {ms(max(lat2xx, default=None))}; "
+          f"{len(holders)} request(s) held a pool connection behind the {LOCK_S:g} s lock (query time, "
+          f"longest {ms(max((r.latency for r in holders), default=None))}); {len(unexplained)} other request(s) "
+          f"over {ms(bound)}" + (f"; e.g. {unexplained[0].describe()}" if unexplained else ""))
 
     # Outside the lock: 200 clients on 2 connections.
     free = [r for r in recs if r.t1 < lock_begin or r.t0 > lock_end + ACQUIRE_S + MARGIN_S]
     free_lat = [r.latency for r in free if ok(r)]
-    c.report("INFO", "pool/without-lock",
-             f"{len(free)} requests outside the lock window: {sum(ok(r) for r in free)} 2xx, "
-             f"{sum(r.status == 503 for r in free)} 503; 2xx p50 {ms(pct(free_lat, 50))}, "
-             f"p95 {ms(pct(free_lat, 95))}, max {ms(max(free_lat, default=None))}")
+    report("INFO", "pool/without-lock",
+           f"{len(free)} requests outside the lock window: {sum(ok(r) for r in free)} 2xx, "
+           f"{sum(r.status == 503 for r in free)} 503; 2xx p50 {ms(pct(free_lat, 50))}, "
+           f"p95 {ms(pct(free_lat, 95))}, max {ms(max(free_lat, default=None))}")
 
     after_bad = [r for r in after if not ok(r) or r.latency > 0.5]
-    c.check(not after_bad, "pool/immediate-2xx-after-load",
-            f"{len(after) - len(after_bad)}/{len(after)} sequential requests after the load were 2xx within 500 ms "
-            f"(max {ms(max(r.latency for r in after))})" + (f"; e.g. {after_bad[0].describe()}" if after_bad else ""))
+    check(not after_bad, "pool/immediate-2xx-after-load",
+          f"{len(after) - len(after_bad)}/{len(after)} sequential requests after the load were 2xx within 500 ms "
+          f"(max {ms(max(r.latency for r in after))})" + (f"; e.g. {after_bad[0].describe()}" if after_bad else ""))
 
     acked = {r.task_id for r in recs if r.kind == "create" and r.status == 201}
-    stored = {int(row[0]) for row in c.psql(f"select id from tasks where user_id = {c.sql_literal(user)}")}
-    c.check(acked == stored, "pool/data-integrity",
-            f"{len(acked)} creates got 201, {len(stored)} rows stored, {len(acked - stored)} missing, "
-            f"{len(stored - acked)} unacknowledged")
-    return 1 if c.FAILED else 0
+    stored = {int(row[0]) for row in psql(f"select id from tasks where user_id = {sql_literal(user)}")}
+    check(acked == stored, "pool/data-integrity",
+          f"{len(acked)} creates got 201, {len(stored)} rows stored, {len(acked - stored)} missing, "
+          f"{len(stored - acked)} unacknowledged")
+    return 1 if failures() else 0
 
 
 if __name__ == "__main__":

@@ -35,10 +35,11 @@ if [[ $# -ne 1 ]]; then
   echo "usage: $0 PATH_TO_TODO_BACKEND_BINARY" >&2
   exit 2
 fi
-BIN=$(realpath "$1")
-[[ -x $BIN ]] || { echo "not an executable file: $1" >&2; exit 2; }
-
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$HERE/../scripts/lib.sh"
+require_service_bin "$1"
+BIN=$(realpath "$1")
 BACKENDS=${BACKENDS:-sqlite postgres}
 MAX_EXAMPLES=${MAX_EXAMPLES:-100}
 SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
@@ -87,19 +88,6 @@ cleanup() {  # stop what the current round started; safe to call twice
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # so that the EXIT trap also runs when we are interrupted
 
-free_port() {  # ask the kernel for an unused loopback port
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_healthy() {  # wait_healthy URL: poll /health until 2xx, the service dies, or timeout
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -fs -o /dev/null --max-time 2 "$1/health"; do
-    if ! kill -0 "$API_PID" 2>/dev/null; then echo "# todo-backend exited before it was ready"; return 1; fi
-    if ((SECONDS >= deadline)); then echo "# todo-backend not ready after ${READY_TIMEOUT}s"; return 1; fi
-    sleep 0.2
-  done
-}
-
 # run_backend NAME: one full round; returns non-zero when the round failed.
 run_backend() {
   local backend=$1 reports=$HERE/reports/$1 port url database_url rc=0 started
@@ -135,7 +123,7 @@ run_backend() {
 
   (cd "$WORK" && exec "$BIN" serve) >"$reports/service.log" 2>&1 &
   API_PID=$!
-  if ! wait_healthy "$url"; then
+  if ! wait_healthy "$url" "$API_PID" "$READY_TIMEOUT"; then
     tail -n 20 "$reports/service.log" | sed 's/^/#   /'
     return 1
   fi

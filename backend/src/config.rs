@@ -220,8 +220,8 @@ pub struct HttpConfig {
     )]
     pub shutdown_grace_seconds: u64,
 
-    /// How long a new connection may take to send its first complete request head, and any
-    /// request its headers, in seconds.
+    /// How long a new connection may take to send its first complete request head, in
+    /// seconds.
     #[arg(
         long,
         env = "HTTP_HEADER_TIMEOUT_SECONDS",
@@ -231,7 +231,8 @@ pub struct HttpConfig {
     )]
     pub http_header_timeout_seconds: u64,
 
-    /// How long a connection may sit idle between requests before it is closed, in seconds.
+    /// How long a connection may sit idle between requests (or trickle a later request's
+    /// head) before it is closed, in seconds.
     #[arg(
         long,
         env = "HTTP_IDLE_TIMEOUT_SECONDS",

@@ -52,7 +52,11 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
     let state = AppState::new(store.clone(), verifier);
-    let stop = server::shutdown_after_grace(state.shutdown.clone(), config.http.shutdown_grace());
+    let stop = server::shutdown_after_grace(
+        server::shutdown_signal(),
+        state.shutdown.clone(),
+        config.http.shutdown_grace(),
+    );
     let router = app::router(state, &config.http.settings());
     server::serve_with(listener, router, stop, config.http.serve_options()).await?;
     store.close().await;

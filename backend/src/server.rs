@@ -62,10 +62,10 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
-    /// How long a new connection may take to send its first complete request head; also how
-    /// long any later request may take to send its headers.
+    /// How long a new connection may take to send its first complete request head.
     pub header_timeout: Duration,
-    /// How long a connection may sit with no request in flight after its last response.
+    /// How long a connection may go without a request in flight after its last response;
+    /// this also bounds a later request that trickles its head.
     pub idle_timeout: Duration,
     /// The most open client connections.
     pub max_connections: usize,
@@ -122,7 +122,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let builder = Arc::new(protocol_builder(&options));
+    let builder = Arc::new(protocol_builder());
     let registry = Arc::new(Registry::default());
     let connections = GracefulShutdown::new();
     let mut accept_errors = RateLimitedLog::default();
@@ -190,12 +190,15 @@ pub async fn serve_with(
     Ok(())
 }
 
-fn protocol_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+fn protocol_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
+        // hyper's own header timeout also runs while a kept-alive connection waits for its
+        // next request, which would cut every idle connection at the header timeout. The
+        // connection tracker below applies both deadlines instead.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BUFFER)
         // Above the service's own limit, which answers with a JSON 431.
         .max_headers(crate::http::limits::MAX_HEADERS * 2);
@@ -209,11 +212,15 @@ fn protocol_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM, then raises `flag` so that `/ready` fails, and
-/// completes `grace` later: load balancers polling `/ready` stop sending new requests while
-/// the listener still accepts and serves them.
-pub async fn shutdown_after_grace(flag: ShutdownFlag, grace: Duration) {
-    shutdown_signal().await;
+/// Completes when `signal` does (in production [`shutdown_signal`]), raises `flag` so that
+/// `/ready` fails, and completes `grace` later: load balancers polling `/ready` stop sending
+/// new requests while the listener still accepts and serves them.
+pub async fn shutdown_after_grace(
+    signal: impl Future<Output = ()>,
+    flag: ShutdownFlag,
+    grace: Duration,
+) {
+    signal.await;
     flag.raise();
     if !grace.is_zero() {
         tracing::info!(

@@ -3,8 +3,8 @@
 // Env:
 //   AUTH_URL      Better Auth base URL, e.g. http://127.0.0.1:3000
 //   API_URL       todo-backend base URL, e.g. http://127.0.0.1:8123 (not needed with --auth-only)
+//   JWT_AUDIENCE  the audience server.mjs was started with (the API's URL): the tokens' `aud`
 //   JWT_ALG       expected JWT/JWK algorithm (default EdDSA)
-//   JWT_AUDIENCE  expected `aud` if the server was started with one (default: AUTH_URL origin)
 //
 // Flags:
 //   --auth-only   only exercise Better Auth (sign-up, /token, /jwks, claims); skip the API.
@@ -18,7 +18,10 @@ const authOnly = process.argv.includes("--auth-only");
 const API_URL = authOnly ? null : mustEnv("API_URL").replace(/\/+$/, "");
 const ALG = process.env.JWT_ALG || "EdDSA";
 const ORIGIN = new URL(AUTH_URL).origin;
-const AUDIENCE = process.env.JWT_AUDIENCE || ORIGIN;
+const AUDIENCE = mustEnv("JWT_AUDIENCE");
+// What a token may carry with `definePayload: ({ user }) => ({ name, email })`: those two and
+// the registered claims Better Auth adds. Anything else would be more of the user than asked.
+const CLAIMS = new Set(["iss", "aud", "sub", "iat", "exp", "nbf", "jti", "name", "email"]);
 
 let passed = 0;
 let failed = 0;
@@ -164,15 +167,24 @@ await check(`/api/auth/jwks lists the token's kid with alg ${ALG} and it verifie
   if (!verifyWithJwk(alice.jwt, jwk)) return "signature does not verify against the JWK";
 });
 
-await check("claims: sub = user id, iss/aud as expected, exp in the future", () => {
+await check("claims: sub = user id, iss = the auth server's origin, exp in the future", () => {
   const c = aliceJwt.payload;
   const now = Math.floor(Date.now() / 1000);
   if (c.sub !== alice.id) return `sub ${c.sub} != user id ${alice.id}`;
   if (c.iss !== ORIGIN) return `iss ${c.iss} != ${ORIGIN}`;
-  const aud = [].concat(c.aud);
-  if (!aud.includes(AUDIENCE)) return `aud ${JSON.stringify(c.aud)} does not contain ${AUDIENCE}`;
   if (!(c.exp > now)) return `exp ${c.exp} is not after now (${now})`;
   if (decodeJwt(bob.jwt).payload.sub !== bob.id) return "bob's sub is not bob's id";
+});
+
+await check(`claims: aud = ${AUDIENCE} (jwt.audience), name and email (definePayload), nothing else`, () => {
+  for (const user of [alice, bob]) {
+    const c = decodeJwt(user.jwt).payload;
+    if (c.aud !== AUDIENCE) return `${user.name}'s aud is ${JSON.stringify(c.aud)}, not "${AUDIENCE}"`;
+    if (c.name !== user.name) return `${user.name}'s name claim is ${JSON.stringify(c.name)}`;
+    if (c.email !== user.email) return `${user.name}'s email claim is ${JSON.stringify(c.email)}, not ${user.email}`;
+    const extra = Object.keys(c).filter((k) => !CLAIMS.has(k));
+    if (extra.length) return `${user.name}'s token also carries ${extra.join(", ")}`;
+  }
 });
 
 // Two forged tokens that must be rejected: a flipped signature character, and bob's payload

@@ -1,10 +1,12 @@
-// A real Better Auth server for the todo-backend interop test.
+// A real Better Auth server for the todo-backend interop test, configured as the README's
+// "Connect a Better Auth frontend" shows: the jwt() plugin with the API's URL as the tokens'
+// audience and only the claims the API needs (name, email) besides the registered ones.
 //
 // Env:
 //   AUTH_PORT     (required) port to listen on, on 127.0.0.1
+//   JWT_AUDIENCE  (required) the API's URL: jwt.audience, the tokens' `aud`
 //   JWT_ALG       signing algorithm of the jwt() plugin: EdDSA (default), ES256, RS256
 //                 (Better Auth also accepts ES512 and PS256)
-//   JWT_AUDIENCE  optional `aud` claim; by default Better Auth uses the baseURL origin
 //
 // Prints "READY" on stdout once it accepts connections.
 import http from "node:http";
@@ -18,6 +20,11 @@ import { getMigrations } from "better-auth/db/migration";
 const port = Number(process.env.AUTH_PORT);
 if (!Number.isInteger(port) || port <= 0) {
   console.error("AUTH_PORT must be set to a port number");
+  process.exit(2);
+}
+const audience = process.env.JWT_AUDIENCE;
+if (!audience) {
+  console.error("JWT_AUDIENCE must be set to the API's URL");
   process.exit(2);
 }
 const alg = process.env.JWT_ALG || "EdDSA";
@@ -42,7 +49,10 @@ const options = {
   plugins: [
     jwt({
       jwks: { keyPairConfig },
-      ...(process.env.JWT_AUDIENCE ? { jwt: { audience: process.env.JWT_AUDIENCE } } : {}),
+      jwt: {
+        audience, // the API's URL
+        definePayload: ({ user }) => ({ name: user.name, email: user.email }),
+      },
     }),
   ],
 };

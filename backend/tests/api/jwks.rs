@@ -373,3 +373,49 @@ async fn a_spray_of_random_kids_costs_at_most_one_fetch_per_cooldown() {
     assert!(fetches >= 1, "an unknown kid triggers a refetch");
     assert!(fetches <= 2, "{fetches} fetches for 200 random kids");
 }
+
+#[tokio::test]
+async fn a_key_removed_from_the_set_revokes_tokens_already_seen() {
+    let old = ed25519("old");
+    let new = ed25519("new");
+    let server = JwksServer::start(&[&old]).await;
+    let cooldown = Duration::from_millis(100);
+    let app = app(&server.base_url(), cooldown, false).await;
+    // A token with a ten-year life, verified (and remembered) once.
+    let mut long_lived = claims(&server, "alice");
+    long_lived["exp"] = json!(now() + 10 * 365 * 86_400);
+    let token = old.sign(&long_lived);
+    assert_eq!(until_keys_load(&app, &token).await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/tasks", &token).await.status, StatusCode::OK);
+
+    // The old key is rotated out; a token naming the new key makes the service refetch.
+    server.publish(&[&new]);
+    tokio::time::sleep(cooldown).await;
+    let fresh = new.sign(&claims(&server, "alice"));
+    assert_eq!(app.get("/api/tasks", &fresh).await.status, StatusCode::OK);
+
+    assert_unauthorized(&app.get("/api/tasks", &token).await, "unknown key");
+}
+
+#[tokio::test]
+async fn an_issuer_given_as_an_array_is_refused() {
+    let key = ed25519("k");
+    let server = JwksServer::start(&[&key]).await;
+    let app = app(&server.base_url(), Duration::from_millis(100), false).await;
+    let good = key.sign(&claims(&server, "alice"));
+    assert_eq!(until_keys_load(&app, &good).await.status, StatusCode::OK);
+    let mut array = claims(&server, "alice");
+    array["iss"] = json!([server.base_url()]);
+    assert_unauthorized(&app.get("/api/tasks", &key.sign(&array)).await, "`iss`");
+}
+
+#[tokio::test]
+async fn a_token_with_critical_extensions_is_refused() {
+    let key = ed25519("k");
+    let server = JwksServer::start(&[&key]).await;
+    let app = app(&server.base_url(), Duration::from_millis(100), false).await;
+    let good = key.sign(&claims(&server, "alice"));
+    assert_eq!(until_keys_load(&app, &good).await.status, StatusCode::OK);
+    let critical = key.sign_with_crit(&claims(&server, "alice"), &["x-unknown"]);
+    assert_unauthorized(&app.get("/api/tasks", &critical).await, "crit");
+}

@@ -35,6 +35,14 @@ impl TestKey {
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("signs")
     }
 
+    /// A token whose header also lists `crit` extensions.
+    pub fn sign_with_crit(&self, claims: &Value, crit: &[&str]) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        header.crit = Some(crit.iter().map(|name| (*name).to_owned()).collect());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signs")
+    }
+
     /// The same key published under another kid (and, for RSA, another algorithm).
     pub fn with_kid(&self, kid: &str, alg: Algorithm) -> TestKey {
         let mut key = self.clone();

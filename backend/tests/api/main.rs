@@ -3,9 +3,11 @@
 
 mod helpers;
 mod jwks_server;
+mod spawned;
 
 mod auth;
 mod cli;
+mod connections;
 mod jwks;
 mod openapi;
 mod server;

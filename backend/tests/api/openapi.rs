@@ -166,6 +166,16 @@ async fn the_docs_page_works_offline() {
         .await
         .text();
     assert!(initializer.contains("/openapi.json"), "{initializer}");
+    for missing in [
+        "/docs/nope",
+        "/docs/../etc/passwd",
+        "/docs/swagger-ui.css.map",
+    ] {
+        app.request(Method::GET, missing)
+            .send()
+            .await
+            .assert_error(StatusCode::NOT_FOUND);
+    }
 }
 
 #[test]

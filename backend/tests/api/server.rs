@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use todo_backend::server::{ServeOptions, serve_with};
+use todo_backend::server::{ServeOptions, serve_with, shutdown_after_grace};
 
 use crate::helpers::{TestApp, token};
 
@@ -203,4 +203,102 @@ async fn a_client_that_trickles_its_headers_is_cut_off_and_others_are_served() {
 
     stop.send(()).expect("running");
     let _ = server.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_for_the_grace_period_before_the_listener_closes() {
+    let app = TestApp::builder().build().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let grace = Duration::from_secs(1);
+    let signal = async move {
+        let _ = stopped.await;
+    };
+    let shutdown = shutdown_after_grace(signal, app.shutdown.clone(), grace);
+    let server = tokio::spawn(serve_with(
+        listener,
+        app.router.clone(),
+        shutdown,
+        ServeOptions::default(),
+    ));
+    assert_eq!(get(address, "/ready").await, 200);
+
+    let signalled = Instant::now();
+    stop.send(()).expect("server is running");
+    let deadline = signalled + Duration::from_secs(2);
+    while !app.shutdown.is_raised() {
+        assert!(Instant::now() < deadline, "flag raised");
+        tokio::task::yield_now().await;
+    }
+    // During the grace period: new connections are still accepted and served, and /ready
+    // tells the load balancer to stop sending them.
+    assert_eq!(get(address, "/ready").await, 503);
+    assert_eq!(get(address, "/health").await, 200);
+    assert!(
+        signalled.elapsed() < grace,
+        "checked within the grace period (machine too slow to tell)"
+    );
+
+    let finished = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task");
+    assert!(finished.is_ok());
+    assert!(
+        signalled.elapsed() >= grace,
+        "the listener stayed open for the whole grace period"
+    );
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "closed after it"
+    );
+}
+
+/// `GET path` on a new connection; the response's status.
+async fn get(address: std::net::SocketAddr, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let (response, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {response:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_body_too_large_is_refused_at_once_over_tcp() {
+    let app = TestApp::builder().build().await;
+    let (address, _stop, _server) = start(&app, ServeOptions::default()).await;
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let request = format!(
+        "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n",
+        token("alice")
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains(r#""status_code":413"#), "{response}");
+    assert!(closed, "the connection is not kept waiting for the body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_heads_are_refused_by_the_parser() {
+    // These never reach the service; hyper answers them with a bare status (see README).
+    let app = TestApp::builder().build().await;
+    let (address, _stop, _server) = start(&app, ServeOptions::default()).await;
+    for head in [
+        "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "GET /health HTTP/1.2\r\nHost: t\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{head:?}: {response}");
+        assert!(closed, "{head:?}");
+    }
 }

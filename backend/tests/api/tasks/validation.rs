@@ -169,6 +169,11 @@ async fn bad_query_parameters_are_422(app: &TestApp) {
         ("offset=abc", "offset"),
         ("offset=99999999999999999999", "offset"),
         ("limit=1&limit=2", "limit"),
+        // `+` is a space in a query string, and `%2B` a plus: neither is a digit.
+        ("offset=+1", "offset"),
+        ("offset=%2B1", "offset"),
+        ("limit=%2B1", "limit"),
+        ("limit=%201", "limit"),
     ];
     for (query, field) in cases {
         let body = app
@@ -185,6 +190,8 @@ async fn bad_query_parameters_are_422(app: &TestApp) {
 
 async fn bad_task_ids_are_422_and_unknown_ones_404(app: &TestApp) {
     let alice = token("alice");
+    let task = app.create_task(&alice, json!({"title": "one"})).await;
+    assert_eq!(task["id"], 1, "the first task of a fresh database");
     for id in [
         "0",
         "-1",
@@ -193,6 +200,11 @@ async fn bad_task_ids_are_422_and_unknown_ones_404(app: &TestApp) {
         "99999999999999999999",
         "%00",
         "1%20",
+        // One task, one URL: no sign, no leading zeros, no percent-encoded digits.
+        "+1",
+        "01",
+        "00001",
+        "%31",
     ] {
         let url = format!("/api/tasks/{id}");
         for response in [
@@ -209,6 +221,68 @@ async fn bad_task_ids_are_422_and_unknown_ones_404(app: &TestApp) {
         .assert_error(StatusCode::NOT_FOUND);
 }
 
+async fn a_title_nobody_can_see_is_refused_like_a_blank_one(app: &TestApp) {
+    let alice = token("alice");
+    for title in [
+        "\u{200B}",
+        "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}",
+        "\u{1}\u{7}\u{1b}",
+        "\u{202E}\u{2066}",
+        "\u{3164}\u{FE0F}",
+        " \u{00AD} ",
+    ] {
+        let body = app
+            .post("/api/tasks", &alice, &json!({"title": title}))
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["field"], "title", "{title:?}: {body}");
+    }
+    assert_eq!(app.get("/api/tasks", &alice).await.json(), json!([]));
+    let visible = app
+        .create_task(&alice, json!({"title": "\u{200B}a\u{200B}"}))
+        .await;
+    assert_eq!(visible["title"], "\u{200B}a\u{200B}", "kept as sent");
+}
+
+async fn oversized_targets_and_headers_get_json_errors(app: &TestApp) {
+    let alice = token("alice");
+    let long = format!("/api/tasks?x={}", "a".repeat(9 * 1024));
+    app.get(&long, &alice)
+        .await
+        .assert_error(StatusCode::URI_TOO_LONG);
+    let mut many = app.request(Method::GET, "/api/tasks").token(&alice);
+    for n in 0..100 {
+        many = many.header(&format!("x-filler-{n}"), "1");
+    }
+    many.send()
+        .await
+        .assert_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    app.request(Method::GET, "/api/tasks")
+        .token(&alice)
+        .header("x-big", &"b".repeat(17 * 1024))
+        .send()
+        .await
+        .assert_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
+async fn a_declared_body_over_the_limit_is_413_before_reading(app: &TestApp) {
+    let alice = token("alice");
+    // The body never arrives: only the declared length can have caused the refusal.
+    let never = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.request(Method::POST, "/api/tasks")
+            .token(&alice)
+            .header("content-type", "application/json")
+            .header("content-length", "1000000000")
+            .body(Body::from_stream(never))
+            .send(),
+    )
+    .await
+    .expect("answered without waiting for the body");
+    response.assert_error(StatusCode::PAYLOAD_TOO_LARGE);
+}
+
 backend_tests!(
     invalid_bodies_are_422_and_store_nothing,
     boundary_lengths_are_accepted,
@@ -218,4 +292,7 @@ backend_tests!(
     a_body_over_64_kib_is_413,
     bad_query_parameters_are_422,
     bad_task_ids_are_422_and_unknown_ones_404,
+    a_title_nobody_can_see_is_refused_like_a_blank_one,
+    oversized_targets_and_headers_get_json_errors,
+    a_declared_body_over_the_limit_is_413_before_reading,
 );
