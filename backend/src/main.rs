@@ -9,7 +9,7 @@ use todo_backend::auth::{Verifier, hs256};
 use todo_backend::cli::{self, Command, TokenArgs};
 use todo_backend::config::{DatabaseConfig, ServeConfig};
 use todo_backend::domain::UserId;
-use todo_backend::http::AppState;
+use todo_backend::http::{AppState, CursorKey};
 use todo_backend::store::{self, TaskStore};
 use todo_backend::{app, server, telemetry};
 
@@ -51,7 +51,11 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
         server::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
-    let state = AppState::new(store.clone(), verifier);
+    let cursor_key = store
+        .shared_key(CursorKey::NAME)
+        .await
+        .map_err(|error| format!("cannot read the cursor key: {error}"))?;
+    let state = AppState::new(store.clone(), verifier, CursorKey(Arc::new(cursor_key)));
     let stop = server::shutdown_after_grace(
         server::shutdown_signal(),
         state.shutdown.clone(),

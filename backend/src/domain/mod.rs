@@ -3,11 +3,17 @@
 //! This module sits at the bottom of the crate: it imports nothing from the rest of it, so the
 //! HTTP layer, the handlers and the stores can all depend on it without depending on each other.
 
+mod fields;
 mod ids;
+mod position;
+pub mod query;
 pub mod task;
 
+pub use fields::{MAX_TAGS, Priority, TAG_MAX_CHARS, Tag, Tags, Timestamp};
 pub use ids::{InvalidTaskId, InvalidUserId, MAX_USER_ID_CHARS, TaskId, UserId};
+pub use position::{Position, PositionError};
+pub use query::{Filter, Keyset, SortField, SortKey, SortValue, TaskQuery};
 pub use task::{
-    CreateTask, DESCRIPTION_MAX_CHARS, Page, TITLE_MAX_CHARS, Task, TaskDescription, TaskStatus,
-    TaskTitle, TextError, UpdateTask,
+    CreateTask, DESCRIPTION_MAX_CHARS, MoveTask, Page, Placement, TITLE_MAX_CHARS, Task,
+    TaskDescription, TaskStatus, TaskTitle, TextError, UpdateTask,
 };

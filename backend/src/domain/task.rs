@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::fields::{Priority, Tags, Timestamp};
 use super::ids::{TaskId, UserId};
+use super::position::Position;
 
 /// The most characters (Unicode scalar values) a title may have.
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -187,6 +189,20 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     /// When the task last changed (RFC 3339, UTC).
     pub updated_at: DateTime<Utc>,
+    /// When the task is due (RFC 3339, UTC), or `null`.
+    pub due_at: Option<DateTime<Utc>>,
+    pub priority: Priority,
+    /// Up to 20 tags, in the order given; duplicates (ignoring case) collapsed.
+    #[schema(value_type = Vec<String>, example = json!(["home", "errands"]))]
+    pub tags: Tags,
+    /// The manual order: an opaque key; tasks sort by it as a byte string.
+    #[schema(value_type = String, example = "a0")]
+    pub position: Position,
+    /// When `status` last became `completed`; `null` unless it is completed. Read-only.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// 1 at create, +1 on every change. Read-only; the task's ETag is derived from it.
+    #[schema(minimum = 1, example = 1)]
+    pub version: i64,
 }
 
 /// The body of `POST /api/tasks`.
@@ -202,6 +218,18 @@ pub struct CreateTask {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = TaskStatus)]
     pub status: Option<TaskStatus>,
+    /// RFC 3339 with an offset; `null` or absent for none.
+    #[serde(default)]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_at: Option<Timestamp>,
+    /// Defaults to `none`; `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Priority)]
+    pub priority: Option<Priority>,
+    /// Defaults to none; `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>, max_items = 20)]
+    pub tags: Option<Tags>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -220,12 +248,69 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = TaskStatus)]
     pub status: Option<TaskStatus>,
+    /// A new due date; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_at: Option<Option<Timestamp>>,
+    /// A new priority; `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Priority)]
+    pub priority: Option<Priority>,
+    /// New tags, replacing the old; `[]` clears them, `null` is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>, max_items = 20)]
+    pub tags: Option<Tags>,
 }
 
 impl UpdateTask {
     /// True when the body named no field at all, so nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.title.is_none() && self.description.is_none() && self.status.is_none()
+        self.title.is_none()
+            && self.description.is_none()
+            && self.status.is_none()
+            && self.due_at.is_none()
+            && self.priority.is_none()
+            && self.tags.is_none()
+    }
+}
+
+/// Where `POST /api/tasks/{task_id}/move` puts a task: right after one task (`after`), right
+/// before one (`before`), at the top (`after: null`) or at the bottom (`before: null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    After(Option<TaskId>),
+    Before(Option<TaskId>),
+}
+
+/// The body of `POST /api/tasks/{task_id}/move`: exactly one of `after` and `before`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveTask {
+    /// Put the task right after this one; `null` for the top of the list.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub after: Option<Option<i64>>,
+    /// Put the task right before this one; `null` for the bottom of the list.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub before: Option<Option<i64>>,
+}
+
+impl MoveTask {
+    /// The placement, or why the body does not name exactly one valid neighbour.
+    pub fn placement(&self) -> Result<Placement, (&'static str, &'static str)> {
+        let id = |field: &'static str, raw: Option<i64>| match raw {
+            None => Ok(None),
+            Some(raw) => TaskId::try_from(raw)
+                .map(Some)
+                .map_err(|_| (field, "must be a positive task id or null")),
+        };
+        match (self.after, self.before) {
+            (Some(after), None) => Ok(Placement::After(id("after", after)?)),
+            (None, Some(before)) => Ok(Placement::Before(id("before", before)?)),
+            (Some(_), Some(_)) => Err(("body", "give either `after` or `before`, not both")),
+            (None, None) => Err(("body", "give `after` or `before`")),
+        }
     }
 }
 

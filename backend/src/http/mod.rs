@@ -11,4 +11,4 @@ pub mod policy;
 pub mod state;
 
 pub use error::{ApiError, ErrorBody};
-pub use state::{AppState, ShutdownFlag};
+pub use state::{AppState, CursorKey, ShutdownFlag};

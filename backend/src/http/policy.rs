@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::{Router, middleware as mw};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -64,13 +64,24 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
-            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 X_REQUEST_ID.clone(),
             ])
-            .expose_headers([header::LOCATION, X_REQUEST_ID.clone()])
+            .expose_headers([
+                header::LOCATION,
+                header::LINK,
+                HeaderName::from_static("x-total-count"),
+                X_REQUEST_ID.clone(),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

@@ -8,21 +8,40 @@ use axum::extract::FromRef;
 use crate::auth::Verifier;
 use crate::store::TaskStore;
 
-/// The application state: the store, the token verifier and the shutdown flag.
+/// The application state: the store, the token verifier, the key list cursors are signed
+/// with, and the shutdown flag.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn TaskStore>,
     pub verifier: Arc<Verifier>,
+    pub cursor_key: CursorKey,
     pub shutdown: ShutdownFlag,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn TaskStore>, verifier: Arc<Verifier>) -> Self {
+    pub fn new(store: Arc<dyn TaskStore>, verifier: Arc<Verifier>, cursor_key: CursorKey) -> Self {
         AppState {
             store,
             verifier,
+            cursor_key,
             shutdown: ShutdownFlag::default(),
         }
+    }
+}
+
+/// The key list cursors are signed with: the same on every instance (it is kept in the
+/// database), so a cursor from one instance is honoured by another.
+#[derive(Clone)]
+pub struct CursorKey(pub Arc<[u8; 32]>);
+
+impl CursorKey {
+    /// The name the key is stored under.
+    pub const NAME: &'static str = "list-cursor";
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey([redacted])")
     }
 }
 

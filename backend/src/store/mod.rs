@@ -10,11 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::domain::{CreateTask, Page, Task, TaskId, UpdateTask, UserId};
+use crate::domain::{
+    CreateTask, Filter, Placement, Position, SortField, Task, TaskId, TaskQuery, UpdateTask, UserId,
+};
 
 pub mod postgres;
 mod row;
 pub mod sqlite;
+mod text;
 mod url;
 
 pub use postgres::{PgStore, TransactionPooler};
@@ -27,19 +30,30 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task owned by `owner` and returns it.
     async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError>;
 
-    /// The owner's tasks, newest first (`created_at` then `id`, both descending).
-    async fn list(&self, owner: &UserId, page: Page) -> Result<Vec<Task>, StoreError>;
+    /// The owner's tasks that match `query.filter`, in its order, one page of them.
+    async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
+
+    /// How many of the owner's tasks match `filter`.
+    async fn count(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError>;
 
     /// One of the owner's tasks.
     async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError>;
 
-    /// Applies the fields present in `changes`; `updated_at` moves, `created_at` never does.
-    /// An empty `changes` returns the task untouched.
+    /// Applies the fields present in `changes`; `updated_at` moves and `version` grows by one,
+    /// `created_at` never moves. Changes that change nothing return the task untouched.
     async fn update(
         &self,
         owner: &UserId,
         id: TaskId,
         changes: UpdateTask,
+    ) -> Result<Task, StoreError>;
+
+    /// Gives the task a position by `placement`, rewriting no other task.
+    async fn move_task(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        placement: Placement,
     ) -> Result<Task, StoreError>;
 
     /// Deletes one of the owner's tasks. Its id is never handed out again.
@@ -48,8 +62,13 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Checks that the database answers, for `/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Applies the embedded migrations of this backend.
+    /// Applies the embedded migrations of this backend, then fills in what a migration could
+    /// not (the folded text of rows written before it).
     async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A random 32-byte key shared by every instance on this database, created on first use:
+    /// what list cursors are signed with.
+    async fn shared_key(&self, name: &str) -> Result<[u8; 32], StoreError>;
 
     /// Closes the pool, waiting for connections in use to be returned.
     async fn close(&self);
@@ -61,6 +80,9 @@ pub enum StoreError {
     /// No such task for this owner (it may exist for someone else).
     #[error("task not found")]
     NotFound,
+    /// The request contradicts itself against the stored data (a task moved next to itself).
+    #[error("{0}")]
+    Invalid(&'static str),
     /// The database cannot be reached right now or is overloaded; retrying later may work.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] sqlx::Error),
@@ -97,6 +119,117 @@ pub async fn open(url: &DatabaseUrl, pool: PoolSettings) -> Result<Arc<dyn TaskS
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// How often a write that lost a race for a unique position is tried again.
+const POSITION_ATTEMPTS: usize = 16;
+
+/// Whether `error` is a unique-constraint violation (a position another write took first).
+fn is_unique_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Other(cause) => cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .is_some_and(|db| db.is_unique_violation()),
+        _ => false,
+    }
+}
+
+/// The column a sort field sorts by, the same in both backends.
+fn sort_column(field: SortField) -> &'static str {
+    match field {
+        SortField::CreatedAt => "created_at",
+        SortField::UpdatedAt => "updated_at",
+        SortField::DueAt => "due_at",
+        SortField::Priority => "priority",
+        SortField::Title => "title_key",
+        SortField::Position => "position",
+    }
+}
+
+/// The position lookups a move needs, per backend.
+trait Positions {
+    /// The position of one of the owner's tasks.
+    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Position, StoreError>;
+
+    /// The nearest position above `from` (`above`) or below it, skipping the task `moving`;
+    /// without `from`, the owner's first or last position.
+    async fn neighbour(
+        &self,
+        owner: &UserId,
+        moving: TaskId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> Result<Option<Position>, StoreError>;
+}
+
+/// The positions a task moved by `placement` must fall between. 404 when a named neighbour
+/// is not the owner's.
+async fn bounds(
+    store: &impl Positions,
+    owner: &UserId,
+    id: TaskId,
+    placement: Placement,
+) -> Result<(Option<Position>, Option<Position>), StoreError> {
+    match placement {
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == id => {
+            Err(StoreError::Invalid("a task cannot move next to itself"))
+        }
+        Placement::After(anchor) => {
+            let lower = match anchor {
+                Some(anchor) => Some(store.position_of(owner, anchor).await?),
+                None => None,
+            };
+            let upper = store.neighbour(owner, id, lower.as_ref(), true).await?;
+            Ok((lower, upper))
+        }
+        Placement::Before(anchor) => {
+            let upper = match anchor {
+                Some(anchor) => Some(store.position_of(owner, anchor).await?),
+                None => None,
+            };
+            let lower = store.neighbour(owner, id, upper.as_ref(), false).await?;
+            Ok((lower, upper))
+        }
+    }
+}
+
+fn position_contention() -> StoreError {
+    StoreError::Other("too many concurrent writes competed for the same position".into())
+}
+
+/// A position read back from the database.
+fn stored_position(key: String) -> Result<Position, StoreError> {
+    Position::parse(key).map_err(|error| StoreError::Other(error.into()))
+}
+
+/// The position after the owner's last one (`None` when they have no task yet). A retry
+/// after losing a race (`attempt` > 0) adds a random fraction, so that many creates racing
+/// for the same slot spread out instead of colliding again.
+fn position_after(last: Option<String>, attempt: usize) -> Result<Position, StoreError> {
+    let last = last.map(stored_position).transpose()?;
+    let next =
+        Position::between(last.as_ref(), None).map_err(|error| StoreError::Other(error.into()))?;
+    if attempt == 0 {
+        return Ok(next);
+    }
+    let mut entropy = [0u8; 3];
+    getrandom::fill(&mut entropy).map_err(|error| StoreError::Other(error.to_string().into()))?;
+    Ok(next.spread(entropy))
+}
+
+/// 32 random bytes, for a new shared key.
+fn random_key() -> Result<[u8; 32], StoreError> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|error| StoreError::Other(error.to_string().into()))?;
+    Ok(key)
+}
+
+/// A shared key as stored.
+fn key_from(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Other("a stored shared key is not 32 bytes".into()))
 }
 
 /// The current time at the precision both databases store (microseconds), so that a task

@@ -1,25 +1,28 @@
 //! The one mapping from a stored row to a [`Task`], shared by both backends.
 //!
-//! The SQL differs per backend, and so does the column type of a timestamp (`timestamptz` in
-//! PostgreSQL, integer microseconds in SQLite); everything else about a row is the same.
+//! The SQL differs per backend, and so do two column types: a timestamp (`timestamptz` in
+//! PostgreSQL, integer microseconds in SQLite) and the tags (`text[]` in PostgreSQL, a JSON
+//! array in SQLite); everything else about a row is the same.
 
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::domain::{Task, TaskId, UserId};
+use crate::domain::{Position, Priority, Tags, Task, TaskId, UserId};
 
 /// The columns every task query returns, as a literal for `concat!`, so that each query
 /// stays one static string (which the drivers' statement caches key on).
 macro_rules! task_columns {
     () => {
-        "id, user_id, title, description, status, created_at, updated_at"
+        "id, user_id, title, description, status, created_at, updated_at, \
+         due_at, priority, tags, position, completed_at, version"
     };
 }
 pub(super) use task_columns;
 
-/// A task as a query returns it, with timestamps of the backend's type `T`.
+/// A task as a query returns it, with timestamps of the backend's type `T` and tags of its
+/// type `L`.
 #[derive(sqlx::FromRow)]
-pub(super) struct TaskRow<T> {
+pub(super) struct TaskRow<T, L> {
     id: i64,
     user_id: String,
     title: String,
@@ -27,6 +30,30 @@ pub(super) struct TaskRow<T> {
     status: String,
     created_at: T,
     updated_at: T,
+    due_at: Option<T>,
+    priority: i32,
+    tags: L,
+    position: String,
+    completed_at: Option<T>,
+    version: i64,
+}
+
+/// A backend's tags column type.
+pub(super) trait StoredTags {
+    fn into_names(self) -> Result<Vec<String>, StoreError>;
+}
+
+impl StoredTags for Vec<String> {
+    fn into_names(self) -> Result<Vec<String>, StoreError> {
+        Ok(self)
+    }
+}
+
+/// SQLite: a JSON array of strings.
+impl StoredTags for String {
+    fn into_names(self) -> Result<Vec<String>, StoreError> {
+        serde_json::from_str(&self).map_err(|error| corrupt(format!("tags: {error}")))
+    }
 }
 
 /// A backend's timestamp column type.
@@ -48,10 +75,10 @@ impl StoredTime for i64 {
     }
 }
 
-impl<T: StoredTime> TryFrom<TaskRow<T>> for Task {
+impl<T: StoredTime, L: StoredTags> TryFrom<TaskRow<T, L>> for Task {
     type Error = StoreError;
 
-    fn try_from(row: TaskRow<T>) -> Result<Self, Self::Error> {
+    fn try_from(row: TaskRow<T, L>) -> Result<Self, Self::Error> {
         Ok(Task {
             id: TaskId::try_from(row.id).map_err(|_| corrupt(format!("task id {}", row.id)))?,
             user_id: UserId::parse(row.user_id).map_err(|error| corrupt(error.to_string()))?,
@@ -60,17 +87,28 @@ impl<T: StoredTime> TryFrom<TaskRow<T>> for Task {
             status: row.status.parse().map_err(corrupt)?,
             created_at: row.created_at.into_utc()?,
             updated_at: row.updated_at.into_utc()?,
+            due_at: row.due_at.map(StoredTime::into_utc).transpose()?,
+            priority: Priority::from_rank(row.priority.into())
+                .ok_or_else(|| corrupt(format!("priority {}", row.priority)))?,
+            tags: Tags::from_stored(row.tags.into_names()?).map_err(corrupt)?,
+            position: Position::parse(row.position).map_err(|error| corrupt(error.to_string()))?,
+            completed_at: row.completed_at.map(StoredTime::into_utc).transpose()?,
+            version: row.version,
         })
     }
 }
 
 /// The task of a query that matched at most one row: none is [`StoreError::NotFound`].
-pub(super) fn found<T: StoredTime>(row: Option<TaskRow<T>>) -> Result<Task, StoreError> {
+pub(super) fn found<T: StoredTime, L: StoredTags>(
+    row: Option<TaskRow<T, L>>,
+) -> Result<Task, StoreError> {
     row.ok_or(StoreError::NotFound)?.try_into()
 }
 
 /// Every task of a query.
-pub(super) fn all<T: StoredTime>(rows: Vec<TaskRow<T>>) -> Result<Vec<Task>, StoreError> {
+pub(super) fn all<T: StoredTime, L: StoredTags>(
+    rows: Vec<TaskRow<T, L>>,
+) -> Result<Vec<Task>, StoreError> {
     rows.into_iter().map(Task::try_from).collect()
 }
 
@@ -83,7 +121,7 @@ fn corrupt(what: String) -> StoreError {
 mod tests {
     use super::*;
 
-    fn row(id: i64, status: &str) -> TaskRow<i64> {
+    fn row(id: i64, status: &str) -> TaskRow<i64, String> {
         TaskRow {
             id,
             user_id: "alice".into(),
@@ -92,6 +130,12 @@ mod tests {
             status: status.into(),
             created_at: 1,
             updated_at: 2,
+            due_at: None,
+            priority: 2,
+            tags: r#"["a","B"]"#.into(),
+            position: "a0".into(),
+            completed_at: None,
+            version: 1,
         }
     }
 
@@ -101,13 +145,21 @@ mod tests {
         assert_eq!(task.id.get(), 7);
         assert_eq!(task.user_id.as_str(), "alice");
         assert_eq!(task.updated_at.timestamp_micros(), 2);
+        assert_eq!(task.priority, Priority::Medium);
+        assert_eq!(task.tags.names(), ["a", "B"]);
     }
 
     #[test]
     fn impossible_rows_are_errors_not_tasks() {
         assert!(Task::try_from(row(0, "pending")).is_err());
         assert!(Task::try_from(row(1, "done")).is_err());
-        assert!(matches!(found::<i64>(None), Err(StoreError::NotFound)));
+        let mut bad_priority = row(1, "pending");
+        bad_priority.priority = 9;
+        assert!(Task::try_from(bad_priority).is_err());
+        assert!(matches!(
+            found::<i64, String>(None),
+            Err(StoreError::NotFound)
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The task routes: handlers and the list query.
+//! The task routes: handlers, the list query and its cursors.
 
+pub mod cursor;
 pub mod handlers;
 pub mod query;
 
@@ -15,6 +16,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(
             handlers::get_task,
             handlers::update_task,
+            handlers::patch_task,
             handlers::delete_task
         ))
+        .routes(routes!(handlers::move_task))
 }

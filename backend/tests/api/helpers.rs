@@ -18,7 +18,7 @@ use todo_backend::app;
 use todo_backend::auth::Verifier;
 use todo_backend::auth::hs256::HmacSecret;
 use todo_backend::http::policy::HttpSettings;
-use todo_backend::http::{AppState, ShutdownFlag};
+use todo_backend::http::{AppState, CursorKey, ShutdownFlag};
 use todo_backend::store::{self, PgStore, PoolSettings, TaskStore, TransactionPooler};
 
 /// The shared secret every test app verifies HS256 tokens with.
@@ -133,7 +133,11 @@ impl TestAppBuilder {
         };
         store.migrate().await.expect("migrations apply");
         let verifier = self.verifier.unwrap_or_else(test_verifier);
-        let state = AppState::new(store.clone(), Arc::new(verifier));
+        let key = store
+            .shared_key(CursorKey::NAME)
+            .await
+            .expect("a cursor key");
+        let state = AppState::new(store.clone(), Arc::new(verifier), CursorKey(Arc::new(key)));
         TestApp {
             shutdown: state.shutdown.clone(),
             router: app::router(state, &self.settings),

@@ -41,8 +41,18 @@ async fn the_document_lists_every_route_with_its_responses() {
         ),
         (
             "/api/tasks/{task_id}",
+            "patch",
+            &["200", "401", "404", "413", "415", "422", "503"],
+        ),
+        (
+            "/api/tasks/{task_id}",
             "delete",
             &["204", "401", "404", "422", "503"],
+        ),
+        (
+            "/api/tasks/{task_id}/move",
+            "post",
+            &["200", "401", "404", "415", "422", "503"],
         ),
         ("/health", "get", &["200"]),
         ("/ready", "get", &["200", "503"]),
@@ -70,7 +80,7 @@ async fn the_document_lists_every_route_with_its_responses() {
     assert_eq!(scheme["scheme"], "bearer");
     assert_eq!(
         doc["paths"].as_object().map(|p| p.len()),
-        Some(4),
+        Some(5),
         "no undocumented extras"
     );
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use todo_backend::domain::{CreateTask, Page, Task, TaskId, UpdateTask, UserId};
+use todo_backend::domain::{CreateTask, Task, TaskId, TaskQuery, UpdateTask, UserId};
 
 use todo_backend::store::{PoolSettings, StoreError};
 
@@ -91,7 +91,7 @@ async fn a_foreign_task_is_not_found_and_stays_unchanged(app: &TestApp) {
     ));
     assert!(
         store
-            .list(&mallory, Page::default())
+            .list(&mallory, &TaskQuery::page(50, 0))
             .await
             .expect("listed")
             .is_empty()
@@ -119,13 +119,7 @@ async fn list_is_newest_first_and_pages_are_stable(app: &TestApp) {
     created.reverse();
 
     let all = store
-        .list(
-            &alice,
-            Page {
-                limit: 100,
-                offset: 0,
-            },
-        )
+        .list(&alice, &TaskQuery::page(100, 0))
         .await
         .expect("listed");
     assert_eq!(all, created);
@@ -139,7 +133,7 @@ async fn list_is_newest_first_and_pages_are_stable(app: &TestApp) {
     for offset in [0, 3, 6] {
         paged.extend(
             store
-                .list(&alice, Page { limit: 3, offset })
+                .list(&alice, &TaskQuery::page(3, offset))
                 .await
                 .expect("page"),
         );

@@ -21,7 +21,7 @@ async fn unknown_routes_and_wrong_methods_get_json_errors(app: &TestApp) {
         (Method::PATCH, "/api/tasks"),
         (Method::DELETE, "/api/tasks"),
         (Method::POST, "/api/tasks/1"),
-        (Method::PATCH, "/api/tasks/1"),
+        (Method::GET, "/api/tasks/1/move"),
         (Method::POST, "/health"),
     ];
     for (method, uri) in cases {

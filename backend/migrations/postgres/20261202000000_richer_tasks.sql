@@ -1,0 +1,58 @@
+-- Part two's task fields. Existing rows keep their meaning: priority none, no tags, version 1,
+-- completed ones completed when they last changed, and positions that keep their newest-first
+-- order. The folded title and description (for search and the title sort) are filled in by
+-- the service at start-up, which folds text the same way on both backends.
+create extension if not exists pg_trgm;
+
+alter table tasks
+    add column due_at          timestamptz,
+    add column priority        integer not null default 0 check (priority between 0 and 3),
+    add column tags            text[]  not null default '{}' check (cardinality(tags) <= 20),
+    -- The tags lowercased, for filtering.
+    add column tag_keys        text[]  not null default '{}',
+    -- Compared as bytes, as the API promises, whatever the database's collation.
+    add column position        text collate "C",
+    add column completed_at    timestamptz,
+    add column version         bigint  not null default 1 check (version >= 1),
+    add column title_key       text collate "C",
+    add column description_key text;
+
+update tasks set completed_at = updated_at where status = 'completed';
+
+-- 'd' and four base-62 digits: a valid fractional-index key for each of a user's first
+-- 14.7 million tasks, newest first, as the list showed them.
+update tasks set position = ranked.position
+from (
+    select id,
+           'd' || substr(digits, ((rn / 238328) % 62 + 1)::int, 1)
+               || substr(digits, ((rn / 3844) % 62 + 1)::int, 1)
+               || substr(digits, ((rn / 62) % 62 + 1)::int, 1)
+               || substr(digits, (rn % 62 + 1)::int, 1) as position
+    from (
+        select id,
+               row_number() over (partition by user_id order by created_at desc, id desc) - 1 as rn,
+               '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'::text as digits
+        from tasks
+    ) numbered
+) ranked
+where tasks.id = ranked.id;
+
+alter table tasks alter column position set not null;
+
+-- One position per user: the manual order is total, and two concurrent moves cannot both win.
+create unique index tasks_user_id_position_idx on tasks (user_id, position);
+create index tasks_user_id_updated_at_idx on tasks (user_id, updated_at, id);
+create index tasks_user_id_due_at_idx on tasks (user_id, due_at, id);
+create index tasks_user_id_priority_idx on tasks (user_id, priority, id);
+create index tasks_user_id_title_key_idx on tasks (user_id, title_key, id);
+create index tasks_tag_keys_idx on tasks using gin (tag_keys);
+-- Substring search (LIKE '%q%') served by trigram indexes.
+create index tasks_title_key_trgm_idx on tasks using gin (title_key gin_trgm_ops);
+create index tasks_description_key_trgm_idx on tasks using gin (description_key gin_trgm_ops);
+
+-- Keys every instance must share, such as the one list cursors are signed with; each is made
+-- by the first instance that needs it.
+create table service_keys (
+    name text primary key,
+    key  bytea not null check (length(key) = 32)
+);
