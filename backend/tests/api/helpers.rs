@@ -228,6 +228,15 @@ impl TestApp {
             .await
     }
 
+    pub async fn patch(&self, uri: &str, token: &str, body: &Value) -> TestResponse {
+        self.request(Method::PATCH, uri)
+            .token(token)
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+    }
+
     pub async fn delete(&self, uri: &str, token: &str) -> TestResponse {
         self.request(Method::DELETE, uri).token(token).send().await
     }

@@ -14,3 +14,4 @@ mod server;
 mod store;
 mod tasks;
 mod unavailable;
+mod upgrade;

@@ -3,7 +3,10 @@
 mod cors;
 mod create;
 mod delete;
+mod fields;
+mod finding;
 mod http;
+mod ordering;
 mod read;
 mod update;
 mod validation;

@@ -1,0 +1,160 @@
+//! The manual order: new tasks go last, `move` puts one task anywhere and rewrites no other.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, token};
+
+async fn ids_in_position_order(app: &TestApp, token: &str) -> Vec<i64> {
+    let listed = app
+        .get("/api/tasks?sort=position&limit=100", token)
+        .await
+        .json();
+    listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|task| task["id"].as_i64().expect("id"))
+        .collect()
+}
+
+async fn move_to(app: &TestApp, token: &str, id: i64, body: Value) -> Value {
+    let response = app
+        .post(&format!("/api/tasks/{id}/move"), token, &body)
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{body}: {}",
+        response.text()
+    );
+    response.json()
+}
+
+async fn new_tasks_go_last_and_moves_reorder_one_task(app: &TestApp) {
+    let alice = token("alice");
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let task = app
+            .create_task(&alice, json!({"title": format!("t{n}")}))
+            .await;
+        ids.push(task["id"].as_i64().expect("id"));
+    }
+    assert_eq!(ids_in_position_order(app, &alice).await, ids);
+    let [a, b, c, d, e] = ids[..] else {
+        panic!("five tasks")
+    };
+    let before_move = app.get("/api/tasks?sort=position", &alice).await.json();
+
+    let moved = move_to(app, &alice, e, json!({"after": a})).await;
+    assert_eq!(moved["version"], 2);
+    assert_eq!(ids_in_position_order(app, &alice).await, [a, e, b, c, d]);
+    move_to(app, &alice, a, json!({"before": d})).await;
+    assert_eq!(ids_in_position_order(app, &alice).await, [e, b, c, a, d]);
+    move_to(app, &alice, d, json!({"after": null})).await;
+    assert_eq!(ids_in_position_order(app, &alice).await, [d, e, b, c, a]);
+    move_to(app, &alice, d, json!({"before": null})).await;
+    assert_eq!(ids_in_position_order(app, &alice).await, [e, b, c, a, d]);
+
+    // Only the moved tasks changed.
+    let after_moves = app.get("/api/tasks?sort=position", &alice).await.json();
+    let version_of = |list: &Value, id: i64| {
+        list.as_array()
+            .and_then(|tasks| tasks.iter().find(|task| task["id"] == id))
+            .map(|task| (task["version"].clone(), task["position"].clone()))
+    };
+    for untouched in [b, c] {
+        assert_eq!(
+            version_of(&before_move, untouched),
+            version_of(&after_moves, untouched)
+        );
+    }
+}
+
+async fn bad_moves_are_refused_and_change_nothing(app: &TestApp) {
+    let alice = token("alice");
+    let bob = token("bob");
+    let one = app.create_task(&alice, json!({"title": "one"})).await;
+    let two = app.create_task(&alice, json!({"title": "two"})).await;
+    let theirs = app.create_task(&bob, json!({"title": "bob's"})).await;
+    let (one, two, theirs) = (one["id"].clone(), two["id"].clone(), theirs["id"].clone());
+    let url = format!("/api/tasks/{one}/move");
+    let order = ids_in_position_order(app, &alice).await;
+    for (body, status) in [
+        (
+            json!({"after": two, "before": two}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"after": one}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"after": 0}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"after": "2"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"after": two, "x": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"after": theirs}), StatusCode::NOT_FOUND),
+        (json!({"before": 999_999}), StatusCode::NOT_FOUND),
+    ] {
+        app.post(&url, &alice, &body).await.assert_error(status);
+    }
+    app.post(
+        &format!("/api/tasks/{theirs}/move"),
+        &alice,
+        &json!({"after": one}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND);
+    assert_eq!(ids_in_position_order(app, &alice).await, order);
+    assert_eq!(
+        app.get(&format!("/api/tasks/{one}"), &alice).await.json()["version"],
+        1
+    );
+}
+
+async fn concurrent_creates_and_moves_keep_one_total_order(app: &TestApp) {
+    let alice = token("alice");
+    let mut handles = Vec::new();
+    for n in 0..20 {
+        let router = app.router.clone();
+        let alice = alice.clone();
+        handles.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let request = axum::http::Request::post("/api/tasks")
+                .header("authorization", format!("Bearer {alice}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    json!({"title": format!("c{n}")}).to_string(),
+                ))
+                .expect("request");
+            router.oneshot(request).await.expect("infallible").status()
+        }));
+    }
+    for handle in handles {
+        assert_eq!(handle.await.expect("task"), StatusCode::CREATED);
+    }
+    let listed = app
+        .get("/api/tasks?sort=position&limit=100", &alice)
+        .await
+        .json();
+    let positions: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|task| task["position"].as_str().expect("position"))
+        .collect();
+    let mut unique = positions.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        20,
+        "every task has a position of its own: {positions:?}"
+    );
+}
+
+backend_tests!(
+    new_tasks_go_last_and_moves_reorder_one_task,
+    bad_moves_are_refused_and_change_nothing,
+    concurrent_creates_and_moves_keep_one_total_order,
+);
