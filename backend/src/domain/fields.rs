@@ -139,6 +139,23 @@ impl TryFrom<String> for Priority {
 #[serde(try_from = "String")]
 pub struct Tag(String);
 
+/// The OpenAPI pattern of a tag: no control character, and one character that is not
+/// invisible (the class of `TITLE_PATTERN`).
+pub const TAG_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u17B4\u17B5\u180B-\u180F\u2000-\u200F\u2028-\u202F\u205F-\u206F\u2800\u3000\u3164\uFE00-\uFE0F\uFEFF\uFFA0][^\u0000-\u001F\u007F-\u009F]*$";
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(TAG_MAX_CHARS))
+            .pattern(Some(TAG_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for Tag {}
+
 impl Tag {
     pub fn as_str(&self) -> &str {
         &self.0
@@ -241,6 +258,15 @@ mod tests {
         ] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_tag_pattern_carries_the_title_patterns_visibility_class() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Tag::schema()).expect("serializes");
+        let pattern = schema["pattern"].as_str().expect("a pattern");
+        let visible = |p: &str| p.split("[^").nth(2).map(|class| class.to_owned());
+        assert_eq!(visible(pattern), visible(super::super::task::TITLE_PATTERN));
     }
 
     #[test]

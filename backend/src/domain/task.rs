@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::fields::{Priority, Tags, Timestamp};
+use super::fields::{Priority, Tag, Tags, Timestamp};
 use super::ids::{TaskId, UserId};
 use super::position::Position;
 
@@ -228,7 +228,7 @@ pub struct CreateTask {
     pub priority: Option<Priority>,
     /// Defaults to none; `null` is refused.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Vec<String>, max_items = 20)]
+    #[schema(value_type = Vec<Tag>, max_items = 20)]
     pub tags: Option<Tags>,
 }
 
@@ -258,7 +258,7 @@ pub struct UpdateTask {
     pub priority: Option<Priority>,
     /// New tags, replacing the old; `[]` clears them, `null` is refused.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Vec<String>, max_items = 20)]
+    #[schema(value_type = Vec<Tag>, max_items = 20)]
     pub tags: Option<Tags>,
 }
 
@@ -283,29 +283,56 @@ pub enum Placement {
 }
 
 /// The body of `POST /api/tasks/{task_id}/move`: exactly one of `after` and `before`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoveTask {
     /// Put the task right after this one; `null` for the top of the list.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub after: Option<Option<i64>>,
+    pub after: Option<Option<serde_json::Number>>,
     /// Put the task right before this one; `null` for the bottom of the list.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub before: Option<Option<i64>>,
+    pub before: Option<Option<serde_json::Number>>,
+}
+
+/// How the OpenAPI document describes a move: one of two shapes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+#[schema(as = MoveTask)]
+pub enum MoveTaskSchema {
+    /// Right after the task `after`; `null` for the top of the list.
+    #[serde(deny_unknown_fields)]
+    After {
+        #[schema(required = true, minimum = 1)]
+        after: Option<i64>,
+    },
+    /// Right before the task `before`; `null` for the bottom of the list.
+    #[serde(deny_unknown_fields)]
+    Before {
+        #[schema(required = true, minimum = 1)]
+        before: Option<i64>,
+    },
 }
 
 impl MoveTask {
     /// The placement, or why the body does not name exactly one valid neighbour.
     pub fn placement(&self) -> Result<Placement, (&'static str, &'static str)> {
-        let id = |field: &'static str, raw: Option<i64>| match raw {
+        let id = |field: &'static str, raw: &Option<serde_json::Number>| match raw {
             None => Ok(None),
-            Some(raw) => TaskId::try_from(raw)
+            // JSON Schema counts 2.0 as an integer, so it is one here too.
+            Some(number) => number
+                .as_i64()
+                .or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                })
+                .and_then(|raw| TaskId::try_from(raw).ok())
                 .map(Some)
-                .map_err(|_| (field, "must be a positive task id or null")),
+                .ok_or((field, "must be a positive task id or null")),
         };
-        match (self.after, self.before) {
+        match (&self.after, &self.before) {
             (Some(after), None) => Ok(Placement::After(id("after", after)?)),
             (None, Some(before)) => Ok(Placement::Before(id("before", before)?)),
             (Some(_), Some(_)) => Err(("body", "give either `after` or `before`, not both")),

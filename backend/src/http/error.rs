@@ -121,7 +121,6 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => ApiError::TaskNotFound,
-            StoreError::Invalid(message) => ApiError::invalid_field("body", message),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable

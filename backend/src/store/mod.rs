@@ -80,9 +80,6 @@ pub enum StoreError {
     /// No such task for this owner (it may exist for someone else).
     #[error("task not found")]
     NotFound,
-    /// The request contradicts itself against the stored data (a task moved next to itself).
-    #[error("{0}")]
-    Invalid(&'static str),
     /// The database cannot be reached right now or is overloaded; retrying later may work.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] sqlx::Error),
@@ -163,17 +160,17 @@ trait Positions {
     ) -> Result<Option<Position>, StoreError>;
 }
 
-/// The positions a task moved by `placement` must fall between. 404 when a named neighbour
-/// is not the owner's.
+/// The positions a task moved by `placement` must fall between, or `None` when it is to go
+/// next to itself, which leaves it where it is. 404 when a named neighbour is not the owner's.
 async fn bounds(
     store: &impl Positions,
     owner: &UserId,
     id: TaskId,
     placement: Placement,
-) -> Result<(Option<Position>, Option<Position>), StoreError> {
+) -> Result<Option<(Option<Position>, Option<Position>)>, StoreError> {
     match placement {
         Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == id => {
-            Err(StoreError::Invalid("a task cannot move next to itself"))
+            Ok(None)
         }
         Placement::After(anchor) => {
             let lower = match anchor {
@@ -181,7 +178,7 @@ async fn bounds(
                 None => None,
             };
             let upper = store.neighbour(owner, id, lower.as_ref(), true).await?;
-            Ok((lower, upper))
+            Ok(Some((lower, upper)))
         }
         Placement::Before(anchor) => {
             let upper = match anchor {
@@ -189,7 +186,7 @@ async fn bounds(
                 None => None,
             };
             let lower = store.neighbour(owner, id, upper.as_ref(), false).await?;
-            Ok((lower, upper))
+            Ok(Some((lower, upper)))
         }
     }
 }

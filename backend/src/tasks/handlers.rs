@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::cursor;
 use super::query::{ListParams, ListRequest};
+use crate::domain::task::MoveTaskSchema;
 use crate::domain::{CreateTask, MoveTask, Task, UpdateTask};
 use crate::http::extract::{AuthUser, TaskIdParam, ValidJson};
 use crate::http::{ApiError, AppState, ErrorBody};
@@ -179,20 +180,20 @@ pub async fn patch_task(
 
 /// Moves a task in the manual order (`sort=position`): right after the task `after`, right
 /// before the task `before`, to the top (`{"after": null}`) or to the bottom
-/// (`{"before": null}`). Only the moved task changes.
+/// (`{"before": null}`). Only the moved task changes; next to itself, nothing does.
 #[utoipa::path(
     post,
     path = "/api/tasks/{task_id}/move",
     tag = "tasks",
     params(TaskIdParam),
-    request_body = MoveTask,
+    request_body = MoveTaskSchema,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The moved task, with its new position", body = Task),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "The task or its new neighbour is not the caller's", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Both or neither of after and before, or the task itself", body = ErrorBody),
+        (status = 422, description = "Both or neither of after and before", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
     )
 )]

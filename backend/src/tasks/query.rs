@@ -89,7 +89,8 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
             }
             "sort" => sort = value.parse().map_err(invalid)?,
             "q" => filter.search = search(value).map_err(invalid)?,
-            "cursor" => cursor = Some(value.clone()),
+            // An empty cursor is no cursor: some clients always send the parameter.
+            "cursor" => cursor = (!value.is_empty()).then(|| value.clone()),
             "due_before" => filter.due_before = Some(timestamp(value).map_err(invalid)?),
             "due_after" => filter.due_after = Some(timestamp(value).map_err(invalid)?),
             "updated_since" => filter.updated_since = Some(timestamp(value).map_err(invalid)?),
@@ -108,7 +109,7 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
             _ => {}
         }
     }
-    if cursor.is_some() && seen.contains(&"offset") {
+    if cursor.is_some() && page.offset > 0 {
         return Err(ApiError::invalid_field(
             "cursor",
             "cannot be combined with offset",
@@ -172,7 +173,7 @@ pub struct ListParams {
     /// Tasks in any of these statuses.
     status: Option<Vec<TaskStatus>>,
     /// Tasks that carry all of these tags (compared ignoring case).
-    tag: Option<Vec<String>>,
+    tag: Option<Vec<Tag>>,
     /// Tasks with any of these priorities.
     priority: Option<Vec<Priority>>,
     /// A case-insensitive substring of the title or the description, up to 200 characters;

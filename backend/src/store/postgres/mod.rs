@@ -389,7 +389,9 @@ impl TaskStore for PgStore {
         placement: Placement,
     ) -> Result<Task, StoreError> {
         for _ in 0..POSITION_ATTEMPTS {
-            let (lower, upper) = super::bounds(self, owner, id, placement).await?;
+            let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
+                return self.get(owner, id).await;
+            };
             let position = Position::between(lower.as_ref(), upper.as_ref())
                 .map_err(|error| StoreError::Other(error.into()))?;
             let now = now();
