@@ -1,8 +1,10 @@
 -- wrk script for every operation of the benchmark; BENCH_OP picks one:
 --   get     GET  /api/tasks/{random seeded id of the user}
 --   list    GET  /api/tasks?limit=20
+--   filtered GET /api/tasks?status=pending&tag=work&sort=due_at&limit=20
+--   search  GET  /api/tasks?q=task%2012&limit=20
 --   create  POST /api/tasks            {"title": "bench task"}
---   update  PUT  /api/tasks/{random seeded id of the user}  {"status": "completed"}
+--   update  PUT  /api/tasks/{random seeded id of the user}  {"title": "bench N"}, N random
 -- Each request goes out as one of the seeded users, picked at random.
 -- BENCH_TOKENS: the users' bearer tokens, space-separated.
 -- BENCH_IDS: each user's seeded ids as LO-HI, space-separated, in the same order.
@@ -68,13 +70,17 @@ function request()
   local req
   if op == "list" then
     req = wrk.format("GET", "/api/tasks?limit=20", u.headers)
+  elseif op == "filtered" then
+    req = wrk.format("GET", "/api/tasks?status=pending&tag=work&sort=due_at&limit=20", u.headers)
+  elseif op == "search" then
+    req = wrk.format("GET", "/api/tasks?q=task%2012&limit=20", u.headers)
   elseif op == "create" then
     req = wrk.format("POST", "/api/tasks", u.headers, '{"title":"bench task"}')
   elseif op == "get" then
     req = wrk.format("GET", "/api/tasks/" .. math.random(u.lo, u.hi), u.headers)
   elseif op == "update" then
     req = wrk.format("PUT", "/api/tasks/" .. math.random(u.lo, u.hi), u.headers,
-                     '{"status":"completed"}')
+                     '{"title":"bench ' .. math.random(1, 1000000000) .. '"}')
   else
     error("unknown BENCH_OP " .. op)
   end

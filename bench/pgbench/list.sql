@@ -1,10 +1,13 @@
--- The service's list (src/store/postgres.rs): the 20 newest tasks of a user.
+-- The service's list (src/store/postgres/mod.rs) for ?limit=20: the 21 newest tasks of a
+-- user (one more than the page, to know whether another follows) and the total, which the
+-- service sends at once on two connections.
 \set u random(0, 1)
 \set uid 100001 + :u
-\set limit 20
+\set limit 21
 \set offset 0
-select id, user_id, title, description, status, created_at, updated_at
+select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version
   from tasks
  where user_id = :uid
  order by created_at desc, id desc
  limit :limit offset :offset;
+select count(*) from tasks where user_id = :uid;

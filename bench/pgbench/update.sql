@@ -1,13 +1,31 @@
--- The service's update (src/store/postgres.rs) for {"status": "completed"}. pgbench cannot
--- bind NULL or booleans, so title ($3), the description flag and value ($4, $5) are
--- literals; the timestamp ($7) is now().
+-- The service's update (src/store/postgres/mod.rs) for {"title": "bench N"}, a real change
+-- every time. pgbench cannot bind NULL or booleans, so the absent fields are literals; the
+-- timestamp is now().
 \set u random(0, 1)
 \set uid 100001 + :u
 \set id 1 + :u * :tasks + random(0, :tasks - 1)
+\set n random(1, 1000000000)
 update tasks set
-       title = coalesce(null, title),
+       title = coalesce('bench ' || :n, title),
+       title_key = coalesce('bench ' || :n, title_key),
        description = case when false then null else description end,
-       status = coalesce(:status_done, status),
-       updated_at = greatest(now(), updated_at + interval '1 microsecond')
- where user_id = :uid and id = :id
-returning id, user_id, title, description, status, created_at, updated_at;
+       description_key = case when false then null else description_key end,
+       status = coalesce(null, status),
+       completed_at = case
+           when null::text is null or null = status then completed_at
+           when null = 'completed' then now()
+           else null end,
+       due_at = case when false then null else due_at end,
+       priority = coalesce(null, priority),
+       tags = coalesce(null, tags),
+       tag_keys = coalesce(null, tag_keys),
+       updated_at = greatest(now(), updated_at + interval '1 microsecond'),
+       version = version + 1
+ where user_id = :uid and id = :id and (
+       title is distinct from coalesce('bench ' || :n, title)
+       or (false and description is distinct from null)
+       or status is distinct from coalesce(null, status)
+       or (false and due_at is distinct from null)
+       or priority is distinct from coalesce(null, priority)
+       or tags is distinct from coalesce(null, tags))
+returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version;

@@ -1,0 +1,13 @@
+-- The service's list for ?status=pending&tag=work&sort=due_at&limit=20, and its total. The
+-- service binds the arrays; pgbench cannot, so they are literals of the same type.
+\set u random(0, 1)
+\set uid 100001 + :u
+\set limit 21
+\set offset 0
+select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version
+  from tasks
+ where user_id = :uid and status = any('{pending}'::text[]) and tag_keys @> '{work}'::text[]
+ order by due_at is null, due_at asc, id asc
+ limit :limit offset :offset;
+select count(*) from tasks
+ where user_id = :uid and status = any('{pending}'::text[]) and tag_keys @> '{work}'::text[];
