@@ -9,10 +9,7 @@ import csv
 import os
 import statistics
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from http_client import Rec
 
 ENV = os.environ
 FAILED = 0  # FAIL lines reported by this process (see failures())
@@ -61,7 +58,7 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def dump_records(name: str, recs: list[Rec], origin: float, events: dict[str, float] | None = None) -> None:
+def dump_records(name: str, recs: list, origin: float, events: dict[str, float] | None = None) -> None:
     """With FAULTS_RECORDS_DIR set, writes one CSV per run (times in s relative to `origin`)."""
     out_dir = ENV.get("FAULTS_RECORDS_DIR")
     if not out_dir:

@@ -67,7 +67,7 @@ impl Hs256Key {
         }
     }
 
-    pub(super) fn decode(&self, token: &str) -> Result<super::verifier::Claims, super::AuthError> {
+    pub(super) fn decode(&self, token: &str) -> Result<super::claims::Claims, super::AuthError> {
         Ok(jsonwebtoken::decode(token, &self.key, &self.validation)?.claims)
     }
 }

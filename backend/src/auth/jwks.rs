@@ -21,7 +21,7 @@ use url::Url;
 
 use super::AuthError;
 use super::cache::{KeyIdentity, VerifiedTokens};
-use super::verifier::Claims;
+use super::claims::Claims;
 use crate::domain::UserId;
 
 /// The algorithms accepted on this path: what Better Auth can issue and this service can

@@ -8,6 +8,7 @@
 use axum::http::{HeaderMap, header};
 
 mod cache;
+mod claims;
 pub mod dev_secret;
 mod error;
 pub mod hs256;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::task::is_invisible;
+use super::text::is_invisible;
 
 /// The most tags a task may carry.
 pub const MAX_TAGS: usize = 20;
@@ -266,7 +266,7 @@ mod tests {
         let schema = serde_json::to_value(Tag::schema()).expect("serializes");
         let pattern = schema["pattern"].as_str().expect("a pattern");
         let visible = |p: &str| p.split("[^").nth(2).map(|class| class.to_owned());
-        assert_eq!(visible(pattern), visible(super::super::task::TITLE_PATTERN));
+        assert_eq!(visible(pattern), visible(super::super::text::TITLE_PATTERN));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod ids;
 mod position;
 pub mod query;
 pub mod task;
+mod text;
 
 pub use fields::{MAX_TAGS, Priority, TAG_MAX_CHARS, Tag, Tags, Timestamp};
 pub use ids::{InvalidTaskId, InvalidUserId, MAX_USER_ID_CHARS, TaskId, UserId};
@@ -17,3 +18,4 @@ pub use task::{
     CreateTask, DESCRIPTION_MAX_CHARS, MoveTask, Page, Placement, TITLE_MAX_CHARS, Task,
     TaskDescription, TaskStatus, TaskTitle, TextError, UpdateTask,
 };
+pub use text::{TITLE_PATTERN, is_invisible};
