@@ -7,7 +7,7 @@
 select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version
   from tasks
  where user_id = :uid and status = any('{pending}'::text[]) and tag_keys @> '{work}'::text[]
- order by due_at is null, due_at asc, id asc
+ order by due_at asc nulls last, id asc
  limit :limit offset :offset;
 select count(*) from tasks
  where user_id = :uid and status = any('{pending}'::text[]) and tag_keys @> '{work}'::text[];

@@ -42,7 +42,9 @@ alter table tasks alter column position set not null;
 -- One position per user: the manual order is total, and two concurrent moves cannot both win.
 create unique index tasks_user_id_position_idx on tasks (user_id, position);
 create index tasks_user_id_updated_at_idx on tasks (user_id, updated_at, id);
-create index tasks_user_id_due_at_idx on tasks (user_id, due_at, id);
+-- Tasks without a due date sort last in both directions: one index for each.
+create index tasks_user_id_due_at_idx on tasks (user_id, due_at asc nulls last, id asc);
+create index tasks_user_id_due_at_desc_idx on tasks (user_id, due_at desc nulls last, id desc);
 create index tasks_user_id_priority_idx on tasks (user_id, priority, id);
 create index tasks_user_id_title_key_idx on tasks (user_id, title_key, id);
 create index tasks_tag_keys_idx on tasks using gin (tag_keys);
@@ -56,3 +58,27 @@ create table service_keys (
     name text primary key,
     key  bytea not null check (length(key) = 32)
 );
+
+-- How many tasks each user has, kept exact by a trigger in the writing transaction, so that an
+-- unfiltered list's X-Total-Count is one row read instead of a count of all the user's tasks.
+create table task_counts (
+    user_id text primary key,
+    tasks   bigint not null check (tasks >= 0)
+);
+
+insert into task_counts (user_id, tasks) select user_id, count(*) from tasks group by user_id;
+
+create function tasks_count_changes() returns trigger language plpgsql as $$
+begin
+    if tg_op = 'INSERT' then
+        insert into task_counts (user_id, tasks) values (new.user_id, 1)
+        on conflict (user_id) do update set tasks = task_counts.tasks + 1;
+        return new;
+    end if;
+    update task_counts set tasks = tasks - 1 where user_id = old.user_id;
+    return old;
+end
+$$;
+
+create trigger tasks_count_changes after insert or delete on tasks
+    for each row execute function tasks_count_changes();

@@ -28,6 +28,7 @@ update tasks set position = (
 
 create unique index tasks_user_id_position_idx on tasks (user_id, position);
 create index tasks_user_id_updated_at_idx on tasks (user_id, updated_at, id);
+-- SQLite's indexes cannot say NULLS LAST; the sort does it.
 create index tasks_user_id_due_at_idx on tasks (user_id, due_at, id);
 create index tasks_user_id_priority_idx on tasks (user_id, priority, id);
 create index tasks_user_id_title_key_idx on tasks (user_id, title_key, id);
@@ -36,3 +37,22 @@ create table service_keys (
     name text primary key,
     key  blob not null check (length(key) = 32)
 );
+
+-- How many tasks each user has, kept exact by triggers (see the PostgreSQL migration).
+create table task_counts (
+    user_id text primary key,
+    tasks   integer not null check (tasks >= 0)
+);
+
+insert into task_counts (user_id, tasks) select user_id, count(*) from tasks group by user_id;
+
+create trigger tasks_count_insert after insert on tasks
+begin
+    insert into task_counts (user_id, tasks) values (new.user_id, 1)
+    on conflict (user_id) do update set tasks = tasks + 1;
+end;
+
+create trigger tasks_count_delete after delete on tasks
+begin
+    update task_counts set tasks = tasks - 1 where user_id = old.user_id;
+end;

@@ -83,7 +83,7 @@ pub enum StoreError {
     /// The database cannot be reached right now or is overloaded; retrying later may work.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] sqlx::Error),
-    /// Anything else: a bug, a corrupt row, a failed migration.
+    /// Anything else: a bug, a corrupt row, a failed migration, a refused login.
     #[error("database error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -110,10 +110,10 @@ fn redact(url: &str) -> String {
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[redacted]@{host}{tail}")
-        }
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}{tail}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }
@@ -151,6 +151,8 @@ mod tests {
         let shown = "postgres://alice:[redacted]@db.example.com:5432/app?sslmode=require";
         assert_eq!(url.to_string(), shown);
         assert!(!format!("{url:?}").contains("s3cret"));
+        let no_password = parse("postgres://alice@db/app").expect("valid");
+        assert_eq!(no_password.to_string(), "postgres://alice@db/app");
         let sqlite = parse("sqlite://data/todo.db").expect("valid");
         assert_eq!(sqlite.to_string(), "sqlite://data/todo.db");
     }

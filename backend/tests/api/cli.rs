@@ -103,6 +103,28 @@ fn an_unreachable_database_is_named_with_its_cause() {
 }
 
 #[test]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+fn a_refused_login_is_named_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = std::env::var("TEST_DATABASE_URL").expect("set for the PostgreSQL tests");
+    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+    url.set_username("no_such_role_here")
+        .expect("a user can be set");
+    let output = run(dir.path(), &["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(r#"role "no_such_role_here" does not exist"#),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" at line "),
+        "no server source positions: {stderr}"
+    );
+}
+
+#[test]
 fn each_command_lists_only_its_own_flags_in_its_help() {
     let dir = tempfile::tempdir().expect("tempdir");
     let help = |args: &[&str]| {

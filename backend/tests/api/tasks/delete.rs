@@ -21,4 +21,34 @@ async fn delete_returns_204_then_the_task_is_gone(app: &TestApp) {
         .assert_error(StatusCode::NOT_FOUND);
 }
 
-backend_tests!(delete_returns_204_then_the_task_is_gone,);
+async fn the_total_follows_creates_and_deletes(app: &TestApp) {
+    let alice = token("alice");
+    let total = async |token: &str| {
+        let response = app.get("/api/tasks?limit=1", token).await;
+        response.header("x-total-count").map(str::to_owned)
+    };
+    assert_eq!(total(&alice).await.as_deref(), Some("0"));
+    let mut urls = Vec::new();
+    for n in 0..5 {
+        let task = app
+            .create_task(&alice, json!({"title": format!("t{n}")}))
+            .await;
+        urls.push(TestApp::url_of(&task));
+    }
+    app.create_task(&token("bob"), json!({"title": "theirs"}))
+        .await;
+    assert_eq!(total(&alice).await.as_deref(), Some("5"));
+    for url in &urls[..2] {
+        app.delete(url, &alice).await;
+    }
+    // A failed delete of someone else's task changes no count.
+    app.delete(&urls[2], &token("bob")).await;
+    assert_eq!(total(&alice).await.as_deref(), Some("3"));
+    assert_eq!(total(&token("bob")).await.as_deref(), Some("1"));
+    assert_eq!(total(&token("carol")).await.as_deref(), Some("0"));
+}
+
+backend_tests!(
+    delete_returns_204_then_the_task_is_gone,
+    the_total_follows_creates_and_deletes,
+);

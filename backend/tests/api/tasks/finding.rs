@@ -420,7 +420,9 @@ async fn bad_list_queries_are_422(app: &TestApp) {
         .and_then(|rest| rest.split('>').next())
         .expect("a cursor")
         .to_owned();
-    let tampered = format!("{}A", &cursor[..cursor.len() - 1]);
+    // One character of the signed payload changed (to another base64 character).
+    let first = if cursor.starts_with('e') { 'f' } else { 'e' };
+    let tampered = format!("{first}{}", &cursor[1..]);
     let long_q = "q".repeat(201);
     for query in [
         format!("sort=title&cursor={tampered}"),
