@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark of todo-backend, in one run on one machine: build the release binary, then for
-# PostgreSQL and for SQLite: a fresh database, 2 users × TASKS tasks, and for each step
+# PostgreSQL and for SQLite: a fresh database, USERS users × TASKS tasks, and for each step
 # (operation × connections) an HTTP load test with wrk; on PostgreSQL also the ceiling, pgbench
 # on the exact SQL the service sends. Then the start-up time. Prints markdown tables and
 # writes them to bench/results/latest.md (raw tool output: bench/results/latest.log).
@@ -20,6 +20,9 @@
 #   BACKENDS="postgres sqlite"
 #   STARTS=5             starts for the start-up median (0: skip it)
 #   TASKS=10000          tasks seeded per user
+#   USERS=20             users, each with TASKS tasks; requests go to them at random (a writer
+#                        holds its user's row lock until commit, so two users would serialise
+#                        every write)
 #   DB_MAX_CONNECTIONS=10  the service's pool (its default)
 #   PG_HEADROOM=10       PostgreSQL connections pgbench leaves free for everybody else
 #   WRK_TIMEOUT=5        seconds; a slower request counts as a timeout error
@@ -40,6 +43,9 @@ else
 fi
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 TASKS=${TASKS:-10000}
+USERS=${USERS:-20}
+# Digit strings, so that pgbench, whose variables are numbers, can bind them.
+user_ids=$(seq 100001 $((100000 + USERS)) | tr '\n' ' ')
 DB_MAX_CONNECTIONS=${DB_MAX_CONNECTIONS:-10}
 PG_HEADROOM=${PG_HEADROOM:-10}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5}
@@ -49,9 +55,10 @@ export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 
 die() { echo "bench: $*" >&2; exit 1; }
 say() { echo "bench: $*" >&2; }
-for n in "$DURATION" "$WARMUP" "$STARTS" "$TASKS"; do
-  [[ "$n" =~ ^[0-9]+$ ]] || die "DURATION, WARMUP, STARTS and TASKS must be whole numbers"
+for n in "$DURATION" "$WARMUP" "$STARTS" "$TASKS" "$USERS"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || die "DURATION, WARMUP, STARTS, TASKS and USERS must be whole numbers"
 done
+[ "$USERS" -ge 1 ] || die "USERS must be at least 1"
 [ "$DURATION" -ge 1 ] || die "DURATION must be at least 1"
 
 # --- tools -------------------------------------------------------------------------------
@@ -137,15 +144,16 @@ stop_service() {
   svc_pid=
 }
 
-# Seeds TASKS tasks for users 100001 and 100002 (digit strings, so that pgbench, whose
-# variables are numbers, can bind them); prints "user|min id|max id|count" per user. Task g
+# Seeds TASKS tasks for each user, 100001 on, one user after the other (so that user u owns
+# ids u*TASKS+1 .. (u+1)*TASKS, as the pgbench scripts assume); prints "user|min id|max id|count"
+# per user. Task g
 # is pending, in progress or completed by g % 3, carries the tag "work" when g % 3 = 0 and
 # "home" when g % 5 = 0, has priority g % 4, is due g minutes from now unless g % 4 = 0, and
 # sits at position g in the manual order (the migration's key scheme).
 seed() {
   case $backend in
     postgres)
-      for user in 100001 100002; do
+      for user in $user_ids; do
         psql -d "$database" -v ON_ERROR_STOP=1 -qc "
           insert into tasks (user_id, title, title_key, description, status, created_at,
                              updated_at, due_at, priority, tags, tag_keys, position)
@@ -170,9 +178,9 @@ seed() {
       psql -d "$database" -qc "vacuum analyze tasks"
       psql -d "$database" -Atc "select user_id, min(id), max(id), count(*) from tasks group by 1 order by 1" ;;
     sqlite)
-      "$PY" - "$db_path" "$TASKS" <<'PY'
+      "$PY" - "$db_path" "$TASKS" $user_ids <<'PY'
 import json, sqlite3, sys, time
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, users = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 db = sqlite3.connect(path, timeout=30)
 now = time.time_ns() // 1000  # the schema's timestamps: microseconds since the epoch
 digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -180,7 +188,7 @@ def position(g):
     return "d" + "".join(digits[(g // 62 ** k) % 62] for k in (3, 2, 1, 0))
 def tags(g):
     return json.dumps([t for t, keep in (("work", g % 3 == 0), ("home", g % 5 == 0)) if keep])
-for user in ("100001", "100002"):
+for user in users:
     db.executemany(
         "insert into tasks (user_id, title, title_key, description, status, created_at,"
         " updated_at, due_at, priority, tags, tag_keys, position)"
@@ -198,18 +206,19 @@ PY
   esac
 }
 
-# EdDSA tokens for the two users, from bench/issuer.mjs, which also serves their JWKS (at
+# EdDSA tokens for the users, from bench/issuer.mjs, which also serves their JWKS (at
 # BETTER_AUTH_URL's /api/auth/jwks) for as long as the run lasts.
 start_issuer() {
   issuer_port=$(free_port)
-  node "$bench/issuer.mjs" "$issuer_port" 43200 100001 100002 >"$work/issuer.out" 2>&1 &
+  # shellcheck disable=SC2086 # one argument per user
+  node "$bench/issuer.mjs" "$issuer_port" 43200 $user_ids >"$work/issuer.out" 2>&1 &
   issuer_pid=$!
   for _ in $(seq 100); do
-    [ "$(wc -l <"$work/issuer.out")" -ge 2 ] && break
+    [ "$(wc -l <"$work/issuer.out")" -ge "$USERS" ] && break
     kill -0 "$issuer_pid" 2>/dev/null || { cat "$work/issuer.out" >&2; die "issuer.mjs exited"; }
     sleep 0.05
   done
-  eddsa_tokens=$(head -2 "$work/issuer.out" | tr '\n' ' ')
+  eddsa_tokens=$(head -n "$USERS" "$work/issuer.out" | tr '\n' ' ')
   [ -n "$eddsa_tokens" ] || die "issuer.mjs printed no tokens"
 }
 
@@ -232,7 +241,7 @@ run_pgbench() {
   [ "$clients" -ge 1 ] || die "no PostgreSQL connections left for pgbench"
   local out
   out=$(pgbench -n -M prepared -c "$clients" -j $((clients < 2 ? clients : 2)) -T "$DURATION" \
-    -D tasks="$TASKS" -D "title=bench task" -D status_new=pending -D status_done=completed \
+    -D tasks="$TASKS" -D users="$USERS" -D "title=bench task" -D status_new=pending -D status_done=completed \
     -f "$bench/pgbench/$op.sql" "$database" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
   printf '\n== %s ceiling: pgbench %s, %s clients\n%s\n' "$backend" "$op" "$clients" "$out" >>"$raw"
   # pgbench's creates carry positions that are unique but no valid key: gone before the
@@ -287,11 +296,17 @@ bench_backend() {
   local seeded
   seeded=$(seed)
   # pgbench's scripts take user u's ids to be u*TASKS+1 .. (u+1)*TASKS: a fresh table's.
-  [ "$seeded" = "$(printf '100001|1|%d|%d\n100002|%d|%d|%d' "$TASKS" "$TASKS" $((TASKS + 1)) $((2 * TASKS)) "$TASKS")" ] ||
-    die "unexpected seed: $seeded"
+  local expected="" u=0
+  for user in $user_ids; do
+    expected+="$user|$((u * TASKS + 1))|$(((u + 1) * TASKS))|$TASKS"$'\n'
+    u=$((u + 1))
+  done
+  [ "$seeded"$'\n' = "$expected" ] || die "unexpected seed: $seeded"
   ids=$(awk -F'|' '{ printf "%s%s-%s", (NR > 1 ? " " : ""), $2, $3 }' <<<"$seeded")
-  tokens="$(cd "$work" && "${svc_env[@]}" "$BIN" token 100001 --ttl 12h)"
-  tokens+=" $(cd "$work" && "${svc_env[@]}" "$BIN" token 100002 --ttl 12h)"
+  tokens=""
+  for user in $user_ids; do
+    tokens+="$(cd "$work" && "${svc_env[@]}" "$BIN" token "$user" --ttl 12h) "
+  done
   local op conns auth
   for step in $STEPS; do
     IFS=: read -r op conns auth <<<"$step"
@@ -325,7 +340,7 @@ cat >"$work/header.md" <<EOF
 $started · commit $commit · $(nproc) × ${cpu:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) ·
 load average at the start $load · binary built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')
 
-wrk $WRK_THREADS threads, ${DURATION} s per step after ${WARMUP} s of warm-up; $TASKS tasks seeded for each of 2 users,
+wrk $WRK_THREADS threads, ${DURATION} s per step after ${WARMUP} s of warm-up; $TASKS tasks seeded for each of $USERS users,
 requests spread over both; the service with \`RUST_LOG=$SERVICE_LOG_LEVEL\` (its log to a file) and a pool of
 $DB_MAX_CONNECTIONS database connections; HS256 tokens unless the row says EdDSA (verified against a JWKS, as
 Better Auth issues them; each token is verified once, then found in the cache of verified tokens). wrk, the service and the database share the machine's cores.

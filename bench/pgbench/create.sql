@@ -2,7 +2,7 @@
 -- last position, then the insert after it. pgbench cannot bind NULL or compute the next key,
 -- so the description is a literal null and the position a unique literal that is not a valid
 -- key: run.sh deletes these rows ("pgbench ceiling") before the service sees them.
-\set u random(0, 1)
+\set u random(0, :users - 1)
 \set uid 100001 + :u
 select max(position) from tasks where user_id = :uid;
 insert into tasks (user_id, title, title_key, description, description_key, status,

@@ -1,6 +1,6 @@
 -- The service's list for ?status=pending&tag=work&sort=due_at&limit=20, and its total. The
 -- service binds the arrays; pgbench cannot, so they are literals of the same type.
-\set u random(0, 1)
+\set u random(0, :users - 1)
 \set uid 100001 + :u
 \set limit 21
 \set offset 0

@@ -1,7 +1,7 @@
 -- The service's list (src/store/postgres/mod.rs) for ?limit=20: the 21 newest tasks of a
 -- user (one more than the page, to know whether another follows) and the total, which the
 -- service sends at once on two connections (unfiltered, it is the trigger-kept count).
-\set u random(0, 1)
+\set u random(0, :users - 1)
 \set uid 100001 + :u
 \set limit 21
 \set offset 0

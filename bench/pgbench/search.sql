@@ -1,5 +1,5 @@
 -- The service's list for ?q=task%2012&limit=20, and its total.
-\set u random(0, 1)
+\set u random(0, :users - 1)
 \set uid 100001 + :u
 \set limit 21
 \set offset 0

@@ -1,7 +1,7 @@
 -- The service's update (src/store/postgres/mod.rs) for {"title": "bench N"}, a real change
 -- every time. pgbench cannot bind NULL or booleans, so the absent fields are literals; the
 -- timestamp is now().
-\set u random(0, 1)
+\set u random(0, :users - 1)
 \set uid 100001 + :u
 \set id 1 + :u * :tasks + random(0, :tasks - 1)
 \set n random(1, 1000000000)

@@ -47,10 +47,14 @@ create index tasks_user_id_due_at_idx on tasks (user_id, due_at asc nulls last, 
 create index tasks_user_id_due_at_desc_idx on tasks (user_id, due_at desc nulls last, id desc);
 create index tasks_user_id_priority_idx on tasks (user_id, priority, id);
 create index tasks_user_id_title_key_idx on tasks (user_id, title_key, id);
-create index tasks_tag_keys_idx on tasks using gin (tag_keys);
+-- GIN indexes without the fast-update list: inserts pay a little more, but no reader has to
+-- scan a growing list of pending entries until the next vacuum.
+create index tasks_tag_keys_idx on tasks using gin (tag_keys) with (fastupdate = off);
 -- Substring search (LIKE '%q%') served by trigram indexes.
-create index tasks_title_key_trgm_idx on tasks using gin (title_key gin_trgm_ops);
-create index tasks_description_key_trgm_idx on tasks using gin (description_key gin_trgm_ops);
+create index tasks_title_key_trgm_idx on tasks
+    using gin (title_key gin_trgm_ops) with (fastupdate = off);
+create index tasks_description_key_trgm_idx on tasks
+    using gin (description_key gin_trgm_ops) with (fastupdate = off);
 
 -- Keys every instance must share, such as the one list cursors are signed with; each is made
 -- by the first instance that needs it.
@@ -82,3 +86,50 @@ $$;
 
 create trigger tasks_count_changes after insert or delete on tasks
     for each row execute function tasks_count_changes();
+
+-- The first key after `last` in the manual order, as the service computes it (the integer part
+-- incremented: see src/domain/position.rs), so that a create finds its position and inserts in
+-- one statement. 'a0' for a user with no task yet.
+create function task_position_after(last text) returns text
+language plpgsql immutable as $$
+declare
+    digits constant text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    head integer;
+    length integer;
+    digit integer;
+    i integer;
+begin
+    if last is null then
+        return 'a0';
+    end if;
+    head := ascii(last);
+    if head between ascii('a') and ascii('z') then
+        length := head - ascii('a') + 2;
+    elsif head between ascii('A') and ascii('Z') then
+        length := ascii('Z') - head + 2;
+    else
+        raise exception 'invalid position %', last;
+    end if;
+    i := length;
+    while i > 1 loop
+        digit := strpos(digits, substr(last, i, 1)) - 1;
+        if digit < 0 then
+            raise exception 'invalid position %', last;
+        end if;
+        if digit < 61 then
+            return substr(last, 1, i - 1) || substr(digits, digit + 2, 1) || repeat('0', length - i);
+        end if;
+        i := i - 1;
+    end loop;
+    -- Every digit carried over: the next length of integer.
+    if head = ascii('Z') then
+        return 'a0';
+    elsif head = ascii('z') then
+        raise exception 'no position after %', last;
+    elsif head >= ascii('a') then
+        return chr(head + 1) || repeat('0', length);
+    else
+        return chr(head + 1) || repeat('0', length - 2);
+    end if;
+end
+$$;

@@ -294,3 +294,42 @@ async fn pooler_mode_migrations_agree_with_the_migrator() {
     pooled.close().await;
     direct.close().await;
 }
+
+/// The create statement asks PostgreSQL for the position after the user's last one: its
+/// function must agree with the service's own key arithmetic, edge cases included.
+#[tokio::test]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+async fn the_databases_next_position_is_the_services() {
+    use todo_backend::domain::Position;
+
+    let app = TestApp::builder().postgres().build().await;
+    let options = app.pg_options.clone().expect("a PostgreSQL app");
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .expect("connects");
+    let mut keys: Vec<String> = [
+        "a0", "az", "Zz", "Y0z", "dzzzz", "a0V", "b0i", "czzV1", "Zz1",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut walk = Position::first();
+    for _ in 0..300 {
+        walk = Position::between(Some(&walk), None).expect("after");
+        keys.push(walk.as_str().to_owned());
+    }
+    let from_sql: Option<String> = sqlx::query_scalar("select task_position_after(null)")
+        .fetch_one(&mut connection)
+        .await
+        .expect("runs");
+    assert_eq!(from_sql.as_deref(), Some(Position::first().as_str()));
+    for key in keys {
+        let position = Position::parse(key.as_str()).expect("a valid key");
+        let expected = Position::between(Some(&position), None).expect("after");
+        let from_sql: String = sqlx::query_scalar("select task_position_after($1)")
+            .bind(&key)
+            .fetch_one(&mut connection)
+            .await
+            .expect("runs");
+        assert_eq!(from_sql, expected.as_str(), "after {key}");
+    }
+}

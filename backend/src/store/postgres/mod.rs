@@ -197,23 +197,33 @@ impl TaskStore for PgStore {
         let status = task.status.unwrap_or_default();
         let tags = task.tags.unwrap_or_default();
         for attempt in 0..POSITION_ATTEMPTS {
-            let last: Option<String> = self
-                .run(async |conn, persistent| {
-                    sqlx::query_scalar("select max(position) from tasks where user_id = $1")
-                        .persistent(persistent)
-                        .bind(owner.as_str())
-                        .fetch_one(conn)
-                        .await
-                })
-                .await?;
-            let position = position_after(last, attempt)?;
+            // The first try computes the position in the insert itself (one round trip); a
+            // retry after losing the race for it adds a random fraction, computed here.
+            let position = match attempt {
+                0 => None,
+                _ => {
+                    let last: Option<String> = self
+                        .run(async |conn, persistent| {
+                            sqlx::query_scalar("select max(position) from tasks where user_id = $1")
+                                .persistent(persistent)
+                                .bind(owner.as_str())
+                                .fetch_one(conn)
+                                .await
+                        })
+                        .await?;
+                    Some(position_after(last, attempt)?)
+                }
+            };
             let inserted: Result<Row, StoreError> = self
                 .run(async |conn, persistent| {
                     sqlx::query_as(concat!(
                         "insert into tasks (user_id, title, title_key, description,
                             description_key, status, created_at, updated_at, due_at, priority,
                             tags, tag_keys, position, completed_at)
-                         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13)
+                         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
+                            coalesce($12, task_position_after(
+                                (select max(position) from tasks where user_id = $1))),
+                            $13)
                          returning ",
                         task_columns!()
                     ))
@@ -229,7 +239,7 @@ impl TaskStore for PgStore {
                     .bind(i32::from(task.priority.unwrap_or_default().rank()))
                     .bind(tags.names())
                     .bind(tags.keys())
-                    .bind(position.as_str())
+                    .bind(position.as_ref().map(Position::as_str))
                     .bind((status == TaskStatus::Completed).then_some(now))
                     .fetch_one(conn)
                     .await
