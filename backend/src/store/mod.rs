@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortField, Task, TaskId, TaskQuery, UpdateTask, UserId,
+    CreateTask, Filter, Placement, Position, SortField, SortValue, Task, TaskId, TaskQuery,
+    UpdateTask, UserId,
 };
 
 pub mod postgres;
@@ -142,6 +143,52 @@ fn sort_column(field: SortField) -> &'static str {
         SortField::Title => "title_key",
         SortField::Position => "position",
     }
+}
+
+/// Appends a list's keyset condition, order and page to `sql`, whose filters are in place;
+/// `push_value` binds a sort value as the backend stores it. The same SQL on both backends
+/// (row values, `nulls last`), so that they page alike.
+fn push_page<DB>(
+    sql: &mut sqlx::QueryBuilder<DB>,
+    query: &TaskQuery,
+    push_value: fn(&mut sqlx::QueryBuilder<DB>, &SortValue),
+) where
+    DB: sqlx::Database,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let column = sort_column(query.sort.field);
+    let nullable = query.sort.field == SortField::DueAt;
+    let (direction, after) = if query.sort.descending {
+        ("desc", "<")
+    } else {
+        ("asc", ">")
+    };
+    if let Some(keyset) = &query.after {
+        let id = keyset.id.get();
+        match &keyset.value {
+            SortValue::Micros(None) => {
+                sql.push(format_args!(" and {column} is null and id {after} "));
+                sql.push_bind(id);
+            }
+            value => {
+                sql.push(format_args!(" and (({column}, id) {after} ("));
+                push_value(sql, value);
+                sql.push(", ").push_bind(id);
+                // Missing due dates come after every date, in either direction.
+                sql.push(if nullable {
+                    ") or due_at is null)"
+                } else {
+                    "))"
+                });
+            }
+        }
+    }
+    let nulls = if nullable { " nulls last" } else { "" };
+    sql.push(format_args!(
+        " order by {column} {direction}{nulls}, id {direction} limit "
+    ));
+    sql.push_bind(i64::from(query.limit));
+    sql.push(" offset ").push_bind(query.offset);
 }
 
 /// The position lookups a move needs, per backend.

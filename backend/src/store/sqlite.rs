@@ -16,8 +16,8 @@ use super::{
 };
 use crate::domain::query::fold;
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortField, SortValue, Tags, Task, TaskId, TaskQuery,
-    TaskStatus, UpdateTask, UserId,
+    CreateTask, Filter, Placement, Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus,
+    UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
@@ -232,40 +232,9 @@ impl TaskStore for SqliteStore {
     }
 
     async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        let column = super::sort_column(query.sort.field);
-        let nullable = query.sort.field == SortField::DueAt;
-        let (direction, after) = if query.sort.descending {
-            ("desc", "<")
-        } else {
-            ("asc", ">")
-        };
         let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
         push_filter(&mut sql, owner, &query.filter);
-        if let Some(keyset) = &query.after {
-            let id = keyset.id.get();
-            match &keyset.value {
-                SortValue::Micros(None) => {
-                    sql.push(format_args!(" and {column} is null and id {after} "));
-                    sql.push_bind(id);
-                }
-                value => {
-                    sql.push(format_args!(" and (({column}, id) {after} ("));
-                    push_sort_value(&mut sql, value);
-                    sql.push(", ").push_bind(id);
-                    sql.push(if nullable {
-                        ") or due_at is null)"
-                    } else {
-                        "))"
-                    });
-                }
-            }
-        }
-        let nulls = if nullable { " nulls last" } else { "" };
-        sql.push(format_args!(
-            " order by {column} {direction}{nulls}, id {direction} limit "
-        ));
-        sql.push_bind(i64::from(query.limit));
-        sql.push(" offset ").push_bind(query.offset);
+        super::push_page(&mut sql, query, push_sort_value);
         let rows: Vec<Row> = sql
             .build_query_as()
             .fetch_all(&self.pool)

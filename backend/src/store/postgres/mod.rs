@@ -12,8 +12,8 @@ use super::{
 };
 use crate::domain::query::fold;
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortField, SortValue, Tags, Task, TaskId, TaskQuery,
-    TaskStatus, Timestamp, UpdateTask, UserId,
+    CreateTask, Filter, Placement, Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus,
+    Timestamp, UpdateTask, UserId,
 };
 
 mod pooler;
@@ -254,44 +254,11 @@ impl TaskStore for PgStore {
     }
 
     async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
-        let column = super::sort_column(query.sort.field);
-        let nullable = query.sort.field == SortField::DueAt;
-        let (direction, after) = if query.sort.descending {
-            ("desc", "<")
-        } else {
-            ("asc", ">")
-        };
         let rows: Vec<Row> = self
             .run(async |conn, persistent| {
                 let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
                 push_filter(&mut sql, owner, &query.filter);
-                if let Some(keyset) = &query.after {
-                    let id = keyset.id.get();
-                    match &keyset.value {
-                        SortValue::Micros(None) => {
-                            sql.push(format_args!(" and {column} is null and id {after} "));
-                            sql.push_bind(id);
-                        }
-                        value => {
-                            sql.push(format_args!(" and (({column}, id) {after} ("));
-                            push_sort_value(&mut sql, value);
-                            sql.push(", ").push_bind(id);
-                            sql.push(if nullable {
-                                ") or due_at is null)"
-                            } else {
-                                "))"
-                            });
-                        }
-                    }
-                }
-                // Missing due dates last in either direction, as the due-date indexes
-                // hold them.
-                let nulls = if nullable { " nulls last" } else { "" };
-                sql.push(format_args!(
-                    " order by {column} {direction}{nulls}, id {direction} limit "
-                ));
-                sql.push_bind(i64::from(query.limit));
-                sql.push(" offset ").push_bind(query.offset);
+                super::push_page(&mut sql, query, push_sort_value);
                 sql.build_query_as()
                     .persistent(persistent)
                     .fetch_all(conn)
