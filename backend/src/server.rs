@@ -102,15 +102,6 @@ fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Serves `app` with the default [`ServeOptions`]; see [`serve_with`].
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, app, shutdown, ServeOptions::default()).await
-}
-
 /// Serves `app` on an already-bound `listener` until `shutdown` completes, then stops
 /// accepting (new connections are refused), closes idle keep-alive connections, lets
 /// in-flight requests finish (at most `options.drain_timeout`) and returns.

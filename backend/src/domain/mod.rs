@@ -18,4 +18,3 @@ pub use task::{
     CreateTask, DESCRIPTION_MAX_CHARS, MoveTask, Page, Placement, TITLE_MAX_CHARS, Task,
     TaskDescription, TaskStatus, TaskTitle, TextError, UpdateTask,
 };
-pub use text::{TITLE_PATTERN, is_invisible};

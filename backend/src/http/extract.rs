@@ -146,23 +146,6 @@ fn without_position(error: &serde_json::Error) -> String {
         .unwrap_or(message)
 }
 
-/// A query string, deserialized into `T` (whose types validate themselves).
-#[derive(Debug)]
-pub struct ValidQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        let deserializer =
-            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer)
-            .map(ValidQuery)
-            .map_err(|error| field_error(&error.path().to_string(), error.inner().to_string()))
-    }
-}
-
 /// Turns a deserialization failure at `path` into a 422 that names the field.
 ///
 /// Errors about the object as a whole (a missing, unknown or duplicate field) are reported
