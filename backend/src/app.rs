@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::policy::{self, HttpSettings};
 use crate::http::{AppState, error};
-use crate::{probes, tasks};
+use crate::{changes, probes, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +55,7 @@ impl Modify for BearerAuth {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tasks::routes())
+        .merge(changes::routes())
         .routes(routes!(probes::health))
         .routes(routes!(probes::ready))
 }

@@ -16,7 +16,11 @@ use url::Url;
 
 use crate::auth::hs256::HmacSecret;
 use crate::auth::{AuthSettings, JwksSettings};
+use crate::changes::hub::EventSettings;
 use crate::http::policy::HttpSettings;
+use crate::limits::RateLimitSettings;
+use crate::limits::client::{Cidr, TrustedProxies};
+use crate::limits::gcra::Rate;
 use crate::server::ServeOptions;
 use crate::store::{DatabaseUrl, PoolSettings, TransactionPooler};
 use crate::telemetry::{self, LogFormat};
@@ -31,7 +35,191 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub http: HttpConfig,
     #[command(flatten)]
+    pub retention: RetentionConfig,
+    #[command(flatten)]
+    pub events: EventsConfig,
+    #[command(flatten)]
+    pub limits: RateLimitConfig,
+    #[command(flatten)]
     pub log: LogConfig,
+}
+
+/// Rate limits and where their counts live.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rate limits")]
+pub struct RateLimitConfig {
+    /// Requests a minute one user may make, on average (0: no limit).
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_MINUTE",
+        value_name = "RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    pub rate_limit_per_minute: u32,
+
+    /// How many requests a user may make at once, after a quiet spell.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_BURST",
+        value_name = "RATE_LIMIT_BURST",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub rate_limit_burst: u32,
+
+    /// Requests a minute that fail authentication, per client address (0: no limit); a burst
+    /// of a sixth of it.
+    #[arg(
+        long,
+        env = "AUTH_FAILURES_PER_MINUTE",
+        value_name = "AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    pub auth_failures_per_minute: u32,
+
+    /// Redis to keep the counts in, shared by every instance (redis://…); unset: in process.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// How long a request waits for Redis before it goes through unlimited, in ms.
+    #[arg(
+        long,
+        env = "REDIS_TIMEOUT_MS",
+        value_name = "REDIS_TIMEOUT_MS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=10_000)
+    )]
+    pub redis_timeout_ms: u64,
+
+    /// Comma-separated proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(Cidr)
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl RateLimitConfig {
+    pub fn settings(&self) -> RateLimitSettings {
+        RateLimitSettings {
+            per_user: Rate::per_minute(self.rate_limit_per_minute, self.rate_limit_burst),
+            per_address: Rate::per_minute(
+                self.auth_failures_per_minute,
+                (self.auth_failures_per_minute / 6).max(1),
+            ),
+            trusted_proxies: TrustedProxies(self.trusted_proxies.clone()),
+        }
+    }
+
+    /// The Redis client `REDIS_URL` names, checked (not connected) here.
+    pub fn redis(&self) -> Result<Option<redis::Client>, String> {
+        self.redis_url
+            .as_deref()
+            .map(|url| redis::Client::open(url).map_err(|error| format!("REDIS_URL: {error}")))
+            .transpose()
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+}
+
+/// Live event streams (`GET /api/tasks/events`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Live updates")]
+pub struct EventsConfig {
+    /// How often, in milliseconds, this instance reads the change counters of the users it
+    /// streams to (one query for all of them), to hear of writes made through other instances.
+    #[arg(
+        long,
+        env = "EVENTS_POLL_MS",
+        value_name = "EVENTS_POLL_MS",
+        default_value_t = 250,
+        value_parser = clap::value_parser!(u64).range(10..=60_000)
+    )]
+    pub events_poll_ms: u64,
+
+    /// Most open event streams per user on this instance; past it, 429.
+    #[arg(
+        long,
+        env = "EVENTS_MAX_PER_USER",
+        value_name = "EVENTS_MAX_PER_USER",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub events_max_per_user: u32,
+
+    /// Most open event streams on this instance; past it, 503.
+    #[arg(
+        long,
+        env = "EVENTS_MAX_STREAMS",
+        value_name = "EVENTS_MAX_STREAMS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub events_max_streams: u32,
+
+    /// A direct PostgreSQL connection (not through a transaction pooler) to `LISTEN` on, so
+    /// that writes through other instances arrive sooner than the next poll.
+    #[arg(
+        long,
+        env = "DATABASE_LISTEN_URL",
+        value_name = "DATABASE_LISTEN_URL",
+        hide_env_values = true,
+        value_parser = parse_listen_url
+    )]
+    pub database_listen_url: Option<DatabaseUrl>,
+}
+
+impl EventsConfig {
+    pub fn settings(&self) -> EventSettings {
+        EventSettings {
+            poll_interval: Duration::from_millis(self.events_poll_ms),
+            max_per_user: self.events_max_per_user as usize,
+            max_streams: self.events_max_streams as usize,
+            ..EventSettings::default()
+        }
+    }
+}
+
+fn parse_listen_url(raw: &str) -> Result<DatabaseUrl, String> {
+    let url: DatabaseUrl = raw.parse()?;
+    match url.postgres_options() {
+        Some(_) => Ok(url),
+        None => Err("must be a postgres:// URL".into()),
+    }
+}
+
+/// How long deleted things are kept.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Retention")]
+pub struct RetentionConfig {
+    /// How many days a deleted task stays in the trash, where it can be restored, before it
+    /// is purged for good.
+    #[arg(
+        long,
+        env = "TRASH_RETENTION_DAYS",
+        value_name = "TRASH_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=3650)
+    )]
+    pub trash_retention_days: u32,
+}
+
+impl RetentionConfig {
+    pub fn trash_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.trash_retention_days) * 24 * 60 * 60)
+    }
 }
 
 /// Where tasks are stored, and the pool in front of the database.
@@ -47,6 +235,17 @@ pub struct DatabaseConfig {
         hide_env_values = true
     )]
     pub database_url: DatabaseUrl,
+
+    /// At start-up, how long to keep trying a database that does not answer yet (still
+    /// booting, as under compose or Kubernetes), in seconds; 0 tries once.
+    #[arg(
+        long,
+        env = "DB_STARTUP_TIMEOUT",
+        value_name = "DB_STARTUP_TIMEOUT",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    pub db_startup_timeout: u64,
 
     /// Most database connections this instance opens.
     #[arg(
@@ -251,6 +450,21 @@ pub struct HttpConfig {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub http_max_connections: Option<u32>,
+
+    /// Record and serve Prometheus metrics (`true` or `false`).
+    #[arg(
+        long,
+        env = "METRICS",
+        value_name = "METRICS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub metrics: bool,
+
+    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9100) instead of the main port, so
+    /// that it need not be public.
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl HttpConfig {

@@ -13,10 +13,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod limits;
+pub mod maintenance;
 pub mod probes;
 pub mod server;
 pub mod store;

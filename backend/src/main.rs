@@ -4,14 +4,19 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use todo_backend::auth::{Verifier, hs256};
+use todo_backend::changes::{hub::Hub, listen};
 use todo_backend::cli::{self, Command, TokenArgs};
 use todo_backend::config::{DatabaseConfig, ServeConfig};
 use todo_backend::domain::UserId;
 use todo_backend::http::{AppState, CursorKey};
+use todo_backend::limits::Limiter;
+use todo_backend::limits::redis::RedisLimits;
 use todo_backend::store::{self, TaskStore};
-use todo_backend::{app, server, telemetry};
+use todo_backend::telemetry::metrics::{self, Scrape};
+use todo_backend::{app, maintenance, server, telemetry};
 
 // glibc's allocator showed up as an eighth of the request path's CPU time under load (lock
 // contention between worker threads and consolidation); mimalloc's per-thread heaps avoid it.
@@ -44,6 +49,7 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     // Everything is validated before anything is created (the development secret, a SQLite
     // file, a connection).
     let auth = config.auth.settings()?;
+    let redis = config.limits.redis()?;
     let verifier = Arc::new(Verifier::from_settings(&auth)?);
     let store = open_store(&config.database).await?;
     let address = config.http.address();
@@ -55,15 +61,84 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
         .shared_key(CursorKey::NAME)
         .await
         .map_err(|error| format!("cannot read the cursor key: {error}"))?;
-    let state = AppState::new(store.clone(), verifier, CursorKey(Arc::new(cursor_key)));
-    let stop = server::shutdown_after_grace(
+    let listen = config.events.database_listen_url.as_ref();
+    let events = match listen {
+        Some(_) => Hub::announcing(
+            store.clone(),
+            config.events.settings(),
+            listen::announcements(store.clone()),
+        ),
+        None => Hub::new(store.clone(), config.events.settings()),
+    };
+    let listening = listen
+        .and_then(|url| url.postgres_options())
+        .map(|options| tokio::spawn(listen::listen(options.clone(), Arc::downgrade(&events))));
+    let limits = match redis {
+        Some(client) => Limiter::shared(
+            config.limits.settings(),
+            RedisLimits::connect(client, config.limits.redis_timeout()),
+        ),
+        None => Limiter::local(config.limits.settings()),
+    };
+    let state = AppState::with_events(
+        store.clone(),
+        verifier,
+        CursorKey(Arc::new(cursor_key)),
+        events.clone(),
+    )
+    .with_limits(Arc::new(limits));
+    let grace = server::shutdown_after_grace(
         server::shutdown_signal(),
         state.shutdown.clone(),
         config.http.shutdown_grace(),
     );
-    let router = app::router(state, &config.http.settings());
+    // Event streams end when the listener closes, not when /ready starts failing: until
+    // then the load balancer may still send their reconnects here.
+    let stop = async move {
+        grace.await;
+        events.close();
+    };
+    let scrape = match config.http.metrics {
+        true => Some(Scrape {
+            handle: metrics::install()?,
+            store: store.clone(),
+            events: state.events.clone(),
+        }),
+        false => None,
+    };
+    let purging = maintenance::spawn(store.clone(), config.retention.trash_retention());
+    let mut router = app::router(state, &config.http.settings());
+    let metrics_server = match (scrape, config.http.metrics_addr) {
+        (None, _) => None,
+        (Some(scrape), None) => {
+            router = router.merge(metrics::router(scrape));
+            None
+        }
+        (Some(scrape), Some(address)) => {
+            let listener = server::bind(address)
+                .map_err(|error| format!("cannot listen on METRICS_ADDR {address}: {error}"))?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            let metrics = metrics::router(scrape);
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, metrics).await;
+            }))
+        }
+    };
     server::serve_with(listener, router, stop, config.http.serve_options()).await?;
-    store.close().await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
+    purging.abort();
+    if let Some(listening) = listening {
+        listening.abort();
+    }
+    // Bounded: a connection that is never given back must not keep the process from exiting.
+    if tokio::time::timeout(Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still in use after 5 s; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -74,12 +149,27 @@ async fn migrate(database: &DatabaseConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Connects to the configured database and applies its migrations.
+/// Connects to the configured database and applies its migrations. A database that does not
+/// answer yet is tried again, with backoff, for up to `DB_STARTUP_TIMEOUT`.
 async fn open_store(database: &DatabaseConfig) -> Result<Arc<dyn TaskStore>, StartupError> {
     let url = &database.database_url;
-    let store = store::open(url, database.pool())
-        .await
-        .map_err(|error| format!("cannot open the database {url}: {error}"))?;
+    let deadline = Instant::now() + Duration::from_secs(database.db_startup_timeout);
+    let mut wait = Duration::from_millis(250);
+    let store = loop {
+        match store::open(url, database.pool()).await {
+            Ok(store) => break store,
+            Err(error) if store::worth_waiting_for(&error) && Instant::now() + wait < deadline => {
+                tracing::warn!(
+                    database = %url,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "database not ready: {error}"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(format!("cannot open the database {url}: {error}").into()),
+        }
+    };
     tracing::info!(database = %url, "database ready");
     Ok(store)
 }

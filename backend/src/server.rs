@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::http::ShutdownFlag;
+use crate::limits::client::PeerAddr;
 
 /// How many not-yet-accepted connections the kernel may queue (capped by
 /// `net.core.somaxconn`). The usual default of 128 drops connections in a burst of a
@@ -120,9 +121,9 @@ pub async fn serve_with(
     let mut refused = RateLimitedLog::default();
     let mut shutdown = pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Usually out of file descriptors: make room, and back off briefly
                     // instead of spinning.
@@ -151,6 +152,7 @@ pub async fn serve_with(
         let service = TowerToHyperService::new(Tracked {
             app: app.clone(),
             connection: tracker.clone(),
+            peer: PeerAddr(peer),
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -391,6 +393,8 @@ impl Drop for InFlight {
 struct Tracked {
     app: Router,
     connection: Arc<Connection>,
+    /// Given to every request, for the limit on failed authentication.
+    peer: PeerAddr,
 }
 
 impl<B> tower::Service<Request<B>> for Tracked
@@ -408,7 +412,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let in_flight = self.connection.begin();
-        let response = self.app.clone().oneshot(request.map(Body::new));
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(self.peer);
+        let response = self.app.clone().oneshot(request);
         Box::pin(async move {
             let response = response.await?;
             Ok(response.map(|body| {

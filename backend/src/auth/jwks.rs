@@ -131,8 +131,10 @@ impl JwksKeys {
         if let Some(keys) = self.current()
             && let Some(user) = self.verified.get(token, now, |id| is_current(&keys, id))
         {
+            metrics::counter!("auth_verified_token_cache_total", "result" => "hit").increment(1);
             return Ok(user);
         }
+        metrics::counter!("auth_verified_token_cache_total", "result" => "miss").increment(1);
         let (claims, key) = self.decode(token, header).await?;
         claims.require_string_issuer()?;
         let expires_at = claims.exp.as_u64();
@@ -215,6 +217,8 @@ impl JwksKeys {
     async fn fetch_and_store(&self) -> bool {
         let result = self.fetch().await;
         self.attempts.fetch_add(1, Ordering::AcqRel);
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("jwks_fetches_total", "outcome" => outcome).increment(1);
         match result {
             Ok(keys) => {
                 let recovered = self.failing.swap(false, Ordering::AcqRel);
@@ -278,9 +282,10 @@ async fn refresh_in_background(keys: Weak<JwksKeys>) {
     loop {
         let Some(strong) = keys.upgrade() else { return };
         let loaded = {
-            // Shares the lock with on-demand refetches, so the two never fetch at once.
-            let mut last_attempt = strong.fetch_lock.lock().await;
-            *last_attempt = Some(Instant::now());
+            // Shares the lock with on-demand refetches, so the two never fetch at once. It
+            // does not start their cooldown: a key the auth server adds just after this load
+            // (Better Auth makes its first key on first use) must still be fetched on sight.
+            let _fetching = strong.fetch_lock.lock().await;
             strong.fetch_and_store().await
         };
         let wait = if loaded {

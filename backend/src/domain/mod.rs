@@ -7,6 +7,7 @@ mod fields;
 mod ids;
 mod position;
 pub mod query;
+pub mod sync;
 pub mod task;
 mod text;
 
@@ -14,6 +15,10 @@ pub use fields::{MAX_TAGS, Priority, TAG_MAX_CHARS, Tag, Tags, Timestamp};
 pub use ids::{InvalidTaskId, InvalidUserId, MAX_USER_ID_CHARS, TaskId, UserId};
 pub use position::{Position, PositionError};
 pub use query::{Filter, Keyset, SortField, SortKey, SortValue, TaskQuery};
+pub use sync::{
+    Change, ChangeCursor, ChangePage, Expect, FeedLimit, IdempotencyKey, InvalidCursor, Once,
+    Replay,
+};
 pub use task::{
     CreateTask, DESCRIPTION_MAX_CHARS, MoveTask, Page, Placement, TITLE_MAX_CHARS, Task,
     TaskDescription, TaskStatus, TaskTitle, TextError, UpdateTask,

@@ -25,6 +25,8 @@ pub struct Filter {
     pub due_after: Option<DateTime<Utc>>,
     pub has_due: Option<bool>,
     pub updated_since: Option<DateTime<Utc>>,
+    /// The trash instead of the live tasks (`deleted=true`).
+    pub trashed: bool,
 }
 
 /// What text is compared in, for search and for the title sort: Unicode lowercase (so `É`

@@ -169,6 +169,9 @@ pub struct Task {
     /// 1 at create, +1 on every change. Read-only; the task's ETag is derived from it.
     #[schema(minimum = 1, example = 1)]
     pub version: i64,
+    /// When the task was moved to the trash; `null` unless it is there (`?deleted=true`).
+    /// Read-only: `DELETE` sets it, `restore` clears it.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The body of `POST /api/tasks`.

@@ -55,6 +55,18 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("cross-origin requests from this origin are not allowed")]
     OriginNotAllowed,
+    /// A malformed header: a condition or a key the client meant but wrote wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// `If-Match` named another version than the task's; `etag` is the current one.
+    #[error("the task has changed since you read it (its ETag is now {}); fetch it and retry", etag.to_str().unwrap_or_default())]
+    PreconditionFailed { etag: HeaderValue },
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    KeyInFlight,
+    #[error(
+        "changes after this cursor are no longer kept: sync again from the start, without since"
+    )]
+    HistoryExpired,
     #[error("{detail}")]
     Validation {
         detail: String,
@@ -76,6 +88,12 @@ pub enum ApiError {
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
     Unavailable,
+    /// Over a rate limit; the verdict says which, and when to retry.
+    #[error("too many requests: over the {} rate limit; retry in {} s", .0.policy, .0.retry_after_seconds())]
+    RateLimited(crate::limits::Verdict),
+    /// The user already has this many event streams open on this instance.
+    #[error("too many open event streams for this user (at most {0}); close one and retry")]
+    TooManyStreams(usize),
     /// Anything else. The cause is logged; the client only learns that it happened.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -98,6 +116,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::KeyInFlight => StatusCode::CONFLICT,
+            ApiError::TooManyStreams(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HistoryExpired => StatusCode::GONE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -121,6 +144,15 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => ApiError::TaskNotFound,
+            StoreError::VersionMismatch { id, version } => ApiError::PreconditionFailed {
+                etag: super::etag::task_etag(id, version),
+            },
+            StoreError::KeyInFlight => ApiError::KeyInFlight,
+            StoreError::KeyReused => ApiError::invalid_field(
+                "Idempotency-Key",
+                "was used with a different request; use a new key for a new request",
+            ),
+            StoreError::HistoryExpired => ApiError::HistoryExpired,
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable
@@ -151,11 +183,21 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(error) => {
                 headers.insert(header::WWW_AUTHENTICATE, error.www_authenticate());
             }
-            ApiError::Unavailable | ApiError::Timeout => {
+            ApiError::Unavailable
+            | ApiError::Timeout
+            | ApiError::KeyInFlight
+            | ApiError::TooManyStreams(_) => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
+            }
+            ApiError::PreconditionFailed { etag } => {
+                headers.insert(header::ETAG, etag.clone());
+            }
+            ApiError::RateLimited(verdict) => {
+                verdict.write_headers(headers);
+                headers.insert(header::RETRY_AFTER, verdict.retry_after_seconds().into());
             }
             _ => {}
         }

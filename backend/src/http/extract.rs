@@ -13,8 +13,10 @@ use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, FieldError};
-use crate::auth::{self, Verifier};
+use crate::auth::{self, AuthError, Verifier};
 use crate::domain::{TaskId, UserId};
+use crate::limits::client::PeerAddr;
+use crate::limits::{Limiter, QuotaSlot};
 
 /// The authenticated caller. Taking this as a handler argument makes the route require a
 /// valid bearer token; without one the request gets a 401 before the handler runs.
@@ -24,15 +26,44 @@ pub struct AuthUser(pub UserId);
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<Verifier>: FromRef<S>,
+    Arc<Limiter>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = auth::bearer_token(&parts.headers)?;
-        let verifier = Arc::<Verifier>::from_ref(state);
-        let user = verifier.verify(token).await?;
+        let limiter = Arc::<Limiter>::from_ref(state);
+        let verified = match auth::bearer_token(&parts.headers) {
+            Ok(token) => Arc::<Verifier>::from_ref(state).verify(token).await,
+            Err(error) => Err(error),
+        };
+        let user = match verified {
+            Ok(user) => user,
+            Err(error) => {
+                // Failed authentication counts against the client's address: guessing tokens
+                // costs a quota. (No peer in process-local tests: nothing to count.)
+                if matches!(error, AuthError::KeysUnavailable) {
+                    return Err(error.into());
+                }
+                let peer = parts.extensions.get::<PeerAddr>().map(|peer| peer.0.ip());
+                if let Some(peer) = peer
+                    && let Some(verdict) = limiter.failed_authentication(peer, &parts.headers).await
+                    && !verdict.decision.allowed
+                {
+                    return Err(ApiError::RateLimited(verdict));
+                }
+                return Err(error.into());
+            }
+        };
         tracing::Span::current().record("user_id", user.as_str());
+        if let Some(verdict) = limiter.user(&user).await {
+            if !verdict.decision.allowed {
+                return Err(ApiError::RateLimited(verdict));
+            }
+            if let Some(slot) = parts.extensions.get::<QuotaSlot>() {
+                slot.put(verdict);
+            }
+        }
         Ok(AuthUser(user))
     }
 }
@@ -67,21 +98,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_json_content_type(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        // `Bytes` honours the router's `DefaultBodyLimit`, chunked bodies included.
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::invalid_field("body", "could not be read")
-                }
-            })?;
+        let bytes = json_bytes(request, state).await?;
         parse_json(&bytes).map(ValidJson)
     }
+}
+
+/// The bytes of a JSON request body: 415 unless it says it is JSON, 413 beyond the limit.
+pub async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !has_json_content_type(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    // `Bytes` honours the router's `DefaultBodyLimit`, chunked bodies included.
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::invalid_field("body", "could not be read")
+            }
+        })
 }
 
 fn has_json_content_type(headers: &HeaderMap) -> bool {

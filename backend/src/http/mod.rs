@@ -3,8 +3,11 @@
 //!
 //! The router itself is assembled in [`crate::app`], above the handlers that use these.
 
+pub mod conditional;
 pub mod error;
+pub mod etag;
 pub mod extract;
+pub mod idempotency;
 pub mod limits;
 pub mod middleware;
 pub mod policy;

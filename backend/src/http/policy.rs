@@ -11,6 +11,7 @@ use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::idempotency;
 use super::limits::BODY_LIMIT_BYTES;
 use super::middleware;
 use crate::telemetry::{self, X_REQUEST_ID};
@@ -48,6 +49,8 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
             // Inside CORS, so that a browser can read why its request was refused.
             .layer(mw::from_fn(middleware::limit_request_head))
             .layer(mw::from_fn(middleware::timeout))
+            // The user's remaining quota, on every response whose request was counted.
+            .layer(mw::from_fn(crate::limits::quota_headers))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
     )
 }
@@ -74,12 +77,21 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static(idempotency::HEADER),
+                HeaderName::from_static("last-event-id"),
                 X_REQUEST_ID.clone(),
             ])
             .expose_headers([
+                header::ETAG,
                 header::LOCATION,
                 header::LINK,
+                header::RETRY_AFTER,
                 HeaderName::from_static("x-total-count"),
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("ratelimit"),
+                HeaderName::from_static("ratelimit-policy"),
                 X_REQUEST_ID.clone(),
             ])
             .max_age(Duration::from_secs(600)),

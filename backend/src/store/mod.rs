@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortField, SortValue, Task, TaskId, TaskQuery,
-    UpdateTask, UserId,
+    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
+    Position, SortField, SortValue, Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 pub mod postgres;
@@ -26,10 +26,21 @@ pub use sqlite::SqliteStore;
 pub use url::{Backend, DatabaseUrl};
 
 /// Storage operations on one user's tasks.
+///
+/// A task in the trash is invisible to everything but [`TaskStore::list`] of the trash,
+/// [`TaskStore::restore`] and the change feed: for the rest it is a missing task.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    /// Stores a new task owned by `owner` and returns it.
-    async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError>;
+    /// Stores a new task owned by `owner` and returns it. With `key`, the task and the
+    /// outcome are recorded in one transaction, and a repeat of the same request within
+    /// [`IDEMPOTENCY_KEY_LIFETIME`](crate::domain::sync::IDEMPOTENCY_KEY_LIFETIME) replays
+    /// it instead.
+    async fn create(
+        &self,
+        owner: &UserId,
+        task: CreateTask,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError>;
 
     /// The owner's tasks that match `query.filter`, in its order, one page of them.
     async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
@@ -40,25 +51,60 @@ pub trait TaskStore: Send + Sync + 'static {
     /// One of the owner's tasks.
     async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError>;
 
-    /// Applies the fields present in `changes`; `updated_at` moves and `version` grows by one,
+    /// Applies the fields present in `changes` if the task's version is one `expect` admits,
+    /// checked in the writing statement; `updated_at` moves and `version` grows by one,
     /// `created_at` never moves. Changes that change nothing return the task untouched.
     async fn update(
         &self,
         owner: &UserId,
         id: TaskId,
         changes: UpdateTask,
+        expect: &Expect,
     ) -> Result<Task, StoreError>;
 
-    /// Gives the task a position by `placement`, rewriting no other task.
+    /// Gives the task a position by `placement`, rewriting no other task; `expect` and `key`
+    /// as for [`TaskStore::update`] and [`TaskStore::create`].
     async fn move_task(
         &self,
         owner: &UserId,
         id: TaskId,
         placement: Placement,
-    ) -> Result<Task, StoreError>;
+        expect: &Expect,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError>;
 
-    /// Deletes one of the owner's tasks. Its id is never handed out again.
-    async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError>;
+    /// Moves one of the owner's tasks to the trash. Its id is never handed out again.
+    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError>;
+
+    /// Brings a task back from the trash (`version` +1); a task that is not in the trash is
+    /// returned as it is.
+    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError>;
+
+    /// Up to `limit` changes after `since`, in the order they committed.
+    /// [`StoreError::HistoryExpired`] when changes after `since` have been purged.
+    async fn changes(
+        &self,
+        owner: &UserId,
+        since: ChangeCursor,
+        limit: u32,
+    ) -> Result<ChangePage, StoreError>;
+
+    /// The change counter (the cursor of the latest change) of each of `owners` that has
+    /// ever written, in one query: how live streams learn that their user wrote.
+    async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError>;
+
+    /// Tells the instances listening on this database that `owners` wrote (PostgreSQL
+    /// `NOTIFY`, sent after the writes committed and outside their transactions). SQLite has
+    /// no other instances: nothing to do.
+    async fn announce(&self, owners: &[UserId]) -> Result<(), StoreError>;
+
+    /// Removes, for every owner, tasks that went to the trash before `trashed_before` and
+    /// idempotency records made before `keys_before`. Safe to run on many instances at once.
+    async fn purge(
+        &self,
+        trashed_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+    ) -> Result<Purged, StoreError>;
 
     /// Checks that the database answers, for `/ready`.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -73,6 +119,24 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// Closes the pool, waiting for connections in use to be returned.
     async fn close(&self);
+
+    /// The pool's connections now, for the metrics.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// A pool's connections: open, idle among them, and the most it opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub tasks: u64,
+    pub keys: u64,
 }
 
 /// What can go wrong in storage, sorted by what the caller should do about it.
@@ -81,6 +145,18 @@ pub enum StoreError {
     /// No such task for this owner (it may exist for someone else).
     #[error("task not found")]
     NotFound,
+    /// The task exists, at a version the condition does not admit.
+    #[error("the task has changed: it is at version {version}")]
+    VersionMismatch { id: TaskId, version: i64 },
+    /// A request with this idempotency key is still being processed.
+    #[error("a request with this idempotency key is in progress")]
+    KeyInFlight,
+    /// The idempotency key was used for a different request.
+    #[error("this idempotency key was used for a different request")]
+    KeyReused,
+    /// Changes after the cursor have been purged: the client must sync from scratch.
+    #[error("changes after this cursor are no longer kept")]
+    HistoryExpired,
     /// The database cannot be reached right now or is overloaded; retrying later may work.
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] sqlx::Error),
@@ -262,6 +338,79 @@ fn position_after(last: Option<String>, attempt: usize) -> Result<Position, Stor
     Ok(next.spread(entropy))
 }
 
+/// The task a conditional write found, when the write itself matched nothing: a version the
+/// condition admits means the write had nothing to change; any other is a mismatch.
+fn admitted(task: Task, expect: &Expect) -> Result<Task, StoreError> {
+    if expect.admits(task.version) {
+        Ok(task)
+    } else {
+        Err(StoreError::VersionMismatch {
+            id: task.id,
+            version: task.version,
+        })
+    }
+}
+
+/// The versions a condition admits, as a list to bind (`None`: any).
+fn admitted_versions(expect: &Expect) -> Option<Vec<i64>> {
+    match expect {
+        Expect::Any => None,
+        Expect::OneOf(versions) => Some(versions.clone()),
+    }
+}
+
+/// A recorded outcome found under `key`: replayed for the same request, refused for another.
+fn replay(recorded: row::ReplayRow, key: &IdempotencyKey) -> Result<Once<Task>, StoreError> {
+    if recorded.fingerprint.as_slice() != key.fingerprint().as_slice() {
+        return Err(StoreError::KeyReused);
+    }
+    Ok(Once::Replayed(recorded.try_into()?))
+}
+
+/// The response body recorded for a replay: the task exactly as the first response sent it.
+fn recorded_body(task: &Task) -> Result<String, StoreError> {
+    serde_json::to_string(task).map_err(|error| StoreError::Other(error.into()))
+}
+
+/// The oldest idempotency record that still counts, as of `now`.
+fn keys_valid_after(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - crate::domain::sync::IDEMPOTENCY_KEY_LIFETIME
+}
+
+/// A feed page from the rows after `since` (one more than `limit`, to tell whether more
+/// follow) and the owner's counters, read after the rows: a purge that removed a change the
+/// rows missed has then raised `purged_through` past `since`.
+fn feed_page(
+    mut changes: Vec<crate::domain::Change>,
+    since: ChangeCursor,
+    limit: u32,
+    last_change: i64,
+    purged_through: i64,
+) -> Result<ChangePage, StoreError> {
+    let since_seq = since.get();
+    // A cursor from the start needs no history; one from before a purge, or one this
+    // database never issued (restored from a backup, another deployment), cannot be served.
+    if since != ChangeCursor::START && (since_seq < purged_through || since_seq > last_change) {
+        return Err(StoreError::HistoryExpired);
+    }
+    let has_more = changes.len() > limit as usize;
+    changes.truncate(limit as usize);
+    // Never the owner's counter: a change committed between the two reads would be skipped.
+    let next_cursor = changes.last().map_or(since, crate::domain::Change::cursor);
+    Ok(ChangePage {
+        changes,
+        next_cursor,
+        has_more,
+    })
+}
+
+/// Counter rows as read, with the owners parsed back (a stored owner always parses).
+fn counters(rows: Vec<(String, i64)>) -> Vec<(UserId, i64)> {
+    rows.into_iter()
+        .filter_map(|(owner, counter)| Some((UserId::parse(owner).ok()?, counter)))
+        .collect()
+}
+
 /// 32 random bytes, for a new shared key.
 fn random_key() -> Result<[u8; 32], StoreError> {
     let mut key = [0u8; 32];
@@ -298,6 +447,32 @@ fn classify(error: sqlx::Error, transient_code: fn(&str) -> bool) -> StoreError 
         StoreError::Unavailable(error)
     } else {
         StoreError::Other(error.into())
+    }
+}
+
+/// Whether a failure to open the database may pass by waiting (a server still booting, not
+/// yet listening, not yet accepting connections), for the start-up retries. A certificate
+/// that does not verify or a missing file will not.
+pub fn worth_waiting_for(error: &StoreError) -> bool {
+    use std::io::ErrorKind::*;
+    let StoreError::Unavailable(cause) = error else {
+        return false;
+    };
+    match cause {
+        sqlx::Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | NotConnected
+                | TimedOut
+                | UnexpectedEof
+                | HostUnreachable
+                | NetworkUnreachable
+                | AddrNotAvailable
+        ),
+        sqlx::Error::Tls(_) => false,
+        _ => true,
     }
 }
 

@@ -7,14 +7,14 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::domain::{Position, Priority, Tags, Task, TaskId, UserId};
+use crate::domain::{Change, ChangeCursor, Position, Priority, Replay, Tags, Task, TaskId, UserId};
 
 /// The columns every task query returns, as a literal for `concat!`, so that each query
 /// stays one static string (which the drivers' statement caches key on).
 macro_rules! task_columns {
     () => {
         "id, user_id, title, description, status, created_at, updated_at, \
-         due_at, priority, tags, position, completed_at, version"
+         due_at, priority, tags, position, completed_at, version, deleted_at"
     };
 }
 pub(super) use task_columns;
@@ -36,6 +36,7 @@ pub(super) struct TaskRow<T, L> {
     position: String,
     completed_at: Option<T>,
     version: i64,
+    deleted_at: Option<T>,
 }
 
 /// A backend's tags column type.
@@ -94,6 +95,7 @@ impl<T: StoredTime, L: StoredTags> TryFrom<TaskRow<T, L>> for Task {
             position: Position::parse(row.position).map_err(|error| corrupt(error.to_string()))?,
             completed_at: row.completed_at.map(StoredTime::into_utc).transpose()?,
             version: row.version,
+            deleted_at: row.deleted_at.map(StoredTime::into_utc).transpose()?,
         })
     }
 }
@@ -110,6 +112,57 @@ pub(super) fn all<T: StoredTime, L: StoredTags>(
     rows: Vec<TaskRow<T, L>>,
 ) -> Result<Vec<Task>, StoreError> {
     rows.into_iter().map(Task::try_from).collect()
+}
+
+/// A task with its place in the change feed.
+#[derive(sqlx::FromRow)]
+pub(super) struct ChangeRow<T, L> {
+    #[sqlx(flatten)]
+    task: TaskRow<T, L>,
+    change_seq: i64,
+}
+
+impl<T: StoredTime, L: StoredTags> TryFrom<ChangeRow<T, L>> for Change {
+    type Error = StoreError;
+
+    /// A task in the trash is a deletion, for clients; anything else is its current state.
+    fn try_from(row: ChangeRow<T, L>) -> Result<Self, Self::Error> {
+        let cursor = ChangeCursor::from_stored(row.change_seq)
+            .ok_or_else(|| corrupt(format!("change seq {}", row.change_seq)))?;
+        let task = Task::try_from(row.task)?;
+        Ok(match task.deleted_at {
+            Some(_) => Change::Delete {
+                cursor,
+                id: task.id,
+            },
+            None => Change::Upsert { cursor, task },
+        })
+    }
+}
+
+/// The recorded outcome of an idempotent request.
+#[derive(sqlx::FromRow)]
+pub(super) struct ReplayRow {
+    pub fingerprint: Vec<u8>,
+    status: i32,
+    body: String,
+    task_id: i64,
+    version: i64,
+}
+
+impl TryFrom<ReplayRow> for Replay {
+    type Error = StoreError;
+
+    fn try_from(row: ReplayRow) -> Result<Self, Self::Error> {
+        Ok(Replay {
+            status: u16::try_from(row.status)
+                .map_err(|_| corrupt(format!("recorded status {}", row.status)))?,
+            body: row.body,
+            task_id: TaskId::try_from(row.task_id)
+                .map_err(|_| corrupt(format!("recorded task id {}", row.task_id)))?,
+            version: row.version,
+        })
+    }
 }
 
 /// A row the schema's checks should have made impossible.
@@ -136,6 +189,7 @@ mod tests {
             position: "a0".into(),
             completed_at: None,
             version: 1,
+            deleted_at: None,
         }
     }
 

@@ -1,27 +1,35 @@
 //! The SQLite store: the embedded default, so the service runs with no database server.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::row::{self, TaskRow, task_columns};
+use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
 use super::{
-    POSITION_ATTEMPTS, PoolSettings, StoreError, TaskStore, classify, is_unique_violation, now,
-    position_after, position_contention, text,
+    POSITION_ATTEMPTS, PoolSettings, PoolStatus, Purged, StoreError, TaskStore, classify,
+    is_unique_violation, now, position_after, position_contention, text,
 };
 use crate::domain::query::fold;
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus,
-    UpdateTask, UserId,
+    Change, ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
+    Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
 type Row = TaskRow<i64, String>;
+type FeedRow = ChangeRow<i64, String>;
+
+/// How many rows one purge statement removes.
+const PURGE_BATCH: i64 = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,6 +41,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Idempotency keys whose request is being processed (see [`SqliteStore::once`]).
+    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl SqliteStore {
@@ -75,7 +85,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            in_flight: Arc::default(),
+        })
     }
 }
 
@@ -128,6 +141,11 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter
     query
         .push(" where user_id = ")
         .push_bind(owner.as_str().to_owned());
+    query.push(if filter.trashed {
+        " and deleted_at is not null"
+    } else {
+        " and deleted_at is null"
+    });
     if !filter.statuses.is_empty() {
         let statuses = filter.statuses.iter().map(|s| s.as_str()).collect();
         push_any::<&'static str>(query, "status", statuses);
@@ -185,12 +203,190 @@ fn json_keys(tags: &Tags) -> String {
     serde_json::Value::from(tags.keys()).to_string()
 }
 
+/// The insert of a new task at `position`.
+async fn insert_task(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    task: &CreateTask,
+    position: &Position,
+) -> Result<Row, sqlx::Error> {
+    let now = to_micros(now());
+    let status = task.status.unwrap_or_default();
+    let tags = task.tags.clone().unwrap_or_default();
+    sqlx::query_as(concat!(
+        "insert into tasks (user_id, title, title_key, description, description_key,
+            status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
+            completed_at)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         returning ",
+        task_columns!()
+    ))
+    .bind(owner.as_str())
+    .bind(task.title.as_str())
+    .bind(text::title_key(&task.title))
+    .bind(task.description.as_ref().map(|d| d.as_str()))
+    .bind(text::description_key(task.description.as_ref()))
+    .bind(status.as_str())
+    .bind(now)
+    .bind(task.due_at.map(|due| to_micros(due.get())))
+    .bind(i64::from(task.priority.unwrap_or_default().rank()))
+    .bind(json_names(&tags))
+    .bind(json_keys(&tags))
+    .bind(position.as_str())
+    .bind((status == TaskStatus::Completed).then_some(now))
+    .fetch_one(conn)
+    .await
+}
+
+/// The move of a live task to `position`, if its version is one of `versions` (a JSON
+/// array, or `None` for any).
+async fn reposition(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    id: TaskId,
+    position: &Position,
+    versions: Option<&str>,
+) -> Result<Option<Row>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update tasks set position = ?3, version = version + 1,
+            updated_at = max(?4, updated_at + 1)
+         where user_id = ?1 and id = ?2 and deleted_at is null
+            and (?5 is null or version in (select value from json_each(?5)))
+         returning ",
+        task_columns!()
+    ))
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(position.as_str())
+    .bind(to_micros(now()))
+    .bind(versions)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The versions a condition admits, as the JSON array the statements bind.
+fn versions_json(expect: &Expect) -> Option<String> {
+    super::admitted_versions(expect).map(|versions| serde_json::Value::from(versions).to_string())
+}
+
+/// An idempotency key being processed by this process, released when dropped.
+struct InFlight<'a> {
+    keys: &'a Mutex<HashSet<(String, String)>>,
+    entry: (String, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(&self.entry);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Runs `write` and records its outcome under `key`, in one transaction (see the
+    /// PostgreSQL store). The database file belongs to this process, so the keys in flight
+    /// are known here; `BEGIN IMMEDIATE` takes the write lock first, so that the check and
+    /// the write cannot be overtaken by another connection.
+    async fn once(
+        &self,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        status: u16,
+        write: impl AsyncFnOnce(&mut SqliteConnection) -> Result<Option<Row>, sqlx::Error>,
+    ) -> Result<Option<Once<Task>>, StoreError> {
+        let _in_flight = self.claim(owner, key)?;
+        let now = now();
+        let mut transaction = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        let outcome = async {
+            let recorded: Option<ReplayRow> = sqlx::query_as(
+                "select fingerprint, status, body, task_id, version from idempotency_keys
+                 where user_id = ?1 and key = ?2 and created_at > ?3",
+            )
+            .bind(owner.as_str())
+            .bind(key.key())
+            .bind(to_micros(super::keys_valid_after(now)))
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+            if let Some(recorded) = recorded {
+                return super::replay(recorded, key).map(Some);
+            }
+            let Some(row) = write(&mut transaction).await.map_err(db_error)? else {
+                return Ok(None);
+            };
+            let task = Task::try_from(row)?;
+            sqlx::query(
+                "insert or replace into idempotency_keys
+                    (user_id, key, fingerprint, status, body, task_id, version, created_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(owner.as_str())
+            .bind(key.key())
+            .bind(key.fingerprint().as_slice())
+            .bind(i64::from(status))
+            .bind(super::recorded_body(&task)?)
+            .bind(task.id.get())
+            .bind(task.version)
+            .bind(to_micros(now))
+            .execute(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+            Ok(Some(Once::Done(task)))
+        }
+        .await;
+        match outcome {
+            Ok(Some(Once::Done(task))) => {
+                transaction.commit().await.map_err(db_error)?;
+                Ok(Some(Once::Done(task)))
+            }
+            other => {
+                // At once: until then the connection would hold the database's write lock.
+                let _ = transaction.rollback().await;
+                other
+            }
+        }
+    }
+
+    /// Marks `key` as in flight, or tells that it already is.
+    fn claim(&self, owner: &UserId, key: &IdempotencyKey) -> Result<InFlight<'_>, StoreError> {
+        let entry = (owner.as_str().to_owned(), key.key().to_owned());
+        let mut keys = self
+            .in_flight
+            .lock()
+            .map_err(|_| StoreError::Other("the idempotency key registry is poisoned".into()))?;
+        if !keys.insert(entry.clone()) {
+            return Err(StoreError::KeyInFlight);
+        }
+        Ok(InFlight {
+            keys: &self.in_flight,
+            entry,
+        })
+    }
+
+    /// The task a conditional write matched nothing of: missing, or at another version.
+    async fn unwritten(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        expect: &Expect,
+    ) -> Result<Task, StoreError> {
+        super::admitted(self.get(owner, id).await?, expect)
+    }
+}
+
 #[async_trait]
 impl TaskStore for SqliteStore {
-    async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
-        let now = to_micros(now());
-        let status = task.status.unwrap_or_default();
-        let tags = task.tags.unwrap_or_default();
+    async fn create(
+        &self,
+        owner: &UserId,
+        task: CreateTask,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
         for attempt in 0..POSITION_ATTEMPTS {
             let last: Option<String> =
                 sqlx::query_scalar("select max(position) from tasks where user_id = ?1")
@@ -198,34 +394,28 @@ impl TaskStore for SqliteStore {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(db_error)?;
-            let position = position_after(last, attempt)?;
-            let inserted: Result<Row, StoreError> = sqlx::query_as(concat!(
-                "insert into tasks (user_id, title, title_key, description, description_key,
-                    status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
-                    completed_at)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 returning ",
-                task_columns!()
-            ))
-            .bind(owner.as_str())
-            .bind(task.title.as_str())
-            .bind(text::title_key(&task.title))
-            .bind(task.description.as_ref().map(|d| d.as_str()))
-            .bind(text::description_key(task.description.as_ref()))
-            .bind(status.as_str())
-            .bind(now)
-            .bind(task.due_at.map(|due| to_micros(due.get())))
-            .bind(i64::from(task.priority.unwrap_or_default().rank()))
-            .bind(json_names(&tags))
-            .bind(json_keys(&tags))
-            .bind(position.as_str())
-            .bind((status == TaskStatus::Completed).then_some(now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error);
+            let position = &position_after(last, attempt)?;
+            let inserted = match key {
+                None => {
+                    async {
+                        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                        let row = insert_task(&mut conn, owner, &task, position)
+                            .await
+                            .map_err(db_error)?;
+                        Ok(Once::Done(row.try_into()?))
+                    }
+                    .await
+                }
+                Some(key) => self
+                    .once(owner, key, 201, async |conn| {
+                        insert_task(conn, owner, &task, position).await.map(Some)
+                    })
+                    .await
+                    .and_then(|once| once.ok_or(StoreError::NotFound)),
+            };
             match inserted {
                 Err(error) if is_unique_violation(&error) => continue,
-                result => return result?.try_into(),
+                result => return result,
             }
         }
         Err(position_contention())
@@ -247,7 +437,7 @@ impl TaskStore for SqliteStore {
         if *filter == Filter::default() {
             // Kept by triggers: one row, however many tasks.
             return sqlx::query_scalar(
-                "select coalesce((select tasks from task_counts where user_id = ?1), 0)",
+                "select coalesce((select tasks from task_owners where user_id = ?1), 0)",
             )
             .bind(owner.as_str())
             .fetch_one(&self.pool)
@@ -266,7 +456,7 @@ impl TaskStore for SqliteStore {
         let row: Option<Row> = sqlx::query_as(concat!(
             "select ",
             task_columns!(),
-            " from tasks where user_id = ?1 and id = ?2"
+            " from tasks where user_id = ?1 and id = ?2 and deleted_at is null"
         ))
         .bind(owner.as_str())
         .bind(id.get())
@@ -281,12 +471,14 @@ impl TaskStore for SqliteStore {
         owner: &UserId,
         id: TaskId,
         changes: UpdateTask,
+        expect: &Expect,
     ) -> Result<Task, StoreError> {
         if changes.is_empty() {
-            return self.get(owner, id).await;
+            return self.unwritten(owner, id, expect).await;
         }
         let description = changes.description.as_ref().map(|d| d.as_ref());
-        // As in the PostgreSQL store: only a real change moves `version` and `updated_at`.
+        // As in the PostgreSQL store: only a real change at an expected version moves
+        // `version` and `updated_at`.
         let row: Option<Row> = sqlx::query_as(concat!(
             "update tasks set
                 title = coalesce(?3, title),
@@ -304,8 +496,9 @@ impl TaskStore for SqliteStore {
                 tag_keys = coalesce(?14, tag_keys),
                 updated_at = max(?9, updated_at + 1),
                 version = version + 1
-             where user_id = ?1 and id = ?2 and (
-                title is not coalesce(?3, title)
+             where user_id = ?1 and id = ?2 and deleted_at is null
+                and (?15 is null or version in (select value from json_each(?15)))
+                and (title is not coalesce(?3, title)
                 or (?5 and description is not ?6)
                 or status is not coalesce(?8, status)
                 or (?10 and due_at is not ?11)
@@ -328,6 +521,98 @@ impl TaskStore for SqliteStore {
         .bind(changes.priority.map(|p| i64::from(p.rank())))
         .bind(changes.tags.as_ref().map(json_names))
         .bind(changes.tags.as_ref().map(json_keys))
+        .bind(versions_json(expect))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match row {
+            Some(row) => row.try_into(),
+            None => self.unwritten(owner, id, expect).await,
+        }
+    }
+
+    async fn move_task(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        placement: Placement,
+        expect: &Expect,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
+        let versions = versions_json(expect);
+        let versions = versions.as_deref();
+        for _ in 0..POSITION_ATTEMPTS {
+            let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
+                return Ok(Once::Done(self.unwritten(owner, id, expect).await?));
+            };
+            let position = &Position::between(lower.as_ref(), upper.as_ref())
+                .map_err(|error| StoreError::Other(error.into()))?;
+            let moved = match key {
+                None => {
+                    async {
+                        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                        let row = reposition(&mut conn, owner, id, position, versions)
+                            .await
+                            .map_err(db_error)?;
+                        row.map(|row| Ok(Once::Done(row.try_into()?))).transpose()
+                    }
+                    .await
+                }
+                Some(key) => {
+                    self.once(owner, key, 200, async |conn| {
+                        reposition(conn, owner, id, position, versions).await
+                    })
+                    .await
+                }
+            };
+            match moved {
+                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) => return Err(error),
+                Ok(Some(once)) => return Ok(once),
+                Ok(None) => {
+                    return self
+                        .unwritten(owner, id, expect)
+                        .await
+                        .and(Err(StoreError::NotFound));
+                }
+            }
+        }
+        Err(position_contention())
+    }
+
+    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "update tasks set deleted_at = ?3
+             where user_id = ?1 and id = ?2 and deleted_at is null
+                and (?4 is null or version in (select value from json_each(?4)))",
+        )
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(to_micros(now()))
+        .bind(versions_json(expect))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match result.rows_affected() {
+            0 => self
+                .unwritten(owner, id, expect)
+                .await
+                .and(Err(StoreError::NotFound)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "update tasks set deleted_at = null, version = version + 1,
+                updated_at = max(?3, updated_at + 1)
+             where user_id = ?1 and id = ?2 and deleted_at is not null
+             returning ",
+            task_columns!()
+        ))
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(to_micros(now()))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -337,51 +622,93 @@ impl TaskStore for SqliteStore {
         }
     }
 
-    async fn move_task(
+    async fn changes(
         &self,
         owner: &UserId,
-        id: TaskId,
-        placement: Placement,
-    ) -> Result<Task, StoreError> {
-        for _ in 0..POSITION_ATTEMPTS {
-            let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
-                return self.get(owner, id).await;
-            };
-            let position = Position::between(lower.as_ref(), upper.as_ref())
-                .map_err(|error| StoreError::Other(error.into()))?;
-            let moved: Result<Option<Row>, StoreError> = sqlx::query_as(concat!(
-                "update tasks set position = ?3, version = version + 1,
-                    updated_at = max(?4, updated_at + 1)
-                 where user_id = ?1 and id = ?2
-                 returning ",
-                task_columns!()
-            ))
-            .bind(owner.as_str())
-            .bind(id.get())
-            .bind(position.as_str())
-            .bind(to_micros(now()))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error);
-            match moved {
-                Err(error) if is_unique_violation(&error) => continue,
-                result => return row::found(result?),
-            }
-        }
-        Err(position_contention())
+        since: ChangeCursor,
+        limit: u32,
+    ) -> Result<ChangePage, StoreError> {
+        let rows: Vec<FeedRow> = sqlx::query_as(concat!(
+            "select ",
+            task_columns!(),
+            ", change_seq from tasks where user_id = ?1 and change_seq > ?2
+             order by change_seq limit ?3"
+        ))
+        .bind(owner.as_str())
+        .bind(since.get())
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let counters: Option<(i64, i64)> = sqlx::query_as(
+            "select last_change, purged_through from task_owners where user_id = ?1",
+        )
+        .bind(owner.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let changes = rows
+            .into_iter()
+            .map(Change::try_from)
+            .collect::<Result<_, _>>()?;
+        let (last_change, purged_through) = counters.unwrap_or_default();
+        super::feed_page(changes, since, limit, last_change, purged_through)
     }
 
-    async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
-        let result = sqlx::query("delete from tasks where user_id = ?1 and id = ?2")
-            .bind(owner.as_str())
-            .bind(id.get())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        match result.rows_affected() {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
+    async fn purge(
+        &self,
+        trashed_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+    ) -> Result<Purged, StoreError> {
+        let mut purged = Purged::default();
+        // In batches, so that no single write holds SQLite's one write lock for long.
+        for (sql, before, total) in [
+            (
+                "delete from tasks where id in (
+                    select id from tasks where deleted_at < ?1 limit ?2)",
+                trashed_before,
+                &mut purged.tasks,
+            ),
+            (
+                "delete from idempotency_keys where rowid in (
+                    select rowid from idempotency_keys where created_at < ?1 limit ?2)",
+                keys_before,
+                &mut purged.keys,
+            ),
+        ] {
+            loop {
+                let batch = sqlx::query(sql)
+                    .bind(to_micros(before))
+                    .bind(PURGE_BATCH)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected();
+                *total += batch;
+                if batch < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
         }
+        Ok(purged)
+    }
+
+    async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError> {
+        let owners = serde_json::to_string(&owners.iter().map(UserId::as_str).collect::<Vec<_>>())
+            .map_err(|error| StoreError::Other(error.into()))?;
+        let rows = sqlx::query_as(
+            "select user_id, last_change from task_owners
+             where user_id in (select value from json_each(?1))",
+        )
+        .bind(owners)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(super::counters(rows))
+    }
+
+    async fn announce(&self, _owners: &[UserId]) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -413,6 +740,14 @@ impl TaskStore for SqliteStore {
         super::key_from(key)
     }
 
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -420,13 +755,14 @@ impl TaskStore for SqliteStore {
 
 impl super::Positions for SqliteStore {
     async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Position, StoreError> {
-        let position: Option<String> =
-            sqlx::query_scalar("select position from tasks where user_id = ?1 and id = ?2")
-                .bind(owner.as_str())
-                .bind(id.get())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let position: Option<String> = sqlx::query_scalar(
+            "select position from tasks where user_id = ?1 and id = ?2 and deleted_at is null",
+        )
+        .bind(owner.as_str())
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         super::stored_position(position.ok_or(StoreError::NotFound)?)
     }
 

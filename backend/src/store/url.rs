@@ -40,6 +40,14 @@ impl DatabaseUrl {
         }
     }
 
+    /// The connection options, when the URL names PostgreSQL.
+    pub fn postgres_options(&self) -> Option<&PgConnectOptions> {
+        match &self.target {
+            Target::Postgres(options) => Some(options),
+            Target::Sqlite { .. } => None,
+        }
+    }
+
     pub(super) fn target(&self) -> &Target {
         &self.target
     }

@@ -139,6 +139,7 @@ fn filter_digest(filter: &Filter) -> String {
         micros(filter.due_after),
         filter.has_due,
         micros(filter.updated_since),
+        filter.trashed,
     ]);
     let digest = Sha256::digest(canonical.to_string().as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..12])
@@ -192,6 +193,7 @@ mod tests {
             position: Position::first(),
             completed_at: None,
             version: 1,
+            deleted_at: None,
         }
     }
 

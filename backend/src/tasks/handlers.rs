@@ -1,15 +1,18 @@
 //! The task routes. Each handler is a few lines: extract (which validates and authenticates),
 //! call the store with the caller's id, shape the response.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 
-use super::cursor;
 use super::query::{ListParams, ListRequest};
+use super::{cursor, respond};
 use crate::domain::task::MoveTaskSchema;
 use crate::domain::{CreateTask, MoveTask, Task, UpdateTask};
+use crate::http::conditional::{IfMatch, none_match};
+use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, TaskIdParam, ValidJson};
+use crate::http::idempotency::IdempotentJson;
 use crate::http::{ApiError, AppState, ErrorBody};
 
 /// Creates a task owned by the caller.
@@ -18,29 +21,36 @@ use crate::http::{ApiError, AppState, ErrorBody};
     path = "/api/tasks",
     tag = "tasks",
     request_body = CreateTask,
+    params(IdempotencyKeyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The new task", body = Task,
-            headers(("location" = String, description = "The new task's URL"))),
+        (status = 201, description = "The new task (or, with `Idempotent-Replayed: true`, the \
+            original response to the same request sent earlier with the same key)", body = Task,
+            headers(
+                ("location" = String, description = "The new task's URL"),
+                ("etag" = String, description = "The task's strong entity tag"),
+                ("idempotent-replayed" = bool, description = "`true` on a replay"),
+            )),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 409, description = "A request with this key is still in progress", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody),
+        (status = 422, description = "Invalid body, or a key used with a different request", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
     )
 )]
 pub async fn create_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ValidJson(body): ValidJson<CreateTask>,
-) -> Result<(StatusCode, HeaderMap, Json<Task>), ApiError> {
-    let task = state.store.create(&user, body).await?;
-    let mut headers = HeaderMap::new();
-    let location = format!("/api/tasks/{}", task.id);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, location);
-    }
-    Ok((StatusCode::CREATED, headers, Json(task)))
+    body: IdempotentJson<CreateTask>,
+) -> Result<Response, ApiError> {
+    let outcome = state
+        .store
+        .create(&user, body.value, body.key.as_ref())
+        .await?;
+    state.events.written(&user);
+    respond::once(StatusCode::CREATED, outcome)
 }
 
 /// Lists the caller's tasks that match the filters, in the order asked for (newest first by
@@ -60,7 +70,9 @@ pub async fn create_task(
             headers(
                 ("x-total-count" = i64, description = "How many tasks match the filters"),
                 ("link" = String, description = "`<...>; rel=\"next\"` when another page follows"),
+                ("etag" = String, description = "A weak entity tag of this page, for `If-None-Match`"),
             )),
+        (status = 304, description = "`If-None-Match` names this page as it still is"),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 422, description = "Invalid parameter or cursor", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
@@ -70,7 +82,8 @@ pub async fn list_tasks(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     request: ListRequest,
-) -> Result<(HeaderMap, Json<Vec<Task>>), ApiError> {
+    conditions: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut query = request.query.clone();
     if let Some(raw) = &request.cursor {
         let keyset = cursor::decode(&state.cursor_key, &user, query.sort, &query.filter, raw)
@@ -84,7 +97,8 @@ pub async fn list_tasks(
         state.store.list(&user, &query),
         state.store.count(&user, &query.filter)
     )?;
-    let mut headers = HeaderMap::new();
+    let mut response = respond::json(StatusCode::OK, Vec::new());
+    let headers = response.headers_mut();
     headers.insert("x-total-count", HeaderValue::from(total));
     if tasks.len() > page_size {
         tasks.truncate(page_size);
@@ -96,7 +110,14 @@ pub async fn list_tasks(
             }
         }
     }
-    Ok((headers, Json(tasks)))
+    let body = serde_json::to_vec(&tasks).map_err(|error| ApiError::Internal(error.into()))?;
+    let etag = list_etag(&user, &body, total);
+    if none_match(&conditions, &etag)? {
+        return Ok(respond::not_modified(etag));
+    }
+    headers.insert(header::ETAG, etag);
+    *response.body_mut() = body.into();
+    Ok(response)
 }
 
 /// Returns one of the caller's tasks.
@@ -107,7 +128,10 @@ pub async fn list_tasks(
     params(TaskIdParam),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The task", body = Task),
+        (status = 200, description = "The task", body = Task,
+            headers(("etag" = String, description = "The task's strong entity tag"))),
+        (status = 304, description = "`If-None-Match` names the task's current version"),
+        (status = 400, description = "Malformed If-None-Match", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
         (status = 422, description = "Invalid task id", body = ErrorBody),
@@ -118,8 +142,14 @@ pub async fn get_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
-) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.store.get(&user, id).await?))
+    conditions: HeaderMap,
+) -> Result<Response, ApiError> {
+    let task = state.store.get(&user, id).await?;
+    let etag = task_etag(task.id, task.version);
+    if none_match(&conditions, &etag)? {
+        return Ok(respond::not_modified(etag));
+    }
+    respond::task(StatusCode::OK, &task, true)
 }
 
 /// Changes the fields present in the body; absent fields stay as they are.
@@ -131,9 +161,13 @@ pub async fn get_task(
     request_body = UpdateTask,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The updated task", body = Task),
+        (status = 200, description = "The updated task. No `ETag`: the stored task differs \
+            from the body sent, so the client takes `version` from the body", body = Task),
+        (status = 400, description = "Malformed If-Match", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version; `ETag` \
+            carries it", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid task id or body", body = ErrorBody),
@@ -144,9 +178,13 @@ pub async fn update_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
+    condition: IfMatch,
     ValidJson(changes): ValidJson<UpdateTask>,
-) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.store.update(&user, id, changes).await?))
+) -> Result<Response, ApiError> {
+    let expect = condition.expect(id);
+    let task = state.store.update(&user, id, changes, &expect).await?;
+    state.events.written(&user);
+    respond::task(StatusCode::OK, &task, false)
 }
 
 /// Changes the fields present in a JSON Merge Patch (RFC 7396): a member set to `null`
@@ -159,9 +197,13 @@ pub async fn update_task(
     request_body(content = UpdateTask, content_type = "application/merge-patch+json"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The updated task", body = Task),
+        (status = 200, description = "The updated task", body = Task,
+            headers(("etag" = String, description = "The task's strong entity tag"))),
+        (status = 400, description = "Malformed If-Match", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version; `ETag` \
+            carries it", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid task id or patch", body = ErrorBody),
@@ -172,10 +214,14 @@ pub async fn patch_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
+    condition: IfMatch,
     ValidJson(patch): ValidJson<UpdateTask>,
-) -> Result<Json<Task>, ApiError> {
+) -> Result<Response, ApiError> {
+    let expect = condition.expect(id);
     // For an object of scalars and arrays, a merge patch is exactly a partial update.
-    Ok(Json(state.store.update(&user, id, patch).await?))
+    let task = state.store.update(&user, id, patch, &expect).await?;
+    state.events.written(&user);
+    respond::task(StatusCode::OK, &task, true)
 }
 
 /// Moves a task in the manual order (`sort=position`): right after the task `after`, right
@@ -185,15 +231,24 @@ pub async fn patch_task(
     post,
     path = "/api/tasks/{task_id}/move",
     tag = "tasks",
-    params(TaskIdParam),
+    params(TaskIdParam, IdempotencyKeyHeader),
     request_body = MoveTaskSchema,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The moved task, with its new position", body = Task),
+        (status = 200, description = "The moved task, with its new position (or, with \
+            `Idempotent-Replayed: true`, the original response to the same request)", body = Task,
+            headers(
+                ("etag" = String, description = "The task's strong entity tag"),
+                ("idempotent-replayed" = bool, description = "`true` on a replay"),
+            )),
+        (status = 400, description = "Malformed If-Match or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "The task or its new neighbour is not the caller's", body = ErrorBody),
+        (status = 409, description = "A request with this key is still in progress", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Both or neither of after and before", body = ErrorBody),
+        (status = 422, description = "Both or neither of after and before, or a key used with \
+            a different request", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
     )
 )]
@@ -201,15 +256,24 @@ pub async fn move_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
-    ValidJson(body): ValidJson<MoveTask>,
-) -> Result<Json<Task>, ApiError> {
+    condition: IfMatch,
+    body: IdempotentJson<MoveTask>,
+) -> Result<Response, ApiError> {
     let placement = body
+        .value
         .placement()
         .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    Ok(Json(state.store.move_task(&user, id, placement).await?))
+    let expect = condition.expect(id);
+    let outcome = state
+        .store
+        .move_task(&user, id, placement, &expect, body.key.as_ref())
+        .await?;
+    state.events.written(&user);
+    respond::once(StatusCode::OK, outcome)
 }
 
-/// Deletes one of the caller's tasks.
+/// Moves one of the caller's tasks to the trash: from then on it is a missing task, except
+/// to `GET /api/tasks?deleted=true` and `restore`, until it is purged for good.
 #[utoipa::path(
     delete,
     path = "/api/tasks/{task_id}",
@@ -217,9 +281,11 @@ pub async fn move_task(
     params(TaskIdParam),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Moved to the trash"),
+        (status = 400, description = "Malformed If-Match", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such task for this user", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
         (status = 422, description = "Invalid task id", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
     )
@@ -228,7 +294,52 @@ pub async fn delete_task(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
+    condition: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete(&user, id).await?;
+    state.store.delete(&user, id, &condition.expect(id)).await?;
+    state.events.written(&user);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Brings a task back from the trash, where it is kept for `TRASH_RETENTION_DAYS`; its
+/// `version` grows by one. A task that is not in the trash is returned as it is.
+#[utoipa::path(
+    post,
+    path = "/api/tasks/{task_id}/restore",
+    tag = "tasks",
+    params(TaskIdParam),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The restored task", body = Task,
+            headers(("etag" = String, description = "The task's strong entity tag"))),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such task for this user, in the trash or out of it", body = ErrorBody),
+        (status = 422, description = "Invalid task id", body = ErrorBody),
+        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+    )
+)]
+pub async fn restore_task(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    TaskIdParam(id): TaskIdParam,
+) -> Result<Response, ApiError> {
+    let task = state.store.restore(&user, id).await?;
+    state.events.written(&user);
+    respond::task(StatusCode::OK, &task, true)
+}
+
+/// The `Idempotency-Key` request header, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKeyHeader {
+    /// 1–255 printable ASCII characters naming this request: a repeat within 24 hours gets
+    /// the original response (`Idempotent-Replayed: true`) and changes nothing.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[ -~]{1,255}$"
+    )]
+    idempotency_key: Option<String>,
 }

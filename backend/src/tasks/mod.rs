@@ -3,6 +3,7 @@
 pub mod cursor;
 pub mod handlers;
 pub mod query;
+pub mod respond;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,4 +21,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
             handlers::delete_task
         ))
         .routes(routes!(handlers::move_task))
+        .routes(routes!(handlers::restore_task))
 }

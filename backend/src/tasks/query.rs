@@ -57,7 +57,7 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in &pairs {
         let key = key.as_str();
-        const SINGLE: [&str; 9] = [
+        const SINGLE: [&str; 10] = [
             "limit",
             "offset",
             "sort",
@@ -67,6 +67,7 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
             "due_after",
             "has_due",
             "updated_since",
+            "deleted",
         ];
         if SINGLE.contains(&key) {
             if seen.contains(&key) {
@@ -94,13 +95,8 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
             "due_before" => filter.due_before = Some(timestamp(value).map_err(invalid)?),
             "due_after" => filter.due_after = Some(timestamp(value).map_err(invalid)?),
             "updated_since" => filter.updated_since = Some(timestamp(value).map_err(invalid)?),
-            "has_due" => {
-                filter.has_due = Some(match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid("must be true or false".into())),
-                });
-            }
+            "has_due" => filter.has_due = Some(boolean(value).map_err(invalid)?),
+            "deleted" => filter.trashed = boolean(value).map_err(invalid)?,
             "status" => filter.statuses.push(value.parse().map_err(invalid)?),
             "priority" => filter.priorities.push(value.parse().map_err(invalid)?),
             "tag" => filter
@@ -126,6 +122,14 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
         cursor,
         pairs,
     })
+}
+
+fn boolean(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
 }
 
 /// Digits only: no sign, no white space. Rust's integer parsers accept a leading `+`, which
@@ -188,6 +192,8 @@ pub struct ListParams {
     has_due: Option<bool>,
     /// Tasks changed at or after this time (RFC 3339 with an offset).
     updated_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The trash (`true`) instead of the live tasks: deleted tasks that can still be restored.
+    deleted: Option<bool>,
     /// Where the page starts: the `cursor` of a `Link: rel="next"` header.
     cursor: Option<String>,
 }

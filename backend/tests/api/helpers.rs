@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use todo_backend::app;
 use todo_backend::auth::Verifier;
 use todo_backend::auth::hs256::HmacSecret;
+use todo_backend::changes::hub::{EventSettings, Hub};
 use todo_backend::http::policy::HttpSettings;
 use todo_backend::http::{AppState, CursorKey, ShutdownFlag};
 use todo_backend::store::{self, PgStore, PoolSettings, TaskStore, TransactionPooler};
@@ -63,10 +64,14 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn TaskStore>,
+    /// The app's live streams.
+    pub events: Arc<Hub>,
     /// The flag `/ready` reads, as the binary raises it on SIGTERM.
     pub shutdown: ShutdownFlag,
     /// Options that reach the same database from outside the app (PostgreSQL only).
     pub pg_options: Option<PgConnectOptions>,
+    /// The database file (SQLite only).
+    sqlite_path: Option<std::path::PathBuf>,
     // Declared last so that it is dropped after the store's pool.
     _database: TestDatabase,
 }
@@ -84,6 +89,7 @@ pub struct TestAppBuilder {
     pool: PoolSettings,
     verifier: Option<Verifier>,
     settings: HttpSettings,
+    events: EventSettings,
 }
 
 impl TestAppBuilder {
@@ -109,9 +115,14 @@ impl TestAppBuilder {
         self
     }
 
+    pub fn events(mut self, events: EventSettings) -> Self {
+        self.events = events;
+        self
+    }
+
     pub async fn build(self) -> TestApp {
         init_logging();
-        let (store, database, pg_options) = if self.postgres {
+        let (store, database, pg_options, sqlite_path) = if self.postgres {
             let database = PgTestDatabase::create().await;
             let options = database.options();
             let (store_options, pool) = through_pooler(options.clone(), self.pool);
@@ -123,13 +134,15 @@ impl TestAppBuilder {
                 store,
                 TestDatabase::Postgres(Box::new(database)),
                 Some(options),
+                None,
             )
         } else {
             let dir = tempfile::tempdir().expect("temporary directory");
-            let url = format!("sqlite://{}", dir.path().join("todo.db").display());
+            let path = dir.path().join("todo.db");
+            let url = format!("sqlite://{}", path.display());
             let url = url.parse().expect("a valid SQLite URL");
             let store = store::open(&url, self.pool).await.expect("sqlite opens");
-            (store, TestDatabase::Sqlite(dir), None)
+            (store, TestDatabase::Sqlite(dir), None, Some(path))
         };
         store.migrate().await.expect("migrations apply");
         let verifier = self.verifier.unwrap_or_else(test_verifier);
@@ -137,12 +150,20 @@ impl TestAppBuilder {
             .shared_key(CursorKey::NAME)
             .await
             .expect("a cursor key");
-        let state = AppState::new(store.clone(), Arc::new(verifier), CursorKey(Arc::new(key)));
+        let events = Hub::new(store.clone(), self.events);
+        let state = AppState::with_events(
+            store.clone(),
+            Arc::new(verifier),
+            CursorKey(Arc::new(key)),
+            events.clone(),
+        );
         TestApp {
+            events,
             shutdown: state.shutdown.clone(),
             router: app::router(state, &self.settings),
             store,
             pg_options,
+            sqlite_path,
             _database: database,
         }
     }
@@ -177,6 +198,63 @@ impl TestApp {
             pool: POOL,
             verifier: None,
             settings: HttpSettings::default(),
+            events: EventSettings::default(),
+        }
+    }
+
+    /// Runs SQL on the app's database from outside the app, to set up what the API cannot
+    /// (such as records older than a day): `postgres` or `sqlite`, by backend.
+    pub async fn execute(&self, postgres: &str, sqlite: &str) {
+        match (&self.pg_options, &self.sqlite_path) {
+            (Some(options), _) => {
+                let mut connection = PgConnection::connect_with(options).await.expect("connects");
+                connection
+                    .execute(AssertSqlSafe(postgres.to_owned()))
+                    .await
+                    .expect("the statement runs");
+                let _ = connection.close().await;
+            }
+            (None, Some(path)) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("opens");
+                connection
+                    .execute(AssertSqlSafe(sqlite.to_owned()))
+                    .await
+                    .expect("the statement runs");
+                let _ = connection.close().await;
+            }
+            (None, None) => panic!("the app has no database"),
+        }
+    }
+
+    /// Reads one number from the app's database from outside the app: what another client
+    /// of the database sees (`postgres` or `sqlite`, by backend).
+    pub async fn scalar(&self, postgres: &str, sqlite: &str) -> i64 {
+        match (&self.pg_options, &self.sqlite_path) {
+            (Some(options), _) => {
+                let mut connection = PgConnection::connect_with(options).await.expect("connects");
+                let value = sqlx::query_scalar(AssertSqlSafe(postgres.to_owned()))
+                    .fetch_one(&mut connection)
+                    .await
+                    .expect("the query runs");
+                let _ = connection.close().await;
+                value
+            }
+            (None, Some(path)) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("opens");
+                let value = sqlx::query_scalar(AssertSqlSafe(sqlite.to_owned()))
+                    .fetch_one(&mut connection)
+                    .await
+                    .expect("the query runs");
+                let _ = connection.close().await;
+                value
+            }
+            (None, None) => panic!("the app has no database"),
         }
     }
 

@@ -207,6 +207,27 @@ async fn a_rotated_in_key_is_picked_up_by_one_refetch_and_both_keys_work() {
 }
 
 #[tokio::test]
+async fn a_key_published_just_after_the_start_up_load_is_fetched_on_sight() {
+    let first = ed25519("first");
+    let server = JwksServer::start(&[&first]).await;
+    // A cooldown far longer than the test: only the start-up load may have happened.
+    let app = app(&server.base_url(), Duration::from_secs(600), false).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.hits() == 0 {
+        assert!(Instant::now() < deadline, "the keys are never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loads = server.hits();
+
+    let second = ed25519("second");
+    server.publish(&[&first, &second]);
+    let alice = claims(&server, "alice");
+    let response = app.get("/api/tasks", &second.sign(&alice)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(server.hits(), loads + 1, "exactly one refetch");
+}
+
+#[tokio::test]
 async fn algorithm_confusion_is_refused() {
     let ed = ed25519("ed");
     let rs = rsa("rs");

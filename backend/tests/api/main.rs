@@ -4,12 +4,17 @@
 mod helpers;
 mod jwks_server;
 mod spawned;
+mod sse;
 
 mod auth;
+mod cancelled;
 mod cli;
 mod connections;
+mod events;
+mod instances;
 mod jwks;
 mod openapi;
+mod operations;
 mod server;
 mod store;
 mod tasks;

@@ -26,33 +26,54 @@ async fn the_document_lists_every_route_with_its_responses() {
         (
             "/api/tasks",
             "post",
-            &["201", "401", "413", "415", "422", "503"],
+            &["201", "400", "401", "409", "413", "415", "422", "503"],
         ),
-        ("/api/tasks", "get", &["200", "401", "422", "503"]),
+        ("/api/tasks", "get", &["200", "304", "401", "422", "503"]),
         (
             "/api/tasks/{task_id}",
             "get",
-            &["200", "401", "404", "422", "503"],
+            &["200", "304", "400", "401", "404", "422", "503"],
         ),
         (
             "/api/tasks/{task_id}",
             "put",
-            &["200", "401", "404", "413", "415", "422", "503"],
+            &[
+                "200", "400", "401", "404", "412", "413", "415", "422", "503",
+            ],
         ),
         (
             "/api/tasks/{task_id}",
             "patch",
-            &["200", "401", "404", "413", "415", "422", "503"],
+            &[
+                "200", "400", "401", "404", "412", "413", "415", "422", "503",
+            ],
         ),
         (
             "/api/tasks/{task_id}",
             "delete",
-            &["204", "401", "404", "422", "503"],
+            &["204", "400", "401", "404", "412", "422", "503"],
         ),
         (
             "/api/tasks/{task_id}/move",
             "post",
-            &["200", "401", "404", "415", "422", "503"],
+            &[
+                "200", "400", "401", "404", "409", "412", "415", "422", "503",
+            ],
+        ),
+        (
+            "/api/tasks/{task_id}/restore",
+            "post",
+            &["200", "401", "404", "422", "503"],
+        ),
+        (
+            "/api/tasks/changes",
+            "get",
+            &["200", "401", "410", "422", "503"],
+        ),
+        (
+            "/api/tasks/events",
+            "get",
+            &["200", "400", "401", "410", "422", "429", "503"],
         ),
         ("/health", "get", &["200"]),
         ("/ready", "get", &["200", "503"]),
@@ -80,7 +101,7 @@ async fn the_document_lists_every_route_with_its_responses() {
     assert_eq!(scheme["scheme"], "bearer");
     assert_eq!(
         doc["paths"].as_object().map(|p| p.len()),
-        Some(5),
+        Some(8),
         "no undocumented extras"
     );
 }
@@ -129,6 +150,21 @@ async fn real_responses_validate_against_their_schemas() {
     validate(&doc, task_ref.clone(), &bare);
     let list = app.get("/api/tasks", &alice).await.json();
     validate(&doc, json!({"type": "array", "items": task_ref}), &list);
+
+    let feed = app.get("/api/tasks/changes", &alice).await.json();
+    validate(
+        &doc,
+        json!({"$ref": "#/components/schemas/ChangePage"}),
+        &feed,
+    );
+    app.delete(&TestApp::url_of(&bare), &alice).await;
+    let feed = app.get("/api/tasks/changes", &alice).await.json();
+    assert_eq!(feed["changes"][1]["op"], "delete", "{feed}");
+    validate(
+        &doc,
+        json!({"$ref": "#/components/schemas/ChangePage"}),
+        &feed,
+    );
 
     let not_found = app.get("/api/tasks/999999", &alice).await.json();
     validate(&doc, error_ref.clone(), &not_found);

@@ -23,6 +23,9 @@ fn clean(program: &str, dir: &Path) -> Command {
     }
     // Tests stop servers with SIGTERM and need not wait for a load balancer.
     command.env("SHUTDOWN_GRACE_SECONDS", "0");
+    // Most tests send far more than a user's quota; the limits' own tests set them.
+    command.env("RATE_LIMIT_PER_MINUTE", "0");
+    command.env("AUTH_FAILURES_PER_MINUTE", "0");
     command
 }
 
@@ -36,6 +39,30 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// A minimal HTTP/1.1 exchange, enough to drive the server without another client crate.
 pub fn http(port: u16, request: &str) -> (u16, String) {
+    let response = exchange(port, request);
+    (response.status, response.body)
+}
+
+/// A response read off the wire by [`exchange`].
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and header lines.
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Sends `request` (which should ask for `Connection: close`) and reads the whole response.
+pub fn exchange(port: u16, request: &str) -> RawResponse {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -43,17 +70,17 @@ pub fn http(port: u16, request: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).expect("request sent");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response read");
-    let status = response
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
         .expect("status line");
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
+    RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }
 
 /// A running `todo-backend serve` on a free port, with its log collected in the background.

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use todo_backend::domain::{CreateTask, Task, TaskId, TaskQuery, UpdateTask, UserId};
+use todo_backend::domain::{CreateTask, Expect, Once, Task, TaskId, TaskQuery, UpdateTask, UserId};
 
-use todo_backend::store::{PoolSettings, StoreError};
+use todo_backend::store::{PoolSettings, StoreError, TaskStore};
 
 use crate::backend_tests;
 use crate::helpers::{PgTestDatabase, TestApp};
@@ -23,6 +23,14 @@ fn changes(json: serde_json::Value) -> UpdateTask {
     serde_json::from_value(json).expect("valid changes")
 }
 
+/// Creates a task without an idempotency key, which always creates.
+async fn create_plain(store: &dyn TaskStore, owner: &UserId, task: CreateTask, what: &str) -> Task {
+    match store.create(owner, task, None).await.expect(what) {
+        Once::Done(task) => task,
+        Once::Replayed(replay) => panic!("{what}: replayed {replay:?} without a key"),
+    }
+}
+
 fn id_of(task: &Task) -> TaskId {
     task.id
 }
@@ -30,10 +38,7 @@ fn id_of(task: &Task) -> TaskId {
 async fn tasks_round_trip(app: &TestApp) {
     let store = &app.store;
     let alice = user("alice");
-    let created = store
-        .create(&alice, new_task("write tests"))
-        .await
-        .expect("created");
+    let created = create_plain(store.as_ref(), &alice, new_task("write tests"), "created").await;
     assert_eq!(created.user_id.as_str(), "alice");
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(
@@ -46,6 +51,7 @@ async fn tasks_round_trip(app: &TestApp) {
             &alice,
             id_of(&created),
             changes(serde_json::json!({"status": "completed"})),
+            &Expect::Any,
         )
         .await
         .expect("updated");
@@ -53,7 +59,7 @@ async fn tasks_round_trip(app: &TestApp) {
     assert_eq!(updated.status.as_str(), "completed");
 
     store
-        .delete(&alice, id_of(&created))
+        .delete(&alice, id_of(&created), &Expect::Any)
         .await
         .expect("deleted");
     assert!(matches!(
@@ -65,10 +71,7 @@ async fn tasks_round_trip(app: &TestApp) {
 async fn a_foreign_task_is_not_found_and_stays_unchanged(app: &TestApp) {
     let store = &app.store;
     let (alice, mallory) = (user("alice"), user("mallory"));
-    let task = store
-        .create(&alice, new_task("alice's"))
-        .await
-        .expect("created");
+    let task = create_plain(store.as_ref(), &alice, new_task("alice's"), "created").await;
     let id = id_of(&task);
 
     assert!(matches!(
@@ -80,13 +83,16 @@ async fn a_foreign_task_is_not_found_and_stays_unchanged(app: &TestApp) {
             &mallory,
             id,
             changes(serde_json::json!({"title": "mine now"})),
+            &Expect::Any,
         )
         .await;
     assert!(matches!(update, Err(StoreError::NotFound)));
-    let empty_update = store.update(&mallory, id, UpdateTask::default()).await;
+    let empty_update = store
+        .update(&mallory, id, UpdateTask::default(), &Expect::Any)
+        .await;
     assert!(matches!(empty_update, Err(StoreError::NotFound)));
     assert!(matches!(
-        store.delete(&mallory, id).await,
+        store.delete(&mallory, id, &Expect::Any).await,
         Err(StoreError::NotFound)
     ));
     assert!(
@@ -106,16 +112,16 @@ async fn list_is_newest_first_and_pages_are_stable(app: &TestApp) {
     let mut created = Vec::new();
     for n in 0..7 {
         created.push(
-            store
-                .create(&alice, new_task(&format!("t{n}")))
-                .await
-                .expect("created"),
+            create_plain(
+                store.as_ref(),
+                &alice,
+                new_task(&format!("t{n}")),
+                "created",
+            )
+            .await,
         );
     }
-    store
-        .create(&user("bob"), new_task("bob's"))
-        .await
-        .expect("created");
+    create_plain(store.as_ref(), &user("bob"), new_task("bob's"), "created").await;
     created.reverse();
 
     let all = store
@@ -144,7 +150,7 @@ async fn list_is_newest_first_and_pages_are_stable(app: &TestApp) {
 async fn updated_at_moves_and_created_at_does_not(app: &TestApp) {
     let store = &app.store;
     let alice = user("alice");
-    let task = store.create(&alice, new_task("a")).await.expect("created");
+    let task = create_plain(store.as_ref(), &alice, new_task("a"), "created").await;
     let mut previous = task.updated_at;
     // Back-to-back updates may land within one clock tick: updated_at must still move.
     for n in 0..20 {
@@ -153,6 +159,7 @@ async fn updated_at_moves_and_created_at_does_not(app: &TestApp) {
                 &alice,
                 id_of(&task),
                 changes(serde_json::json!({"title": format!("v{n}")})),
+                &Expect::Any,
             )
             .await
             .expect("updated");
@@ -161,7 +168,7 @@ async fn updated_at_moves_and_created_at_does_not(app: &TestApp) {
         previous = updated.updated_at;
     }
     let unchanged = store
-        .update(&alice, id_of(&task), UpdateTask::default())
+        .update(&alice, id_of(&task), UpdateTask::default(), &Expect::Any)
         .await
         .expect("empty update");
     assert_eq!(
@@ -173,10 +180,13 @@ async fn updated_at_moves_and_created_at_does_not(app: &TestApp) {
 async fn ids_are_never_reused_after_delete(app: &TestApp) {
     let store = &app.store;
     let alice = user("alice");
-    let first = store.create(&alice, new_task("a")).await.expect("created");
-    let newest = store.create(&alice, new_task("b")).await.expect("created");
-    store.delete(&alice, id_of(&newest)).await.expect("deleted");
-    let next = store.create(&alice, new_task("c")).await.expect("created");
+    let first = create_plain(store.as_ref(), &alice, new_task("a"), "created").await;
+    let newest = create_plain(store.as_ref(), &alice, new_task("b"), "created").await;
+    store
+        .delete(&alice, id_of(&newest), &Expect::Any)
+        .await
+        .expect("deleted");
+    let next = create_plain(store.as_ref(), &alice, new_task("c"), "created").await;
     assert!(next.id > newest.id && newest.id > first.id);
 }
 
@@ -257,10 +267,13 @@ async fn pooler_mode_migrations_agree_with_the_migrator() {
         .migrate()
         .await
         .expect("sqlx's migrator accepts what they recorded");
-    let task = pooled
-        .create(&user("alice"), new_task("after migrations"))
-        .await
-        .expect("the schema is there");
+    let task = create_plain(
+        &pooled,
+        &user("alice"),
+        new_task("after migrations"),
+        "the schema is there",
+    )
+    .await;
     assert_eq!(task.title, "after migrations");
 
     let mut connection = PgConnection::connect_with(&database.options())

@@ -3,17 +3,17 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres, QueryBuilder};
+use sqlx::{Connection, Postgres, QueryBuilder, Transaction};
 
-use super::row::{self, TaskRow, task_columns};
+use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
 use super::{
-    POSITION_ATTEMPTS, PoolSettings, StoreError, TaskStore, classify, is_unique_violation, now,
-    position_after, position_contention, text,
+    POSITION_ATTEMPTS, PoolSettings, PoolStatus, Purged, StoreError, TaskStore, classify,
+    is_unique_violation, now, position_after, position_contention, text,
 };
 use crate::domain::query::fold;
 use crate::domain::{
-    CreateTask, Filter, Placement, Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus,
-    Timestamp, UpdateTask, UserId,
+    Change, ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
+    Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, Timestamp, UpdateTask, UserId,
 };
 
 mod pooler;
@@ -21,6 +21,13 @@ mod pooler;
 pub use pooler::TransactionPooler;
 
 type Row = TaskRow<DateTime<Utc>, Vec<String>>;
+type FeedRow = ChangeRow<DateTime<Utc>, Vec<String>>;
+
+/// The channel writes are announced on, for instances that `LISTEN`.
+pub const NOTIFY_CHANNEL: &str = "todo_changes";
+
+/// How many rows one purge statement removes.
+const PURGE_BATCH: i64 = 500;
 
 /// Tasks in PostgreSQL, through a connection pool.
 #[derive(Debug, Clone)]
@@ -81,6 +88,22 @@ impl PgStore {
         })
     }
 
+    /// Opens a transaction, on a task of its own so that it cannot be abandoned half-open.
+    ///
+    /// sqlx 0.9.0 counts a transaction as open only once the server has answered `BEGIN`, and
+    /// rolls back on drop only what it counts. A request dropped between the two (its client
+    /// went away) would give the pool back a connection inside a transaction that nothing
+    /// ends: every later query on it would run inside that transaction, hold its locks and
+    /// never commit (transact-rs/sqlx#4393). Spawned, `BEGIN` is always answered; if nobody
+    /// is left to take the transaction, it is dropped, and so rolled back, as any other.
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move { pool.begin().await })
+            .await
+            .map_err(|error| StoreError::Other(error.into()))?
+            .map_err(db_error)
+    }
+
     /// Runs `work` on one pooled connection, telling it whether statements may be prepared
     /// once and reused (`persistent`).
     ///
@@ -93,7 +116,7 @@ impl PgStore {
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         if self.transaction_pooler {
-            let mut transaction = self.pool.begin().await.map_err(db_error)?;
+            let mut transaction = self.begin().await?;
             let value = work(&mut transaction, false).await.map_err(db_error)?;
             transaction.commit().await.map_err(db_error)?;
             Ok(value)
@@ -142,6 +165,11 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filt
     query
         .push(" where user_id = ")
         .push_bind(owner.as_str().to_owned());
+    query.push(if filter.trashed {
+        " and deleted_at is not null"
+    } else {
+        " and deleted_at is null"
+    });
     if !filter.statuses.is_empty() {
         let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         query
@@ -190,12 +218,189 @@ fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filt
     }
 }
 
+/// The insert of a new task, at `position` or, without one, after the owner's last task
+/// (computed in the statement: one round trip).
+async fn insert_task(
+    conn: &mut PgConnection,
+    persistent: bool,
+    owner: &UserId,
+    task: &CreateTask,
+    position: Option<&Position>,
+) -> Result<Row, sqlx::Error> {
+    let now = now();
+    let status = task.status.unwrap_or_default();
+    let tags = task.tags.clone().unwrap_or_default();
+    sqlx::query_as(concat!(
+        "insert into tasks (user_id, title, title_key, description,
+            description_key, status, created_at, updated_at, due_at, priority,
+            tags, tag_keys, position, completed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
+            coalesce($12, task_position_after(
+                (select max(position) from tasks where user_id = $1))),
+            $13)
+         returning ",
+        task_columns!()
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(task.title.as_str())
+    .bind(text::title_key(&task.title))
+    .bind(task.description.as_ref().map(|d| d.as_str()))
+    .bind(text::description_key(task.description.as_ref()))
+    .bind(status.as_str())
+    .bind(now)
+    .bind(task.due_at.map(Timestamp::get))
+    .bind(i32::from(task.priority.unwrap_or_default().rank()))
+    .bind(tags.names())
+    .bind(tags.keys())
+    .bind(position.map(Position::as_str))
+    .bind((status == TaskStatus::Completed).then_some(now))
+    .fetch_one(conn)
+    .await
+}
+
+/// The move of a live task to `position`, if its version is one of `versions`.
+async fn reposition(
+    conn: &mut PgConnection,
+    persistent: bool,
+    owner: &UserId,
+    id: TaskId,
+    position: &Position,
+    versions: Option<&[i64]>,
+) -> Result<Option<Row>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update tasks set position = $3, version = version + 1,
+            updated_at = greatest($4, updated_at + interval '1 microsecond')
+         where user_id = $1 and id = $2 and deleted_at is null
+            and ($5::bigint[] is null or version = any($5))
+         returning ",
+        task_columns!()
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(position.as_str())
+    .bind(now())
+    .bind(versions)
+    .fetch_optional(conn)
+    .await
+}
+
+impl PgStore {
+    /// Runs `write` and records its outcome under `key`, in one transaction; a request seen
+    /// before under the key gets its recorded outcome instead. `Ok(None)` when `write`
+    /// matched no task (nothing is recorded).
+    ///
+    /// Two requests with one key may arrive at once, on different instances: a transaction
+    /// lock on the key lets the first proceed and tells the other it is in flight. The
+    /// primary key on (user, key) stands behind it.
+    async fn once(
+        &self,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        status: u16,
+        write: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<Option<Row>, sqlx::Error>,
+    ) -> Result<Option<Once<Task>>, StoreError> {
+        let persistent = !self.transaction_pooler;
+        let now = now();
+        let mut transaction = self.begin().await?;
+        let outcome = async {
+            let locked: bool =
+                sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtext($1), hashtext($2))")
+                    .persistent(persistent)
+                    .bind(owner.as_str())
+                    .bind(key.key())
+                    .fetch_one(&mut *transaction)
+                    .await
+                    .map_err(db_error)?;
+            if !locked {
+                return Err(StoreError::KeyInFlight);
+            }
+            let recorded: Option<ReplayRow> = sqlx::query_as(
+                "select fingerprint, status, body, task_id, version from idempotency_keys
+                 where user_id = $1 and key = $2 and created_at > $3",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(key.key())
+            .bind(super::keys_valid_after(now))
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+            if let Some(recorded) = recorded {
+                return super::replay(recorded, key).map(Some);
+            }
+            let Some(row) = write(&mut transaction, persistent)
+                .await
+                .map_err(db_error)?
+            else {
+                return Ok(None);
+            };
+            let task = Task::try_from(row)?;
+            // An expired record of the key is replaced; a live one cannot be there (the lock).
+            let recorded = sqlx::query(
+                "insert into idempotency_keys
+                    (user_id, key, fingerprint, status, body, task_id, version, created_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)
+                 on conflict (user_id, key) do update set
+                    fingerprint = excluded.fingerprint, status = excluded.status,
+                    body = excluded.body, task_id = excluded.task_id,
+                    version = excluded.version, created_at = excluded.created_at
+                 where idempotency_keys.created_at <= $9",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(key.key())
+            .bind(key.fingerprint().as_slice())
+            .bind(i32::from(status))
+            .bind(super::recorded_body(&task)?)
+            .bind(task.id.get())
+            .bind(task.version)
+            .bind(now)
+            .bind(super::keys_valid_after(now))
+            .execute(&mut *transaction)
+            .await
+            .map_err(db_error)?;
+            if recorded.rows_affected() == 0 {
+                return Err(StoreError::KeyInFlight);
+            }
+            Ok(Some(Once::Done(task)))
+        }
+        .await;
+        match outcome {
+            Ok(Some(Once::Done(task))) => {
+                transaction.commit().await.map_err(db_error)?;
+                Ok(Some(Once::Done(task)))
+            }
+            other => {
+                // At once, not when the pool next hands the connection out: until then the
+                // key's lock would be held, and a retry of this very request would be told
+                // that it is in flight.
+                let _ = transaction.rollback().await;
+                other
+            }
+        }
+    }
+
+    /// The task a conditional write matched nothing of: missing, or at another version.
+    async fn unwritten(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        expect: &Expect,
+    ) -> Result<Task, StoreError> {
+        super::admitted(self.get(owner, id).await?, expect)
+    }
+}
+
 #[async_trait]
 impl TaskStore for PgStore {
-    async fn create(&self, owner: &UserId, task: CreateTask) -> Result<Task, StoreError> {
-        let now = now();
-        let status = task.status.unwrap_or_default();
-        let tags = task.tags.unwrap_or_default();
+    async fn create(
+        &self,
+        owner: &UserId,
+        task: CreateTask,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
         for attempt in 0..POSITION_ATTEMPTS {
             // The first try computes the position in the insert itself (one round trip); a
             // retry after losing the race for it adds a random fraction, computed here.
@@ -214,40 +419,26 @@ impl TaskStore for PgStore {
                     Some(position_after(last, attempt)?)
                 }
             };
-            let inserted: Result<Row, StoreError> = self
-                .run(async |conn, persistent| {
-                    sqlx::query_as(concat!(
-                        "insert into tasks (user_id, title, title_key, description,
-                            description_key, status, created_at, updated_at, due_at, priority,
-                            tags, tag_keys, position, completed_at)
-                         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
-                            coalesce($12, task_position_after(
-                                (select max(position) from tasks where user_id = $1))),
-                            $13)
-                         returning ",
-                        task_columns!()
-                    ))
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(task.title.as_str())
-                    .bind(text::title_key(&task.title))
-                    .bind(task.description.as_ref().map(|d| d.as_str()))
-                    .bind(text::description_key(task.description.as_ref()))
-                    .bind(status.as_str())
-                    .bind(now)
-                    .bind(task.due_at.map(Timestamp::get))
-                    .bind(i32::from(task.priority.unwrap_or_default().rank()))
-                    .bind(tags.names())
-                    .bind(tags.keys())
-                    .bind(position.as_ref().map(Position::as_str))
-                    .bind((status == TaskStatus::Completed).then_some(now))
-                    .fetch_one(conn)
+            let position = position.as_ref();
+            let inserted = match key {
+                None => self
+                    .run(async |conn, persistent| {
+                        insert_task(conn, persistent, owner, &task, position).await
+                    })
                     .await
-                })
-                .await;
+                    .and_then(|row| Ok(Once::Done(row.try_into()?))),
+                Some(key) => self
+                    .once(owner, key, 201, async |conn, persistent| {
+                        insert_task(conn, persistent, owner, &task, position)
+                            .await
+                            .map(Some)
+                    })
+                    .await
+                    .and_then(|once| once.ok_or(StoreError::NotFound)),
+            };
             match inserted {
                 Err(error) if is_unique_violation(&error) => continue,
-                result => return result?.try_into(),
+                result => return result,
             }
         }
         Err(position_contention())
@@ -273,7 +464,7 @@ impl TaskStore for PgStore {
             if *filter == Filter::default() {
                 // Kept by a trigger: one row, however many tasks.
                 return sqlx::query_scalar(
-                    "select coalesce((select tasks from task_counts where user_id = $1), 0)",
+                    "select coalesce((select tasks from task_owners where user_id = $1), 0)",
                 )
                 .persistent(persistent)
                 .bind(owner.as_str())
@@ -296,7 +487,7 @@ impl TaskStore for PgStore {
                 sqlx::query_as(concat!(
                     "select ",
                     task_columns!(),
-                    " from tasks where user_id = $1 and id = $2"
+                    " from tasks where user_id = $1 and id = $2 and deleted_at is null"
                 ))
                 .persistent(persistent)
                 .bind(owner.as_str())
@@ -313,16 +504,19 @@ impl TaskStore for PgStore {
         owner: &UserId,
         id: TaskId,
         changes: UpdateTask,
+        expect: &Expect,
     ) -> Result<Task, StoreError> {
         if changes.is_empty() {
-            return self.get(owner, id).await;
+            return self.unwritten(owner, id, expect).await;
         }
         let now = now();
         let description = changes.description.as_ref().map(|d| d.as_ref());
-        // One statement: the row changes only when some field really differs, so a change
-        // that changes nothing moves neither `version` nor `updated_at`. `greatest(...)` keeps
-        // updated_at strictly increasing even within one microsecond or when the clock steps
-        // back. `completed_at` follows `status` in the same statement.
+        let versions = super::admitted_versions(expect);
+        // One statement: the row changes only when some field really differs and its version
+        // is one the caller expects, so a change that changes nothing moves neither `version`
+        // nor `updated_at`, and two writers holding the same version cannot both win.
+        // `greatest(...)` keeps updated_at strictly increasing even within one microsecond or
+        // when the clock steps back. `completed_at` follows `status` in the same statement.
         let row: Option<Row> = self
             .run(async |conn, persistent| {
                 sqlx::query_as(concat!(
@@ -342,8 +536,9 @@ impl TaskStore for PgStore {
                         tag_keys = coalesce($14, tag_keys),
                         updated_at = greatest($9, updated_at + interval '1 microsecond'),
                         version = version + 1
-                     where user_id = $1 and id = $2 and (
-                        title is distinct from coalesce($3, title)
+                     where user_id = $1 and id = $2 and deleted_at is null
+                        and ($15::bigint[] is null or version = any($15))
+                        and (title is distinct from coalesce($3, title)
                         or ($5 and description is distinct from $6)
                         or status is distinct from coalesce($8, status)
                         or ($10 and due_at is distinct from $11)
@@ -367,14 +562,15 @@ impl TaskStore for PgStore {
                 .bind(changes.priority.map(|p| i32::from(p.rank())))
                 .bind(changes.tags.as_ref().map(Tags::names))
                 .bind(changes.tags.as_ref().map(Tags::keys))
+                .bind(versions.as_deref())
                 .fetch_optional(conn)
                 .await
             })
             .await?;
         match row {
             Some(row) => row.try_into(),
-            // Missing, foreign, or unchanged: `get` tells which.
-            None => self.get(owner, id).await,
+            // Missing, foreign, at another version, or unchanged: the task tells which.
+            None => self.unwritten(owner, id, expect).await,
         }
     }
 
@@ -383,55 +579,215 @@ impl TaskStore for PgStore {
         owner: &UserId,
         id: TaskId,
         placement: Placement,
-    ) -> Result<Task, StoreError> {
+        expect: &Expect,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
+        let versions = super::admitted_versions(expect);
+        let versions = versions.as_deref();
         for _ in 0..POSITION_ATTEMPTS {
             let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
-                return self.get(owner, id).await;
+                return Ok(Once::Done(self.unwritten(owner, id, expect).await?));
             };
             let position = Position::between(lower.as_ref(), upper.as_ref())
                 .map_err(|error| StoreError::Other(error.into()))?;
-            let now = now();
-            let moved: Result<Option<Row>, StoreError> = self
-                .run(async |conn, persistent| {
-                    sqlx::query_as(concat!(
-                        "update tasks set position = $3, version = version + 1,
-                            updated_at = greatest($4, updated_at + interval '1 microsecond')
-                         where user_id = $1 and id = $2
-                         returning ",
-                        task_columns!()
-                    ))
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(id.get())
-                    .bind(position.as_str())
-                    .bind(now)
-                    .fetch_optional(conn)
+            let position = &position;
+            let moved = match key {
+                None => self
+                    .run(async |conn, persistent| {
+                        reposition(conn, persistent, owner, id, position, versions).await
+                    })
                     .await
-                })
-                .await;
+                    .and_then(|row| row.map(Task::try_from).transpose())
+                    .map(|task| task.map(Once::Done)),
+                Some(key) => {
+                    self.once(owner, key, 200, async |conn, persistent| {
+                        reposition(conn, persistent, owner, id, position, versions).await
+                    })
+                    .await
+                }
+            };
             match moved {
                 Err(error) if is_unique_violation(&error) => continue,
-                result => return row::found(result?),
+                Err(error) => return Err(error),
+                Ok(Some(once)) => return Ok(once),
+                // Missing or at another version; one that matched was trashed in between.
+                Ok(None) => {
+                    return self
+                        .unwritten(owner, id, expect)
+                        .await
+                        .and(Err(StoreError::NotFound));
+                }
             }
         }
         Err(position_contention())
     }
 
-    async fn delete(&self, owner: &UserId, id: TaskId) -> Result<(), StoreError> {
+    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
+        let versions = super::admitted_versions(expect);
         let result = self
             .run(async |conn, persistent| {
-                sqlx::query("delete from tasks where user_id = $1 and id = $2")
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(id.get())
-                    .execute(conn)
-                    .await
+                sqlx::query(
+                    "update tasks set deleted_at = $3
+                     where user_id = $1 and id = $2 and deleted_at is null
+                        and ($4::bigint[] is null or version = any($4))",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .bind(now())
+                .bind(versions.as_deref())
+                .execute(conn)
+                .await
             })
             .await?;
         match result.rows_affected() {
-            0 => Err(StoreError::NotFound),
+            // Missing or at another version; one that matched was trashed in between.
+            0 => self
+                .unwritten(owner, id, expect)
+                .await
+                .and(Err(StoreError::NotFound)),
             _ => Ok(()),
         }
+    }
+
+    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        let row: Option<Row> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(concat!(
+                    "update tasks set deleted_at = null, version = version + 1,
+                        updated_at = greatest($3, updated_at + interval '1 microsecond')
+                     where user_id = $1 and id = $2 and deleted_at is not null
+                     returning ",
+                    task_columns!()
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .bind(now())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None => self.get(owner, id).await,
+        }
+    }
+
+    async fn changes(
+        &self,
+        owner: &UserId,
+        since: ChangeCursor,
+        limit: u32,
+    ) -> Result<ChangePage, StoreError> {
+        let (rows, counters): (Vec<FeedRow>, Option<(i64, i64)>) = self
+            .run(async |conn, persistent| {
+                let rows = sqlx::query_as(concat!(
+                    "select ",
+                    task_columns!(),
+                    ", change_seq from tasks where user_id = $1 and change_seq > $2
+                     order by change_seq limit $3"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(since.get())
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&mut *conn)
+                .await?;
+                let counters = sqlx::query_as(
+                    "select last_change, purged_through from task_owners where user_id = $1",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                Ok((rows, counters))
+            })
+            .await?;
+        let changes = rows
+            .into_iter()
+            .map(Change::try_from)
+            .collect::<Result<_, _>>()?;
+        let (last_change, purged_through) = counters.unwrap_or_default();
+        super::feed_page(changes, since, limit, last_change, purged_through)
+    }
+
+    async fn purge(
+        &self,
+        trashed_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+    ) -> Result<Purged, StoreError> {
+        let mut purged = Purged::default();
+        // In batches, skipping rows another instance's purge holds: many instances may purge
+        // at once without waiting on each other or deleting anything twice.
+        for (sql, before, total) in [
+            (
+                "delete from tasks where id in (
+                    select id from tasks where deleted_at < $1
+                    limit $2 for update skip locked)",
+                trashed_before,
+                &mut purged.tasks,
+            ),
+            (
+                "delete from idempotency_keys where (user_id, key) in (
+                    select user_id, key from idempotency_keys where created_at < $1
+                    limit $2 for update skip locked)",
+                keys_before,
+                &mut purged.keys,
+            ),
+        ] {
+            loop {
+                let batch = self
+                    .run(async |conn, persistent| {
+                        sqlx::query(sql)
+                            .persistent(persistent)
+                            .bind(before)
+                            .bind(PURGE_BATCH)
+                            .execute(conn)
+                            .await
+                    })
+                    .await?
+                    .rows_affected();
+                *total += batch;
+                if batch < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError> {
+        let owners: Vec<&str> = owners.iter().map(UserId::as_str).collect();
+        let rows = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "select user_id, last_change from task_owners where user_id = any($1)",
+                )
+                .persistent(persistent)
+                .bind(&owners)
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
+        Ok(super::counters(rows))
+    }
+
+    async fn announce(&self, owners: &[UserId]) -> Result<(), StoreError> {
+        // One statement for many writers; a payload is one user id, far below NOTIFY's
+        // 8000-byte cap. Its own transaction, never a writer's: NOTIFY takes a database-wide
+        // lock at commit.
+        let owners: Vec<&str> = owners.iter().map(UserId::as_str).collect();
+        self.run(async |conn, persistent| {
+            sqlx::query("select pg_notify($1, owner) from unnest($2::text[]) as owner")
+                .persistent(persistent)
+                .bind(NOTIFY_CHANNEL)
+                .bind(&owners)
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -478,6 +834,14 @@ impl TaskStore for PgStore {
         super::key_from(key)
     }
 
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -487,12 +851,15 @@ impl super::Positions for PgStore {
     async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Position, StoreError> {
         let position: Option<String> = self
             .run(async |conn, persistent| {
-                sqlx::query_scalar("select position from tasks where user_id = $1 and id = $2")
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(id.get())
-                    .fetch_optional(conn)
-                    .await
+                sqlx::query_scalar(
+                    "select position from tasks
+                     where user_id = $1 and id = $2 and deleted_at is null",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .fetch_optional(conn)
+                .await
             })
             .await?;
         super::stored_position(position.ok_or(StoreError::NotFound)?)

@@ -1,4 +1,7 @@
-//! Logging: the tracing subscriber, request ids, and one span and one line per request.
+//! Logging and metrics: the tracing subscriber, request ids, one span, one line and one
+//! histogram sample per request.
+
+pub mod metrics;
 
 use std::time::Instant;
 
@@ -41,7 +44,13 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
     // A second initialisation (as in tests) is harmless: the first subscriber stays.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The request's fields once, under "span" (the default would repeat them under
+        // "spans" too).
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }
 
@@ -100,12 +109,27 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         request_id = %request_id,
         user_id = field::Empty,
     );
+    let method = request.method().as_str().to_owned();
     let started = Instant::now();
+    let active =
+        ::metrics::gauge!(metrics::ACTIVE_REQUESTS, "http_request_method" => method.clone());
+    active.increment(1.0);
+    // Decremented however the request ends, a dropped one included.
+    let _active = Active(active);
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    ::metrics::histogram!(
+        metrics::REQUEST_DURATION,
+        "http_request_method" => method,
+        "http_route" => route.clone(),
+        "http_response_status_code" => status.to_string(),
+    )
+    .record(elapsed.as_secs_f64());
+    // Whole microseconds as milliseconds: 0.524, not 0.5237109999999999.
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     let _entered = span.enter();
-    if route == "/health" || route == "/ready" {
+    if route == "/health" || route == "/ready" || route == "/metrics" {
         tracing::debug!(status, latency_ms, "response");
     } else if status >= 500 {
         tracing::error!(status, latency_ms, "response");
@@ -113,6 +137,15 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         tracing::info!(status, latency_ms, "response");
     }
     response
+}
+
+/// One request in flight, for [`metrics::ACTIVE_REQUESTS`].
+struct Active(::metrics::Gauge);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 #[cfg(test)]

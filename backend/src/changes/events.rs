@@ -1,0 +1,287 @@
+//! `GET /api/tasks/events`: the live tail of the change feed, as Server-Sent Events.
+//!
+//! Each event is one feed entry: `id:` its cursor, `event:` its op, `data:` the entry's JSON.
+//! The stream reads the feed from its own cursor whenever the [`Hub`] wakes it, so resuming
+//! from an event id (`Last-Event-ID` or `?since=`) is replaying the feed, and going live is
+//! the same loop: no gap and no duplicate at the seam.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::hub::{Refused, Subscription};
+use super::query;
+use crate::domain::{Change, ChangeCursor, UserId};
+use crate::http::extract::AuthUser;
+use crate::http::{ApiError, AppState, ErrorBody};
+use crate::store::{StoreError, TaskStore};
+
+/// How many changes one read of the feed takes: what a stream holds at most.
+const PAGE: u32 = 100;
+
+/// The longest wait before a stream tries the feed again after the database failed it.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// The header a reconnecting client names its last event with.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// The caller's changes as they are committed, through any instance, as Server-Sent Events.
+/// Resume from an event id with `Last-Event-ID` (or `since`); without either the stream
+/// starts with the whole feed. A comment every 15 s keeps it open; it ends when the token
+/// expires (reconnect with a fresh one) or the instance shuts down (reconnect).
+#[utoipa::path(
+    get,
+    path = "/api/tasks/events",
+    tag = "tasks",
+    params(
+        ("since" = Option<String>, Query, description = "Resume after this event id (a \
+            change cursor); `Last-Event-ID` wins when both are sent", pattern = "^[0-9]{0,19}$"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event \
+            received, to resume after it"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A stream of `upsert` and `delete` events, each `data` \
+            a change-feed entry", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 410, description = "The event id is older than the kept history: sync \
+            again from the start", body = ErrorBody),
+        (status = 422, description = "Invalid since", body = ErrorBody),
+        (status = 429, description = "Too many open streams for this user", body = ErrorBody),
+        (status = 503, description = "Too many open streams on this instance, or the \
+            database is unavailable; retry", body = ErrorBody),
+    )
+)]
+pub async fn stream_events(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let since = resume_point(&headers, uri.query().unwrap_or_default())?;
+    let expires = crate::auth::bearer_token(&headers)
+        .ok()
+        .and_then(crate::auth::expiry)
+        .map(until);
+    // Subscribed before the first read, so that a write between the two still wakes it.
+    let subscription = state
+        .events
+        .subscribe(&user)
+        .map_err(|refused| match refused {
+            Refused::User(max) => ApiError::TooManyStreams(max),
+            Refused::Instance => ApiError::Unavailable,
+        })?;
+    let first = state.store.changes(&user, since, PAGE).await?;
+    let tail = Tail {
+        store: state.store.clone(),
+        user,
+        cursor: since,
+        pending: first.changes.into(),
+        stale: first.has_more,
+        subscription,
+        expires,
+        heartbeat: state.events.settings().heartbeat,
+        failures: 0,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(tail, |mut tail| async move {
+        let frame = tail.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), tail))
+    }));
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            // Proxies that buffer responses (nginx) pass this one through as it comes.
+            (
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Where the stream starts: after `Last-Event-ID`, else after `since`, else the beginning.
+fn resume_point(headers: &HeaderMap, query: &str) -> Result<ChangeCursor, ApiError> {
+    let since = query::parse(query)?.since;
+    let mut values = headers.get_all(LAST_EVENT_ID).iter();
+    let Some(value) = values.next() else {
+        return Ok(since);
+    };
+    let malformed = || {
+        ApiError::BadRequest(
+            "Last-Event-ID must be one event id this stream sent (a change cursor)".into(),
+        )
+    };
+    if values.next().is_some() {
+        return Err(malformed());
+    }
+    match value.to_str().map_err(|_| malformed())?.trim() {
+        // What a client that has seen no event yet may send.
+        "" => Ok(since),
+        id => id.parse().map_err(|_| malformed()),
+    }
+}
+
+/// The instant a token with this `exp` expires, on the runtime's clock.
+fn until(exp: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+}
+
+/// One stream: where it is in the feed and what it has read but not yet sent.
+struct Tail {
+    store: Arc<dyn TaskStore>,
+    user: UserId,
+    /// The cursor of the last change handed out.
+    cursor: ChangeCursor,
+    pending: VecDeque<Change>,
+    /// Whether the feed may hold more after `cursor` than has been read.
+    stale: bool,
+    subscription: Subscription,
+    expires: Option<Instant>,
+    heartbeat: Duration,
+    /// Reads that failed in a row, for the backoff.
+    failures: u32,
+}
+
+impl Tail {
+    /// The next bytes to send, or `None` when the stream is over.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(change) = self.pending.pop_front() {
+                self.cursor = change.cursor();
+                return Some(event(&change));
+            }
+            if self.stale {
+                if !self.read().await {
+                    return None;
+                }
+                continue;
+            }
+            let expires = self.expires;
+            let expired = async move {
+                match expires {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let heartbeat = tokio::time::sleep(self.heartbeat);
+            let subscription = &mut self.subscription;
+            let next = tokio::select! {
+                biased;
+                woken = subscription.woken() => if woken { Idle::Woken } else { Idle::End },
+                () = expired => Idle::End,
+                () = heartbeat => Idle::Heartbeat,
+            };
+            match next {
+                Idle::End => return None,
+                Idle::Woken => self.stale = true,
+                Idle::Heartbeat => return Some(Bytes::from_static(b": heartbeat\n\n")),
+            }
+        }
+    }
+
+    /// Reads the next page of the feed; while the database fails, waits and tries again.
+    /// `false` when the stream should end.
+    async fn read(&mut self) -> bool {
+        match self.store.changes(&self.user, self.cursor, PAGE).await {
+            Ok(page) => {
+                self.failures = 0;
+                self.stale = page.has_more;
+                self.pending.extend(page.changes);
+                true
+            }
+            // Purged past this stream's cursor while it lagged: the client resumes and is
+            // told to sync again.
+            Err(StoreError::HistoryExpired) => false,
+            Err(error) => {
+                self.failures = self.failures.saturating_add(1);
+                tracing::debug!(%error, failures = self.failures, "cannot read the change feed");
+                let wait = Duration::from_millis(100)
+                    .saturating_mul(2u32.saturating_pow(self.failures.min(6)))
+                    .min(MAX_RETRY);
+                let subscription = &mut self.subscription;
+                tokio::select! {
+                    biased;
+                    () = subscription.closing() => false,
+                    () = tokio::time::sleep(wait) => true,
+                }
+            }
+        }
+    }
+}
+
+/// What ended an idle wait.
+enum Idle {
+    End,
+    Woken,
+    Heartbeat,
+}
+
+/// One change as an SSE event. The JSON has no newline, so it fits one `data:` line.
+fn event(change: &Change) -> Bytes {
+    let (op, cursor) = match change {
+        Change::Upsert { cursor, .. } => ("upsert", cursor),
+        Change::Delete { cursor, .. } => ("delete", cursor),
+    };
+    let data = serde_json::to_string(change).unwrap_or_default();
+    Bytes::from(format!(
+        "id: {}\nevent: {op}\ndata: {data}\n\n",
+        cursor.get()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_point_prefers_last_event_id() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(resume_point(&headers, "").ok(), Some(ChangeCursor::START));
+        assert_eq!(
+            resume_point(&headers, "since=7")
+                .map(ChangeCursor::get)
+                .ok(),
+            Some(7)
+        );
+        headers.insert(LAST_EVENT_ID, HeaderValue::from_static("9"));
+        assert_eq!(
+            resume_point(&headers, "since=7")
+                .map(ChangeCursor::get)
+                .ok(),
+            Some(9)
+        );
+        headers.insert(LAST_EVENT_ID, HeaderValue::from_static(""));
+        assert_eq!(
+            resume_point(&headers, "since=7")
+                .map(ChangeCursor::get)
+                .ok(),
+            Some(7)
+        );
+        headers.insert(LAST_EVENT_ID, HeaderValue::from_static("x"));
+        assert!(matches!(
+            resume_point(&headers, ""),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            resume_point(&HeaderMap::new(), "since=-1"),
+            Err(ApiError::Validation { .. })
+        ));
+    }
+}

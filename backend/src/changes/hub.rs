@@ -1,0 +1,289 @@
+//! Who is listening on this instance, and how they learn that their user wrote.
+//!
+//! A stream never receives changes from here: it is only woken, and reads the change feed
+//! itself from its own cursor. So a wake can never be lost in a queue or delivered twice, a
+//! slow client holds up nobody (there is nothing to queue for it), and a stream that missed
+//! wakes during an outage catches up on the next one. Three things wake a user's streams:
+//! a write through this instance (at once), a `NOTIFY` from another instance (see
+//! [`super::listen`]), and the poll of the users' change counters that always runs, which
+//! works through any pooler and is the safety net for the other two.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::domain::UserId;
+use crate::store::TaskStore;
+
+/// The limits and timings of live streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSettings {
+    /// How often the change counters of the users streamed to are read.
+    pub poll_interval: Duration,
+    /// Open streams one user may have on this instance.
+    pub max_per_user: usize,
+    /// Open streams this instance serves at most.
+    pub max_streams: usize,
+    /// How often an idle stream sends a comment, so that proxies keep it open.
+    pub heartbeat: Duration,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            poll_interval: Duration::from_millis(250),
+            max_per_user: 10,
+            max_streams: 10_000,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a stream was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The user has [`EventSettings::max_per_user`] streams open already.
+    User(usize),
+    /// The instance serves [`EventSettings::max_streams`] streams already.
+    Instance,
+}
+
+/// The streams open on this instance, by user.
+pub struct Hub {
+    store: Arc<dyn TaskStore>,
+    settings: EventSettings,
+    state: Mutex<State>,
+    /// Raised when the instance stops: every stream ends.
+    closing: watch::Sender<bool>,
+    polling: AtomicBool,
+    /// Users whose writes other instances should hear of, when they listen.
+    announcements: Option<mpsc::Sender<UserId>>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, Listeners>,
+    streams: usize,
+}
+
+/// One user's streams on this instance.
+struct Listeners {
+    streams: usize,
+    /// The user's change counter as last polled; `None` before the first poll.
+    seen: Option<i64>,
+    wake: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("settings", &self.settings)
+            .field("streams", &self.lock().streams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn TaskStore>, settings: EventSettings) -> Arc<Self> {
+        Hub::with(store, settings, None)
+    }
+
+    /// As [`Hub::new`], and every write through this instance is also queued on
+    /// `announcements` (made by `listen::announcements`), to tell the other instances.
+    pub fn announcing(
+        store: Arc<dyn TaskStore>,
+        settings: EventSettings,
+        announcements: mpsc::Sender<UserId>,
+    ) -> Arc<Self> {
+        Hub::with(store, settings, Some(announcements))
+    }
+
+    fn with(
+        store: Arc<dyn TaskStore>,
+        settings: EventSettings,
+        announcements: Option<mpsc::Sender<UserId>>,
+    ) -> Arc<Self> {
+        Arc::new(Hub {
+            store,
+            settings,
+            state: Mutex::default(),
+            closing: watch::Sender::new(false),
+            polling: AtomicBool::new(false),
+            announcements,
+        })
+    }
+
+    pub fn settings(&self) -> &EventSettings {
+        &self.settings
+    }
+
+    /// Opens a stream for `user`, within the limits. The first stream starts the poll.
+    pub fn subscribe(self: &Arc<Self>, user: &UserId) -> Result<Subscription, Refused> {
+        let wake = {
+            let mut state = self.lock();
+            if state.streams >= self.settings.max_streams {
+                return Err(Refused::Instance);
+            }
+            let listeners = state
+                .users
+                .entry(user.clone())
+                .or_insert_with(|| Listeners {
+                    streams: 0,
+                    seen: None,
+                    wake: watch::Sender::new(()),
+                });
+            if listeners.streams >= self.settings.max_per_user {
+                return Err(Refused::User(self.settings.max_per_user));
+            }
+            listeners.streams += 1;
+            let wake = listeners.wake.subscribe();
+            state.streams += 1;
+            wake
+        };
+        if !self.polling.swap(true, Ordering::AcqRel) {
+            tokio::spawn(poll(Arc::downgrade(self)));
+        }
+        Ok(Subscription {
+            hub: self.clone(),
+            user: user.clone(),
+            wake,
+            closing: self.closing.subscribe(),
+        })
+    }
+
+    /// `user` wrote through this instance: wakes their streams here, and tells the other
+    /// instances when they listen. Called once the write has committed.
+    pub fn written(&self, user: &UserId) {
+        self.wake(user);
+        if let Some(announcements) = &self.announcements {
+            // Full means the database is slow or gone; the poll still carries the change.
+            let _ = announcements.try_send(user.clone());
+        }
+    }
+
+    /// Wakes `user`'s streams on this instance, if they have any.
+    pub fn wake(&self, user: &UserId) {
+        if let Some(listeners) = self.lock().users.get(user) {
+            listeners.wake.send_replace(());
+        }
+    }
+
+    /// Wakes every stream: after a gap in what this instance heard (a listener reconnected).
+    pub fn wake_all(&self) {
+        for listeners in self.lock().users.values() {
+            listeners.wake.send_replace(());
+        }
+    }
+
+    /// Ends every stream, for shutdown: each client gets the end of its response, and
+    /// reconnects (to another instance) from its last event id.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// How many streams are open on this instance.
+    pub fn open_streams(&self) -> usize {
+        self.lock().streams
+    }
+
+    fn leave(&self, user: &UserId) {
+        let mut state = self.lock();
+        state.streams -= 1;
+        if let Some(listeners) = state.users.get_mut(user) {
+            listeners.streams -= 1;
+            if listeners.streams == 0 {
+                state.users.remove(user);
+            }
+        }
+    }
+
+    /// Reads the counters of every user streamed to, in one query, and wakes those that
+    /// moved. A user's first reading always wakes: a write may have landed between the
+    /// stream's first read and it.
+    async fn poll_once(&self) {
+        let users: Vec<UserId> = self.lock().users.keys().cloned().collect();
+        if users.is_empty() {
+            return;
+        }
+        let counters = match self.store.change_counters(&users).await {
+            Ok(counters) => counters,
+            Err(error) => {
+                tracing::debug!(%error, "cannot poll the change counters; trying again");
+                return;
+            }
+        };
+        let mut state = self.lock();
+        for (user, counter) in counters {
+            let Some(listeners) = state.users.get_mut(&user) else {
+                continue;
+            };
+            if listeners.seen.is_none_or(|seen| counter > seen) {
+                listeners.seen = Some(counter);
+                listeners.wake.send_replace(());
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Polls while the hub lives; costs nothing but a timer while nobody listens.
+async fn poll(hub: Weak<Hub>) {
+    let Some(interval) = hub.upgrade().map(|hub| hub.settings.poll_interval) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        hub.poll_once().await;
+    }
+}
+
+/// One open stream's place in the hub; leaving it when dropped.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    user: UserId,
+    wake: watch::Receiver<()>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Subscription {
+    /// Completes when the user may have written since the last call (or since subscribing):
+    /// `true`; or when the instance stops: `false`.
+    pub async fn woken(&mut self) -> bool {
+        let closing = &mut self.closing;
+        let closed = async move { closing.wait_for(|closing| *closing).await.is_ok() };
+        let woken = tokio::select! {
+            biased;
+            true = closed => return false,
+            changed = self.wake.changed() => changed.is_ok(),
+        };
+        if !woken {
+            // The sender lives as long as the hub's entry for the user, which outlives this
+            // subscription; were it gone anyway, nothing would wake us again but the end.
+            self.closing().await;
+            return false;
+        }
+        true
+    }
+
+    /// Completes when the instance stops.
+    pub async fn closing(&mut self) {
+        if self.closing.wait_for(|closing| *closing).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.leave(&self.user);
+    }
+}

@@ -1,0 +1,78 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Request durations are a histogram with fixed buckets, not a summary: buckets from many
+//! instances add up into one fleet-wide percentile, quantiles do not. Names and labels follow
+//! OpenTelemetry's HTTP semantic conventions in Prometheus form, with the route template as
+//! the route (never the raw path, whose ids would make a series per task).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::changes::hub::Hub;
+use crate::store::TaskStore;
+
+/// `http.server.request.duration`, in seconds.
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+
+/// `http.server.active_requests`.
+pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+
+/// OpenTelemetry's recommended buckets for `http.server.request.duration`.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's recorder (once; later calls get the same handle). Without it the
+/// `metrics` macros record nothing and cost next to nothing.
+pub fn install() -> Result<PrometheusHandle, String> {
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &BUCKETS)
+        .map_err(|error| error.to_string())?
+        .install_recorder()
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// What a scrape reads besides the recorded series: gauges of state owned elsewhere.
+#[derive(Clone)]
+pub struct Scrape {
+    pub handle: PrometheusHandle,
+    pub store: Arc<dyn TaskStore>,
+    pub events: Arc<Hub>,
+}
+
+/// `GET /metrics`, on its own router so that it can be served on another address.
+pub fn router(scrape: Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .with_state(scrape)
+}
+
+async fn render(State(scrape): State<Scrape>) -> Response {
+    let pool = scrape.store.pool_status();
+    metrics::gauge!("db_client_connections_usage", "state" => "idle").set(pool.idle);
+    metrics::gauge!("db_client_connections_usage", "state" => "used")
+        .set(pool.open.saturating_sub(pool.idle));
+    metrics::gauge!("db_client_connections_max").set(pool.max);
+    metrics::gauge!("events_open_streams").set(scrape.events.open_streams() as f64);
+    scrape.handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        scrape.handle.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,201 @@
+//! Two instances of the service on one PostgreSQL, as behind a load balancer: what one
+//! records, the other honours (SPEC §9, §11).
+
+use crate::helpers::{PgTestDatabase, SECRET, token};
+use crate::spawned::{RawResponse, Server, exchange};
+use crate::sse;
+
+mod postgres {
+    use super::*;
+
+    /// `DATABASE_URL` for the test's database: through the pooler when the suite runs
+    /// behind one.
+    fn database_url(database: &PgTestDatabase) -> (String, &'static str) {
+        let direct = database.url_with("");
+        match std::env::var("TEST_POOLER_ADDRESS") {
+            Ok(pooler) => {
+                let name = direct
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('?');
+                (format!("postgres://postgres@{pooler}/{name}"), "on")
+            }
+            Err(_) => (direct, "auto"),
+        }
+    }
+
+    fn send(
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> RawResponse {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n",
+            token("alice")
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        exchange(port, &request)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+    async fn what_one_instance_records_the_other_honours() {
+        let database = PgTestDatabase::create().await;
+        let (url, pooler) = database_url(&database);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [
+            ("DATABASE_URL", url.as_str()),
+            ("DB_TRANSACTION_POOLER", pooler),
+            ("BETTER_AUTH_SECRET", SECRET),
+        ];
+        // The first instance migrates; the second starts on the migrated database.
+        let a = Server::start(dir.path(), &env);
+        let b = Server::start(dir.path(), &env);
+
+        let body = r#"{"title":"sent twice"}"#;
+        let key = [("Idempotency-Key", "one-request")];
+        let first = send(a.port, "POST", "/api/tasks", &key, body);
+        assert_eq!(first.status, 201, "{}", first.body);
+        let again = send(b.port, "POST", "/api/tasks", &key, body);
+        assert_eq!(again.status, 201, "{}", again.body);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.body, first.body);
+        assert_eq!(again.header("location"), first.header("location"));
+        let list = send(b.port, "GET", "/api/tasks", &[], "");
+        let tasks: serde_json::Value = serde_json::from_str(&list.body).expect("json");
+        assert_eq!(tasks.as_array().map(Vec::len), Some(1), "one task, not two");
+
+        // An ETag from A is honoured by B, and a stale one refused by both.
+        let location = first.header("location").expect("location").to_owned();
+        let etag = first.header("etag").expect("etag").to_owned();
+        let cached = send(b.port, "GET", &location, &[("If-None-Match", &etag)], "");
+        assert_eq!(cached.status, 304);
+        let patched = send(
+            b.port,
+            "PATCH",
+            &location,
+            &[("If-Match", &etag)],
+            r#"{"priority":"low"}"#,
+        );
+        assert_eq!(patched.status, 200, "{}", patched.body);
+        for port in [a.port, b.port] {
+            let stale = send(
+                port,
+                "PATCH",
+                &location,
+                &[("If-Match", &etag)],
+                r#"{"priority":"high"}"#,
+            );
+            assert_eq!(stale.status, 412, "{}", stale.body);
+            assert_eq!(stale.header("etag"), patched.header("etag"));
+        }
+        // The change feed is the same from either.
+        let from_a = send(a.port, "GET", "/api/tasks/changes", &[], "").body;
+        let from_b = send(b.port, "GET", "/api/tasks/changes", &[], "").body;
+        assert_eq!(from_a, from_b);
+        a.stop();
+        b.stop();
+    }
+
+    /// 1,000 changes from 4 writers through instance B reach a stream open on instance A,
+    /// each once and in commit order: by the poll alone, or with `LISTEN` as well.
+    async fn a_stream_on_one_instance_hears_every_write_through_another(listen: bool) {
+        let database = PgTestDatabase::create().await;
+        let (url, pooler) = database_url(&database);
+        // LISTEN needs a session of its own: always the direct URL, never the pooler.
+        let direct = database.url_with("");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("DB_TRANSACTION_POOLER", pooler),
+            ("BETTER_AUTH_SECRET", SECRET),
+            ("SHUTDOWN_GRACE_SECONDS", "0"),
+        ];
+        if listen {
+            env.push(("DATABASE_LISTEN_URL", direct.as_str()));
+        }
+        let a = Server::start(dir.path(), &env);
+        let b = Server::start(dir.path(), &env);
+        let mut stream = sse::open(
+            &format!("http://127.0.0.1:{}", a.port),
+            &token("alice"),
+            None,
+        )
+        .await
+        .expect("opens");
+
+        let client = reqwest::Client::new();
+        let mut writers = Vec::new();
+        for writer in 0..4 {
+            let client = client.clone();
+            let url = format!("http://127.0.0.1:{}/api/tasks", b.port);
+            writers.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in 0..250 {
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(token("alice"))
+                        .header("content-type", "application/json")
+                        .body(serde_json::json!({"title": format!("{writer}-{n}")}).to_string())
+                        .send()
+                        .await
+                        .expect("answered");
+                    assert_eq!(response.status(), 201);
+                    let body = response.text().await.expect("a body");
+                    let task: serde_json::Value = serde_json::from_str(&body).expect("json");
+                    ids.push(task["id"].as_i64().expect("an id"));
+                }
+                ids
+            }));
+        }
+        let mut written = Vec::new();
+        for writer in writers {
+            written.extend(writer.await.expect("the writer finished"));
+        }
+        let events = stream
+            .events(1000, std::time::Duration::from_secs(30))
+            .await;
+        let cursors: Vec<i64> = events.iter().map(|(id, _, _)| *id).collect();
+        assert!(
+            cursors.windows(2).all(|pair| pair[0] < pair[1]),
+            "events out of commit order"
+        );
+        let mut heard: Vec<i64> = events
+            .iter()
+            .map(|(_, op, data)| {
+                assert_eq!(op, "upsert");
+                data["task"]["id"].as_i64().expect("a task id")
+            })
+            .collect();
+        heard.sort_unstable();
+        written.sort_unstable();
+        assert_eq!(heard, written, "every write heard exactly once");
+        a.stop();
+        b.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+    async fn a_stream_hears_another_instances_writes_by_polling() {
+        a_stream_on_one_instance_hears_every_write_through_another(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+    async fn a_stream_hears_another_instances_writes_by_listening() {
+        a_stream_on_one_instance_hears_every_write_through_another(true).await;
+    }
+}
