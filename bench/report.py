@@ -2,8 +2,10 @@
 """Turns bench/run.sh's raw numbers into the markdown tables.
 
 Usage: report.py RESULTS_TSV STARTUP_TSV HEADER_TEXT_FILE
+       report.py --events EVENTS_TXT
 RESULTS_TSV has one row per step (column names on its first line), STARTUP_TSV one row per
-backend: backend, median ms, samples.
+backend: backend, median ms, samples. EVENTS_TXT has one line per events run: mode, streams,
+users, rate, then key=value fields from events.py and wrk's BENCH lines (baseline:, loaded:).
 """
 import csv
 import sys
@@ -64,7 +66,86 @@ def table(rows, with_ceiling):
     return "\n".join(lines)
 
 
+def fields(text):
+    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+
+
+def wrk_rps(text):
+    numbers = fields(text)
+    return int(numbers["requests"]) / int(numbers["duration_us"]) * 1e6 if numbers else 0.0
+
+
+def events(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            head, _, rest = line.partition(" baseline:")
+            baseline, _, loaded = rest.partition(" loaded:")
+            mode, streams, users, rate, *measured = head.split()
+            got = fields(" ".join(measured))
+            base, load = wrk_rps(baseline), wrk_rps(loaded)
+            rows.append(
+                f"| {'LISTEN + poll' if mode == 'listen' else 'poll only'} | {got.get('opened')} of "
+                f"{streams} ({users} users, 2 instances) | {rate}/s: {got.get('writes')} writes, "
+                f"{got.get('deliveries')} of {got.get('expected')} deliveries | "
+                f"{got.get('p50_ms')} / {got.get('p99_ms')} / {got.get('max_ms')} | "
+                f"{float(got.get('rss_per_stream_kib', 'nan')):.1f} KiB | {base:.0f} → {load:.0f} "
+                f"({load / base if base else float('nan'):.2f}) |")
+    if not rows:
+        return ""
+    return "\n".join([
+        "", "## Live events (PostgreSQL)", "",
+        "| fan-out | streams | writer | delivery p50 / p99 / max ms | RSS per stream | "
+        "create req/s, no stream → streams open (ratio) |",
+        "|---|---|---|---|---|---|", *rows, "",
+        "- **delivery**: from sending a create to its event arriving on a stream of that user "
+        "(every stream of the user counts once); writes through both instances, streams on both.",
+        "- **RSS per stream**: both instances' RSS after opening the streams minus before, "
+        "divided by the streams.",
+        "- **create req/s**: wrk's plain create, 10 connections, against one instance: with no "
+        "stream open, then with the streams open and woken by every write.",
+    ])
+
+
+def features(path):
+    rounds = {}
+    with open(path) as f:
+        for line in f:
+            variant, _round, op, conns, *numbers = line.split()
+            got = fields(" ".join(numbers))
+            rps = int(got["requests"]) / int(got["duration_us"]) * 1e6
+            rounds.setdefault((variant, op, conns), []).append((rps, int(got["p99_us"])))
+    if not rounds:
+        return ""
+    def median(values):
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+    base = {(op, conns): median([r for r, _ in v]) for (variant, op, conns), v in rounds.items() if variant == "neither"}
+    names = {"neither": "neither", "metrics": "metrics", "limiter": "metrics + in-process limiter",
+             "redis": "metrics + Redis limiter"}
+    rows = []
+    for (variant, op, conns), values in rounds.items():
+        rps = median([r for r, _ in values])
+        p99 = median([p for _, p in values])
+        ratio = rps / base[(op, conns)] if base.get((op, conns)) else float("nan")
+        rows.append(f"| {op} c={conns} | {names.get(variant, variant)} | {rps:.0f} "
+                    f"({', '.join(f'{r:.0f}' for r, _ in values)}) | {ms(p99)} | {ratio:.2f} |")
+    return "\n".join([
+        "", "## What metrics and rate limits cost (PostgreSQL)", "",
+        "| step | with | req/s, median (rounds) | p99 ms | ratio to neither |",
+        "|---|---|---|---|---|", *rows, "",
+        "- Rounds alternate the four set-ups; limits far above the load, so every request is "
+        "counted and none refused; the Redis limiter does one script call per request.",
+    ])
+
+
 def main():
+    if sys.argv[1] == "--features":
+        print(features(sys.argv[2]))
+        return
+    if sys.argv[1] == "--events":
+        print(events(sys.argv[2]))
+        return
     results_path, startup_path, header_path = sys.argv[1:4]
     with open(results_path) as f:
         rows = list(csv.DictReader(f, delimiter="\t"))

@@ -13,7 +13,8 @@
 #   BENCH_SMOKE=1        CI smoke: one 2 s step per table, no warm-up, 3 starts
 #   DURATION=10          seconds per measured step (whole seconds; pgbench's -T)
 #   WARMUP=2             seconds of unrecorded load before each measured step
-#   STEPS="op:conns[:eddsa] …"   the steps (ops: get list filtered search create update);
+#   STEPS="op:conns[:eddsa] …"   the steps (ops: get list filtered search create update
+#                        create_keyed patch_if changes);
 #                        ":eddsa" sends
 #                        EdDSA tokens verified against a JWKS (as Better Auth issues them)
 #                        instead of HS256 ones
@@ -28,6 +29,12 @@
 #   WRK_TIMEOUT=5        seconds; a slower request counts as a timeout error
 #   SERVICE_LOG_LEVEL=info  the service's RUST_LOG
 #   TOKIO_WORKER_THREADS   passed to the service when set (default: one per core)
+#   FEATURES="get:100"   on PostgreSQL, that step again with metrics off and no rate limiter,
+#                        metrics on, plus the in-process limiter, plus the Redis limiter
+#                        (REDIS_URL, default redis://127.0.0.1:6379/), ROUNDS times alternating
+#   ROUNDS=3
+#   EVENTS="1000:100:100"  the live-events step, streams:users:writes per second, on PostgreSQL
+#                        with two instances, once polling and once with LISTEN (empty: skip it)
 set -euo pipefail
 
 bench=$(cd "$(dirname "$0")" && pwd)
@@ -39,9 +46,14 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
   DURATION=${DURATION:-2} WARMUP=${WARMUP:-0} STARTS=${STARTS:-3} STEPS=${STEPS:-update:10}
 else
   DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} STARTS=${STARTS:-5}
-  STEPS=${STEPS:-"get:10 list:10 create:10 update:10 get:100 list:100 filtered:100 search:100 create:100 update:100 get:100:eddsa list:100:eddsa create:100:eddsa list:1000 create:1000"}
+  STEPS=${STEPS:-"get:10 list:10 create:10 update:10 get:100 list:100 filtered:100 search:100 create:100 update:100 create_keyed:100 patch_if:100 changes:100 get:100:eddsa list:100:eddsa create:100:eddsa list:1000 create:1000"}
 fi
 BACKENDS=${BACKENDS:-"postgres sqlite"}
+FEATURES=${FEATURES-"get:100"}
+ROUNDS=${ROUNDS:-3}
+[ "${BENCH_SMOKE:-0}" = 1 ] && ROUNDS=1
+BENCH_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/}
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then EVENTS=${EVENTS-"20:4:20"}; else EVENTS=${EVENTS-"1000:100:100"}; fi
 TASKS=${TASKS:-10000}
 USERS=${USERS:-20}
 # Digit strings, so that pgbench, whose variables are numbers, can bind them.
@@ -117,6 +129,7 @@ service_env() {
     DATABASE_URL="$db_url" HOST=127.0.0.1 BETTER_AUTH_SECRET="$secret"
     BETTER_AUTH_URL="http://127.0.0.1:$issuer_port"
     RUST_LOG="$SERVICE_LOG_LEVEL" DB_MAX_CONNECTIONS="$DB_MAX_CONNECTIONS"
+    RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-0}" AUTH_FAILURES_PER_MINUTE=0
     ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS="$TOKIO_WORKER_THREADS"})
 }
 
@@ -227,9 +240,21 @@ run_wrk() {
   local threads=$((${2} < WRK_THREADS ? ${2} : WRK_THREADS))
   local step_tokens=$tokens
   [ "${4:-hs256}" = eddsa ] && step_tokens=$eddsa_tokens
-  BENCH_OP=$1 BENCH_TOKENS="$step_tokens" BENCH_IDS="$ids" \
+  [ "$1" != patch_if ] || write_versions
+  BENCH_OP=$1 BENCH_TOKENS="$step_tokens" BENCH_IDS="$ids" BENCH_THREADS="$threads" \
+    BENCH_VERSIONS="$work/versions" \
     wrk -t "$threads" -c "$2" -d "${3}s" --timeout "${WRK_TIMEOUT}s" --latency \
     -s "$bench/wrk.lua" "http://127.0.0.1:$port"
+}
+
+# Every live task's current version, as "id version" lines, for patch_if's If-Match.
+write_versions() {
+  case $backend in
+    postgres) psql -d "$database" -AtF' ' -c "select id, version from tasks where deleted_at is null" ;;
+    sqlite) "$PY" -c 'import sqlite3, sys
+for row in sqlite3.connect(sys.argv[1]).execute("select id, version from tasks where deleted_at is null"):
+    print(*row)' "$db_path" ;;
+  esac >"$work/versions"
 }
 
 # The ceiling for OP at CONNS clients: prints "tps clients failed".
@@ -246,7 +271,13 @@ run_pgbench() {
   printf '\n== %s ceiling: pgbench %s, %s clients\n%s\n' "$backend" "$op" "$clients" "$out" >>"$raw"
   # pgbench's creates carry positions that are unique but no valid key: gone before the
   # service lists or creates again.
-  [ "$op" != create ] || psql -d "$database" -qc "delete from tasks where title = 'pgbench ceiling'"
+  case $op in
+    create | create_keyed)
+      psql -d "$database" -qc "delete from tasks where title = 'pgbench ceiling'"
+      psql -d "$database" -qc "delete from idempotency_keys where key like 'pgbench%'"
+      # Deleting rows raises the owners' purge mark; these were never any client's news.
+      psql -d "$database" -qc "update task_owners set purged_through = 0" ;;
+  esac
   local tps failed
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
@@ -276,6 +307,35 @@ run_step() {
   read -r requests duration_us _ <<<"$numbers"
   say "$backend $op c=$conns $auth: $(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", r / d * 1e6 }') req/s" \
     "$([ "$backend" = postgres ] && echo "(ceiling ${ceiling%% *} tps)")"
+}
+
+# What metrics and rate limiting cost: the FEATURES step with neither, with metrics, with
+# metrics and the in-process limiter, with metrics and the Redis limiter (limits far above the
+# load, so that every request is counted and none refused), ROUNDS rounds alternating.
+bench_features() {
+  local op conns round variant extra out numbers base_env=("${svc_env[@]}")
+  IFS=: read -r op conns _ <<<"$FEATURES"
+  local huge=(RATE_LIMIT_PER_MINUTE=1000000 RATE_LIMIT_BURST=1000000)
+  for round in $(seq "$ROUNDS"); do
+    for variant in neither metrics limiter redis; do
+      case $variant in
+        neither) extra=(METRICS=false RATE_LIMIT_PER_MINUTE=0) ;;
+        metrics) extra=(RATE_LIMIT_PER_MINUTE=0) ;;
+        limiter) extra=("${huge[@]}") ;;
+        redis) extra=("${huge[@]}" REDIS_URL="$BENCH_REDIS_URL" REDIS_TIMEOUT_MS=50) ;;
+      esac
+      stop_service
+      svc_env=("${base_env[@]}" "${extra[@]}")
+      start_service
+      if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" >/dev/null; fi
+      out=$(run_wrk "$op" "$conns" "$DURATION")
+      printf '\n== features %s round %s: %s c=%s\n%s\n' "$variant" "$round" "$op" "$conns" "$out" >>"$raw"
+      numbers=$(sed -n 's/^BENCH //p' <<<"$out")
+      echo "$variant $round $op $conns $numbers" >>"$work/features.txt"
+      say "features $variant round $round: $(awk -v l="$numbers" 'BEGIN { split(l, f, " "); for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] } printf "%.0f", v["requests"] / v["duration_us"] * 1e6 }') req/s"
+    done
+  done
+  svc_env=("${base_env[@]}")
 }
 
 bench_backend() {
@@ -312,6 +372,7 @@ bench_backend() {
     IFS=: read -r op conns auth <<<"$step"
     run_step "$op" "$conns" "${auth:-hs256}"
   done
+  if [ "$backend" = postgres ] && [ -n "$FEATURES" ]; then bench_features; fi
   stop_service
   if [ "$STARTS" -gt 0 ]; then
     say "$backend start-up time, $STARTS starts"
@@ -326,10 +387,63 @@ bench_backend() {
   fi
 }
 
+# The live-events step: two instances on a fresh PostgreSQL database, STREAMS streams over
+# USERS users half on each, a writer at RATE creates per second through both (events.py), then
+# wrk's plain create against one instance with the streams still open, set against the same wrk
+# run with no stream open. Once with polling only, once with DATABASE_LISTEN_URL.
+bench_events() {
+  local streams users rate mode out line baseline loaded pids=() ports=()
+  IFS=: read -r streams users rate <<<"$EVENTS"
+  backend=postgres
+  database="todo_bench_events_$(date +%s)_$$"
+  psql -d postgres -v ON_ERROR_STOP=1 -qc "create database $database"
+  db_url="postgres://$PGUSER@$PGHOST:$PGPORT/$database"
+  service_env
+  local base_env=("${svc_env[@]}")
+  : >"$work/event-tokens"
+  tokens="" ids=""
+  for user in $(seq 200001 $((200000 + users))); do
+    local token
+    token=$(cd "$work" && "${svc_env[@]}" "$BIN" token "$user" --ttl 12h)
+    echo "$token" >>"$work/event-tokens"
+    tokens+="$token "
+    ids+="1-1 " # creates name no task
+  done
+  for mode in poll listen; do
+    svc_env=("${base_env[@]}" EVENTS_MAX_PER_USER=$((streams / users + 10)))
+    [ "$mode" = listen ] && svc_env+=(DATABASE_LISTEN_URL="$db_url")
+    pids=() ports=()
+    for _ in a b; do
+      start_service
+      pids+=("$svc_pid") ports+=("$port")
+      svc_pid=
+    done
+    port=${ports[1]}
+    baseline=$(run_wrk create 10 "$DURATION" | sed -n 's/^BENCH //p')
+    out=$("$PY" "$bench/events.py" "http://127.0.0.1:${ports[0]}" "${pids[0]}" \
+      "http://127.0.0.1:${ports[1]}" "${pids[1]}" "$work/event-tokens" "$streams" "$rate" "$DURATION" \
+      env BENCH_OP=create BENCH_TOKENS="$tokens" BENCH_IDS="$ids" BENCH_THREADS="$WRK_THREADS" \
+      wrk -t "$WRK_THREADS" -c 10 -d "${DURATION}s" --timeout "${WRK_TIMEOUT}s" --latency \
+      -s "$bench/wrk.lua" "http://127.0.0.1:$port")
+    printf '\n== events (%s): baseline create\n%s\n== events (%s): with streams\n%s\n' \
+      "$mode" "$baseline" "$mode" "$out" >>"$raw"
+    line=$(head -1 <<<"$out")
+    loaded=$(sed -n 's/^BENCH //p' <<<"$out")
+    echo "$mode $streams $users $rate $line baseline:$baseline loaded:$loaded" >>"$work/events.txt"
+    say "events ($mode): $line"
+    for pid in "${pids[@]}"; do kill -TERM "$pid"; wait "$pid" || true; done
+  done
+  psql -d postgres -qc "drop database $database with (force)"
+  database=
+}
+
 start_issuer
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 for backend in $BACKENDS; do bench_backend "$backend"; done
+: >"$work/events.txt"
+touch "$work/features.txt"
+if [ -n "$EVENTS" ] && [[ " $BACKENDS " == *" postgres "* ]]; then bench_events; fi
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" diff --quiet HEAD -- backend 2>/dev/null || commit="$commit (with uncommitted changes)"
@@ -351,4 +465,8 @@ if [ -n "${pg_ssl:-}" ]; then
   printf '\nPostgreSQL %s, ssl=%s: the service and pgbench both connect with sslmode=prefer%s.\n' \
     "$(psql -d postgres -Atc "show server_version")" "$pg_ssl" "$tls" >>"$work/header.md"
 fi
-"$PY" "$bench/report.py" "$work/results.tsv" "$work/startup.tsv" "$work/header.md" | tee "$results/latest.md"
+{
+  "$PY" "$bench/report.py" "$work/results.tsv" "$work/startup.tsv" "$work/header.md"
+  "$PY" "$bench/report.py" --features "$work/features.txt"
+  "$PY" "$bench/report.py" --events "$work/events.txt"
+} | tee "$results/latest.md"

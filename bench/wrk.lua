@@ -5,6 +5,13 @@
 --   search  GET  /api/tasks?q=task%2012&limit=20
 --   create  POST /api/tasks            {"title": "bench task"}
 --   update  PUT  /api/tasks/{random seeded id of the user}  {"title": "bench N"}, N random
+--   create_keyed  POST /api/tasks with a fresh Idempotency-Key each time (the recorded path)
+--   patch_if PATCH /api/tasks/{random seeded id} {"title": "bench N"} with If-Match: the
+--           task's current ETag, from BENCH_VERSIONS (a file of "id version" lines written
+--           just before the step) and then from this thread's answers. Each thread takes its
+--           own ids and never has one task in flight twice, so no tag goes stale
+--   changes GET /api/tasks/changes?since=S&limit=100, S a random point of the user's feed
+--           (its seeded tasks are changes 1 .. TASKS)
 -- Each request goes out as one of the seeded users, picked at random.
 -- BENCH_TOKENS: the users' bearer tokens, space-separated.
 -- BENCH_IDS: each user's seeded ids as LO-HI, space-separated, in the same order.
@@ -45,6 +52,16 @@ unpaired = 0   -- responses whose X-Request-Id was not one this thread sent
 local users = {} -- { headers = {...}, lo = n, hi = n }
 local sent = {}  -- X-Request-Id -> when it was sent
 local seq = 0
+local etags = {} -- task id -> the ETag this thread last saw for it (patch_if)
+local patching = {} -- X-Request-Id -> the task id it patches (patch_if)
+local busy = {} -- task id -> true while this thread has a patch of it in flight
+local thread_count = tonumber(os.getenv("BENCH_THREADS") or "1")
+
+-- A random seeded id of user u that belongs to this thread (ids split by residue).
+local function own_id(u)
+  local span = math.floor((u.hi - u.lo + 1) / thread_count)
+  return u.lo + (thread_no - 1) + thread_count * math.random(0, span - 1)
+end
 
 function init(args)
   math.randomseed(os.time() * 1000 + thread_no)
@@ -57,7 +74,14 @@ function init(args)
     users[i].lo, users[i].hi = tonumber(lo), tonumber(hi)
   end
   assert(#users > 0 and i == #users, "BENCH_TOKENS and BENCH_IDS must name the same users")
-  if op == "create" or op == "update" then
+  if op == "patch_if" then
+    local file = assert(io.open(assert(os.getenv("BENCH_VERSIONS"), "BENCH_VERSIONS"), "r"))
+    for id, version in file:read("*a"):gmatch("(%d+) (%d+)") do
+      etags[tonumber(id)] = '"' .. id .. '-' .. version .. '"'
+    end
+    file:close()
+  end
+  if op == "create" or op == "update" or op == "create_keyed" or op == "patch_if" then
     for _, u in ipairs(users) do u.headers["Content-Type"] = "application/json" end
   end
 end
@@ -78,6 +102,22 @@ function request()
     req = wrk.format("POST", "/api/tasks", u.headers, '{"title":"bench task"}')
   elseif op == "get" then
     req = wrk.format("GET", "/api/tasks/" .. math.random(u.lo, u.hi), u.headers)
+  elseif op == "create_keyed" then
+    u.headers["Idempotency-Key"] = id .. "-" .. math.random(1, 1000000000)
+    req = wrk.format("POST", "/api/tasks", u.headers, '{"title":"bench task"}')
+    u.headers["Idempotency-Key"] = nil
+  elseif op == "patch_if" then
+    local task = own_id(u)
+    while busy[task] do task = own_id(u) end
+    busy[task] = true
+    u.headers["If-Match"] = etags[task]
+    patching[id] = task
+    req = wrk.format("PATCH", "/api/tasks/" .. task, u.headers,
+                     '{"title":"bench ' .. math.random(1, 1000000000) .. '"}')
+    u.headers["If-Match"] = nil
+  elseif op == "changes" then
+    local since = math.random(0, u.hi - u.lo + 1 - 100)
+    req = wrk.format("GET", "/api/tasks/changes?limit=100&since=" .. since, u.headers)
   elseif op == "update" then
     req = wrk.format("PUT", "/api/tasks/" .. math.random(u.lo, u.hi), u.headers,
                      '{"title":"bench ' .. math.random(1, 1000000000) .. '"}')
@@ -97,6 +137,13 @@ function response(status, headers, body)
     return
   end
   sent[id] = nil
+  local task = patching[id]
+  if task then
+    patching[id] = nil
+    busy[task] = nil
+    local etag = headers["etag"] or headers["ETag"]
+    if etag then etags[task] = etag end
+  end
   local us = math.floor(now_us() - at)
   hist[us] = (hist[us] or 0) + 1
 end

@@ -10,4 +10,4 @@ insert into tasks (user_id, title, title_key, description, description_key, stat
                    completed_at)
 values (:uid, 'pgbench ceiling', 'pgbench ceiling', null, null, :status_new, now(), now(), null, 0, '{}', '{}',
         'z' || :client_id || '-' || nextval('tasks_id_seq'), null)
-returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version;
+returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at;

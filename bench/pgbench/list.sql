@@ -5,9 +5,9 @@
 \set uid 100001 + :u
 \set limit 21
 \set offset 0
-select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version
+select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at
   from tasks
- where user_id = :uid
+ where user_id = :uid and deleted_at is null
  order by created_at desc, id desc
  limit :limit offset :offset;
-select coalesce((select tasks from task_counts where user_id = :uid::text), 0);
+select coalesce((select tasks from task_owners where user_id = :uid::text), 0);

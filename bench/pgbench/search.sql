@@ -3,12 +3,12 @@
 \set uid 100001 + :u
 \set limit 21
 \set offset 0
-select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version
+select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at
   from tasks
- where user_id = :uid
+ where user_id = :uid and deleted_at is null
    and (title_key like '%task 12%' escape '\' or description_key like '%task 12%' escape '\')
  order by created_at desc, id desc
  limit :limit offset :offset;
 select count(*) from tasks
- where user_id = :uid
+ where user_id = :uid and deleted_at is null
    and (title_key like '%task 12%' escape '\' or description_key like '%task 12%' escape '\');

@@ -21,11 +21,11 @@ update tasks set
        tag_keys = coalesce(null, tag_keys),
        updated_at = greatest(now(), updated_at + interval '1 microsecond'),
        version = version + 1
- where user_id = :uid and id = :id and (
+ where user_id = :uid and id = :id and deleted_at is null and (
        title is distinct from coalesce('bench ' || :n, title)
        or (false and description is distinct from null)
        or status is distinct from coalesce(null, status)
        or (false and due_at is distinct from null)
        or priority is distinct from coalesce(null, priority)
        or tags is distinct from coalesce(null, tags))
-returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version;
+returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at;

@@ -1,0 +1,32 @@
+-- The service's PATCH with If-Match (the version check is part of the update statement), for
+-- {"title": "bench N"}; pgbench cannot know the version, so the condition is "any version", which
+-- costs the same. The timestamp is now().
+\set u random(0, :users - 1)
+\set uid 100001 + :u
+\set id 1 + :u * :tasks + random(0, :tasks - 1)
+\set n random(1, 1000000000)
+update tasks set
+       title = coalesce('bench ' || :n, title),
+       title_key = coalesce('bench ' || :n, title_key),
+       description = case when false then null else description end,
+       description_key = case when false then null else description_key end,
+       status = coalesce(null, status),
+       completed_at = case
+           when null::text is null or null = status then completed_at
+           when null = 'completed' then now()
+           else null end,
+       due_at = case when false then null else due_at end,
+       priority = coalesce(null, priority),
+       tags = coalesce(null, tags),
+       tag_keys = coalesce(null, tag_keys),
+       updated_at = greatest(now(), updated_at + interval '1 microsecond'),
+       version = version + 1
+ where user_id = :uid and id = :id and deleted_at is null
+   and (null::bigint[] is null or version = any(null::bigint[])) and (
+       title is distinct from coalesce('bench ' || :n, title)
+       or (false and description is distinct from null)
+       or status is distinct from coalesce(null, status)
+       or (false and due_at is distinct from null)
+       or priority is distinct from coalesce(null, priority)
+       or tags is distinct from coalesce(null, tags))
+returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at;
