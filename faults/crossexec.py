@@ -31,8 +31,9 @@ def main() -> int:
     writer = f"writer-{uuid.uuid4().hex[:8]}"
     # The reader's tasks go straight into the database, so no statement of the service is involved.
     rows = psql(
-        "insert into tasks (user_id, title, status, created_at, updated_at) "
-        f"select {sql_literal(reader)}, 'keep ' || g, 'pending', now(), now() "
+        "insert into tasks (user_id, title, status, created_at, updated_at, position) "
+        f"select {sql_literal(reader)}, 'keep ' || g, 'pending', now(), now(), "
+        "'d' || lpad(g::text, 4, '0') "
         f"from generate_series(1, {N}) g returning id")
     ids = [int(r[0]) for r in rows]
     rtoken, wtoken = make_token(reader), make_token(writer)

@@ -82,8 +82,9 @@ class Client:
             self.conn.close()
             self.conn = None
 
-    def request(self, kind: str, method: str, path: str, body: object = None, thread: int = 0) -> Rec:
-        headers = {"Accept": "application/json"}
+    def request(self, kind: str, method: str, path: str, body: object = None, thread: int = 0,
+                extra: dict[str, str] | None = None) -> Rec:
+        headers = {"Accept": "application/json", **(extra or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = None

@@ -275,18 +275,21 @@ svc_env_args() {
         BETTER_AUTH_SECRET="$BETTER_AUTH_SECRET"
         DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-10}"
         DB_ACQUIRE_TIMEOUT_MS="${DB_ACQUIRE_TIMEOUT_MS:-2000}"
-        RUST_LOG="${SVC_RUST_LOG:-info}" LOG_FORMAT=text NO_COLOR=1)
+        RUST_LOG="${SVC_RUST_LOG:-info}" LOG_FORMAT=text NO_COLOR=1
+        # Load from a few users far past any quota: limits are not what these suites test.
+        RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-0}" AUTH_FAILURES_PER_MINUTE="${AUTH_FAILURES_PER_MINUTE:-0}")
 }
 
 # svc_start NAME DATABASE_URL [NAME=VALUE...]: starts `todo-backend serve` in its own temp dir
-# and waits for /health. Sets SVC_URL, SVC_PID, SVC_LOG, SVC_PORT. Returns 1 (with the log
+# and waits for /health, on SVC_LISTEN_PORT when set (else a free port). Sets SVC_URL, SVC_PID,
+# SVC_LOG, SVC_PORT. Returns 1 (with the log
 # tail on stderr) if the process exits or /health does not answer within $SVC_WAIT s (30).
 svc_start() {
     local name=$1 url=$2
     shift 2
     local dir=$FAULTS_TMP/svc-$name
     mkdir -p "$dir"
-    SVC_PORT=$(free_port)
+    SVC_PORT=${SVC_LISTEN_PORT:-$(free_port)}
     SVC_LOG=$dir/service.log
     SVC_URL=http://127.0.0.1:$SVC_PORT
     svc_env_args

@@ -13,6 +13,8 @@ if ! svc_start outage "postgres://todo@127.0.0.1:$PG_PORT/todo?sslmode=verify-fu
 fi
 run_child python3 "$FAULTS_DIR/outage.py"
 rc=$?
+# Live streams through the same kinds of outage: they stay open and catch up.
+run_child python3 "$FAULTS_DIR/events.py" || rc=1
 
 # Information: start-up while the database is unreachable (nothing listens on the port).
 # Starting not-ready and connecting lazily would be the alternative to exiting.

@@ -3,14 +3,14 @@
 #   faults: N passed, M failed
 # and the exit status is non-zero when anything failed.
 #
-# usage: faults/run.sh [outage|pool|tls|pgbouncer ...]   (default: all, in that order)
+# usage: faults/run.sh [outage|pool|tls|pgbouncer|rolling ...]   (default: all, in that order)
 # Needs root, PostgreSQL 15 in /usr/lib/postgresql/15/bin, pgbouncer, openssl, python3, curl,
 # and a built service (TODO_BIN, default target/debug/todo-backend in this checkout). Each script
 # starts its own private cluster on a free loopback port and removes everything on exit.
 set -u
 DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPTS=("$@")
-((${#SCRIPTS[@]})) || SCRIPTS=(outage pool tls pgbouncer)
+((${#SCRIPTS[@]})) || SCRIPTS=(outage pool tls pgbouncer rolling)
 
 FAULTS_RESULTS=$(mktemp /tmp/faults-results.XXXXXX)
 export FAULTS_RESULTS

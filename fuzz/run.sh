@@ -5,7 +5,7 @@
 #
 # For each backend (SQLite file, then a fresh PostgreSQL database that this script creates
 # and drops) it starts `todo-backend serve` on a free loopback port, mints bearer tokens for
-# two users (alice, bob) with `todo-backend token`, and runs schemathesis with every check
+# two users (alice, bob) with `todo-backend token`, and runs schemathesis with every check but one
 # against /openapi.json: all four phases (examples, coverage, fuzzing, stateful), a bounded
 # number of examples per operation and a wall-clock bound per backend. summarize.py then lists
 # the failed checks with a curl reproduction and which documented status codes were observed.
@@ -16,7 +16,12 @@
 #   SEED            schemathesis --seed, default random (printed, so a run can be repeated)
 #   RUN_TIMEOUT     seconds one backend's schemathesis run may take, default 120
 #   READY_TIMEOUT   seconds the service may take to answer /health, default 30
-#   UNREACHABLE_CODES  documented codes fuzzing cannot provoke, default "413 503"
+#   UNREACHABLE_CODES  documented codes fuzzing cannot provoke, default "304 400 409 410 412 413 503":
+#                   304, 400 and 412 answer If-None-Match / If-Match, headers a schema-driven
+#                   fuzzer does not send; 409 needs two requests with one key at once; 410 a
+#                   feed cursor past the user's history, which random digits hit only by
+#                   chance; 413 a body past the limit; 503 a database outage (the
+#                   integration tests and faults/ cover each)
 #   SCHEMATHESIS_ARGS  extra arguments for `schemathesis run`, split on spaces, e.g.
 #                   "--continue-on-failure --generation-allow-x00 false"
 #   PGHOST PGPORT PGUSER  PostgreSQL server, default 127.0.0.1 5432 postgres (trust auth)
@@ -45,7 +50,7 @@ MAX_EXAMPLES=${MAX_EXAMPLES:-100}
 SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
-UNREACHABLE_CODES=${UNREACHABLE_CODES:-413 503}
+UNREACHABLE_CODES=${UNREACHABLE_CODES:-304 400 409 410 412 413 503}
 read -r -a EXTRA_ARGS <<<"${SCHEMATHESIS_ARGS:-}"
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -117,6 +122,9 @@ run_backend() {
   port=$(free_port)
   url="http://127.0.0.1:$port"
   export DATABASE_URL=$database_url PORT=$port HOST=127.0.0.1
+  # Thousands of requests as two users and as nobody: the rate limits would answer most of
+  # them 429 (their own tests are in the suite).
+  export RATE_LIMIT_PER_MINUTE=0 AUTH_FAILURES_PER_MINUTE=0
   BETTER_AUTH_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
   export BETTER_AUTH_SECRET
   export RUST_LOG=${RUST_LOG:-info} LOG_FORMAT=text NO_COLOR=1
@@ -145,9 +153,14 @@ EOF
 
   started=$SECONDS
   # Run from the report directory: schemathesis keeps its crash files there for `st replay`.
+  # Every check but one: "a created resource is readable at once" misfires on a repeated
+  # Idempotency-Key, whose replayed 201 names a task another step may since have deleted (the
+  # replay is right; the suite tests that a created task is readable). The check has to be left
+  # out here: `--checks all` overrides the config file's switch for it.
   (cd "$reports" && WFC_AUTH_FILE=$WORK/auth.json exec timeout -s INT -k 15 "$RUN_TIMEOUT" \
     "$ST" --config-file "$HERE/schemathesis.toml" run "$url/openapi.json" \
     --checks all \
+    --exclude-checks ensure_resource_availability \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
     --generation-database none \
