@@ -41,10 +41,32 @@ def check(row):
     return f"{verdict} {ratio:.2f}{note}"
 
 
+CEILING_SPREAD = 1.25  # the two ceiling figures of a row may differ by this factor
+
+
+def cpu_per_request(row):
+    """The service's CPU time over the step (user + system, from /proc) per request served."""
+    requests = int(row["requests"])
+    return f"{int(row['cpu_us']) / requests:.1f}" if requests else "n/a"
+
+
+def ceiling_cell(row):
+    before, after = float(row["ceiling_before"] or 0), float(row["ceiling_after"] or 0)
+    cell = f"{float(row['ceiling_tps'] or 0):,.0f} ({before:,.0f} / {after:,.0f})"
+    if row["ceiling_clients"] != row["conns"]:
+        cell += f" ({row['ceiling_clients']} clients)"
+    if int(row["ceiling_failed"] or 0):
+        cell += f" ({row['ceiling_failed']} failed)"
+    if min(before, after) > 0 and max(before, after) / min(before, after) > CEILING_SPREAD:
+        cell += " **FLAG**"
+    return cell
+
+
 def table(rows, with_ceiling):
-    head = ["operation", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+    head = ["operation", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+            "CPU µs/req"]
     if with_ceiling:
-        head += ["ceiling req/s", "service/ceiling"]
+        head += ["ceiling tps, mean (before / after)", "service/ceiling"]
     head += ["peak RSS MiB", "check"]
     lines = ["| " + " | ".join(head) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
@@ -52,15 +74,10 @@ def table(rows, with_ceiling):
         rps = int(r["requests"]) / (int(r["duration_us"]) / 1e6)
         op = r["op"] + (" (EdDSA)" if r["auth"] == "eddsa" else "")
         cells = [op, r["conns"], f"{rps:,.0f}", ms(r["p50_us"]), ms(r["p95_us"]),
-                 ms(r["p99_us"]), errors(r)]
+                 ms(r["p99_us"]), errors(r), cpu_per_request(r)]
         if with_ceiling:
             tps = float(r["ceiling_tps"] or 0)
-            ceiling = f"{tps:,.0f}"
-            if r["ceiling_clients"] != r["conns"]:
-                ceiling += f" ({r['ceiling_clients']} clients)"
-            if int(r["ceiling_failed"] or 0):
-                ceiling += f" ({r['ceiling_failed']} failed)"
-            cells += [ceiling, f"{rps / tps:.2f}" if tps else "n/a"]
+            cells += [ceiling_cell(r), f"{rps / tps:.2f}" if tps else "n/a"]
         cells += [f"{int(r['rss_kib']) / 1024:.1f}", check(r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -114,26 +131,29 @@ def features(path):
             variant, _round, op, conns, *numbers = line.split()
             got = fields(" ".join(numbers))
             rps = int(got["requests"]) / int(got["duration_us"]) * 1e6
-            rounds.setdefault((variant, op, conns), []).append((rps, int(got["p99_us"])))
+            cpu = int(got["cpu_us"]) / int(got["requests"]) if int(got["requests"]) else 0.0
+            rounds.setdefault((variant, op, conns), []).append((rps, int(got["p99_us"]), cpu))
     if not rounds:
         return ""
     def median(values):
         ordered = sorted(values)
         return ordered[len(ordered) // 2]
-    base = {(op, conns): median([r for r, _ in v]) for (variant, op, conns), v in rounds.items() if variant == "neither"}
+    base = {(op, conns): median([r for r, _, _ in v]) for (variant, op, conns), v in rounds.items() if variant == "neither"}
     names = {"neither": "neither", "metrics": "metrics", "limiter": "metrics + in-process limiter",
              "redis": "metrics + Redis limiter"}
     rows = []
     for (variant, op, conns), values in rounds.items():
-        rps = median([r for r, _ in values])
-        p99 = median([p for _, p in values])
+        rps = median([r for r, _, _ in values])
+        p99 = median([p for _, p, _ in values])
+        cpu = median([c for _, _, c in values])
         ratio = rps / base[(op, conns)] if base.get((op, conns)) else float("nan")
         rows.append(f"| {op} c={conns} | {names.get(variant, variant)} | {rps:.0f} "
-                    f"({', '.join(f'{r:.0f}' for r, _ in values)}) | {ms(p99)} | {ratio:.2f} |")
+                    f"({', '.join(f'{r:.0f}' for r, _, _ in values)}) | {ms(p99)} | "
+                    f"{cpu:.1f} | {ratio:.2f} |")
     return "\n".join([
         "", "## What metrics and rate limits cost (PostgreSQL)", "",
-        "| step | with | req/s, median (rounds) | p99 ms | ratio to neither |",
-        "|---|---|---|---|---|", *rows, "",
+        "| step | with | req/s, median (rounds) | p99 ms | CPU µs/req, median | ratio to neither |",
+        "|---|---|---|---|---|---|", *rows, "",
         "- Rounds alternate the four set-ups; limits far above the load, so every request is "
         "counted and none refused; the Redis limiter does one script call per request.",
     ])
@@ -176,6 +196,12 @@ def main():
             "- **ceiling**: `pgbench -M prepared -j 2` on the exact SQL the service sends, same "
             "client count (capped below PostgreSQL's `max_connections`, shown when capped), "
             "straight to PostgreSQL: what the database alone does on this machine.",
+            "- **CPU µs/req**: the service process's CPU time (user + system, from "
+            "`/proc/PID/stat`) over the measured step, divided by the requests it served.",
+            f"- **ceiling … (before / after)**: pgbench right before the service's step and "
+            f"right after it; the ratio uses their mean, and **FLAG** marks a row whose two "
+            f"figures differ by more than {CEILING_SPREAD - 1:.0%} (the machine changed under "
+            f"the step).",
             "- **peak RSS**: the service's VmHWM during the step (reset before it).",
             f"- **check**: completed requests × mean latency ÷ (connections × duration); "
             f"near 1 when every connection was always busy with a request that completed. "

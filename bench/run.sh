@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark of todo-backend, in one run on one machine: build the release binary, then for
 # PostgreSQL and for SQLite: a fresh database, USERS users × TASKS tasks, and for each step
-# (operation × connections) an HTTP load test with wrk; on PostgreSQL also the ceiling, pgbench
-# on the exact SQL the service sends. Then the start-up time. Prints markdown tables and
+# (operation × connections) an HTTP load test with wrk and the service's CPU time per request;
+# on PostgreSQL also the ceiling, pgbench on the exact SQL the service sends, before and after
+# the service's step. Then the start-up time. Prints markdown tables and
 # writes them to bench/results/latest.md (raw tool output: bench/results/latest.log).
 #
 # It is a benchmark, not a test: it exits non-zero only when the harness itself breaks.
@@ -106,7 +107,7 @@ results=$bench/results
 mkdir -p "$results"
 raw=$results/latest.log
 : >"$raw"
-printf 'backend\top\tauth\tconns\trequests\tduration_us\ttimed\tunpaired\tbusy_us\tmean_us\tp50_us\tp95_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tlisten_drops\trss_kib\tceiling_tps\tceiling_clients\tceiling_failed\n' \
+printf 'backend\top\tauth\tconns\trequests\tduration_us\ttimed\tunpaired\tbusy_us\tmean_us\tp50_us\tp95_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tlisten_drops\trss_kib\tcpu_us\tceiling_tps\tceiling_clients\tceiling_failed\tceiling_before\tceiling_after\n' \
   >"$work/results.tsv"
 : >"$work/startup.tsv"
 svc_pid=
@@ -285,15 +286,30 @@ run_pgbench() {
   echo "$tps $clients ${failed:-0}"
 }
 
+# The service's CPU time so far (user + system), in microseconds.
+service_cpu_us() {
+  # Fields 14 and 15 of /proc/PID/stat, counted after the command name's closing parenthesis
+  # (the name itself may hold spaces).
+  awk -v hz="$clock_ticks" '{ sub(/^.*\) /, ""); print ($12 + $13) * 1000000 / hz }' \
+    "/proc/$svc_pid/stat"
+}
+clock_ticks=$(getconf CLK_TCK)
+
 run_step() {
-  local op=$1 conns=$2 auth=$3 out numbers drops rss ceiling requests duration_us
+  local op=$1 conns=$2 auth=$3 out numbers drops rss ceiling requests duration_us cpu before after
   [ -f "$bench/pgbench/$op.sql" ] || die "unknown operation $op in STEPS"
   [[ $auth == hs256 || $auth == eddsa ]] || die "unknown token kind $auth in STEPS"
+  # The ceiling swings between runs as much as the service does: measure it on both sides of
+  # the service's step and use the mean.
+  before="0 0 0"
+  if [ "$backend" = postgres ]; then before=$(run_pgbench "$op" "$conns"); fi
   if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" "$auth" >/dev/null; fi
   : >"$work/service.log" # opened for appending: truncating keeps the log from piling up
   echo 5 >"/proc/$svc_pid/clear_refs" 2>/dev/null || say "cannot reset the peak RSS; it covers the whole run"
   drops=$(listen_overflows)
+  cpu=$(service_cpu_us)
   out=$(run_wrk "$op" "$conns" "$DURATION" "$auth")
+  cpu=$(awk -v a="$cpu" -v b="$(service_cpu_us)" 'BEGIN { printf "%.0f", b - a }')
   drops=$(($(listen_overflows) - drops))
   kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$work/service.log" >&2; die "the service died during $op c=$conns"; }
   rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$svc_pid/status")
@@ -301,9 +317,13 @@ run_step() {
   # "BENCH requests=1 duration_us=2 …" → the values, in the order of the TSV's columns.
   numbers=$(sed -n 's/^BENCH //p' <<<"$out" | sed 's/[a-z0-9_]*=//g')
   [ -n "$numbers" ] || { echo "$out" >&2; die "no BENCH line in wrk's output"; }
-  ceiling="0 0 0"
-  if [ "$backend" = postgres ]; then ceiling=$(run_pgbench "$op" "$conns"); fi
-  echo "$backend $op $auth $conns $numbers $drops $rss $ceiling" | tr ' ' '\t' >>"$work/results.tsv"
+  after="0 0 0"
+  if [ "$backend" = postgres ]; then after=$(run_pgbench "$op" "$conns"); fi
+  # "tps clients failed" twice → mean tps, clients, failed in all, then both tps figures.
+  ceiling=$(awk -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    printf "%s %s %s %s %s", (x[1] + y[1]) / 2, x[2], x[3] + y[3], x[1], y[1] }')
+  echo "$backend $op $auth $conns $numbers $drops $rss $cpu $ceiling" | tr ' ' '\t' >>"$work/results.tsv"
   read -r requests duration_us _ <<<"$numbers"
   say "$backend $op c=$conns $auth: $(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", r / d * 1e6 }') req/s" \
     "$([ "$backend" = postgres ] && echo "(ceiling ${ceiling%% *} tps)")"
@@ -313,7 +333,7 @@ run_step() {
 # metrics and the in-process limiter, with metrics and the Redis limiter (limits far above the
 # load, so that every request is counted and none refused), ROUNDS rounds alternating.
 bench_features() {
-  local op conns round variant extra out numbers base_env=("${svc_env[@]}")
+  local op conns round variant extra out numbers cpu base_env=("${svc_env[@]}")
   IFS=: read -r op conns _ <<<"$FEATURES"
   local huge=(RATE_LIMIT_PER_MINUTE=1000000 RATE_LIMIT_BURST=1000000)
   for round in $(seq "$ROUNDS"); do
@@ -328,10 +348,12 @@ bench_features() {
       svc_env=("${base_env[@]}" "${extra[@]}")
       start_service
       if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" >/dev/null; fi
+      cpu=$(service_cpu_us)
       out=$(run_wrk "$op" "$conns" "$DURATION")
+      cpu=$(awk -v a="$cpu" -v b="$(service_cpu_us)" 'BEGIN { printf "%.0f", b - a }')
       printf '\n== features %s round %s: %s c=%s\n%s\n' "$variant" "$round" "$op" "$conns" "$out" >>"$raw"
       numbers=$(sed -n 's/^BENCH //p' <<<"$out")
-      echo "$variant $round $op $conns $numbers" >>"$work/features.txt"
+      echo "$variant $round $op $conns $numbers cpu_us=$cpu" >>"$work/features.txt"
       say "features $variant round $round: $(awk -v l="$numbers" 'BEGIN { split(l, f, " "); for (i in f) { split(f[i], kv, "="); v[kv[1]] = kv[2] } printf "%.0f", v["requests"] / v["duration_us"] * 1e6 }') req/s"
     done
   done
