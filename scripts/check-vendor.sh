@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Proves that vendor/sqlx-core is the sqlx-core 0.9.0 crate published on crates.io plus the one
-# change vendor/README.md describes: a single hunk in src/net/socket/mod.rs that carries the
-# marker "todo-backend:". Any other difference fails (exit 1).
+# Proves that vendor/sqlx-core is the sqlx-core 0.9.0 crate published on crates.io plus the
+# changes vendor/README.md describes: one hunk in each of src/net/socket/mod.rs and
+# src/pool/connection.rs, each carrying the marker "todo-backend:". Any other difference fails
+# (exit 1).
 #
 # The published crate is cargo's own copy when its download cache has one
 # (${CARGO_HOME:-~/.cargo}/registry/cache/index.crates.io-*/), else it is downloaded the way
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 CRATE=sqlx-core
 VERSION=0.9.0
 VENDORED=vendor/sqlx-core
-MARKED=src/net/socket/mod.rs
+MARKED=(src/net/socket/mod.rs src/pool/connection.rs)
 MARKER=todo-backend:
 INDEX=https://index.crates.io
 IGNORED=(.cargo_vcs_info.json Cargo.lock)
@@ -79,27 +80,32 @@ done
 rc=0
 diff -rq "$published" "$VENDORED" >"$work/differences" || rc=$?
 ((rc <= 1)) || fail "diff -r failed (status $rc)"
-expected="Files $published/$MARKED and $VENDORED/$MARKED differ"
-others=$(grep -vxF "$expected" "$work/differences" || true)
+expected=()
+for file in "${MARKED[@]}"; do
+  expected+=("Files $published/$file and $VENDORED/$file differ")
+done
+others=$(grep -vxF "$(printf '%s\n' "${expected[@]}")" "$work/differences" || true)
 if [[ -n $others ]]; then
-  fail "$VENDORED differs from the published $CRATE $VERSION beyond $MARKED:
+  fail "$VENDORED differs from the published $CRATE $VERSION beyond ${MARKED[*]}:
 ${others//$published/published}"
 fi
-grep -qxF "$expected" "$work/differences" ||
-  fail "$VENDORED/$MARKED is the published file: the marked change is missing"
 
-# -U0: each run of changed lines is its own hunk, so a stray edit elsewhere in the file is a
-# second hunk (one right next to the marked lines would show in the hunk printed below).
-diff -U0 "$published/$MARKED" "$VENDORED/$MARKED" >"$work/hunk" || true
-hunks=$(grep -c '^@@' "$work/hunk" || true)
-((hunks == 1)) || fail "$VENDORED/$MARKED has $hunks changed places, not the one marked change:
+echo "$VENDORED is $CRATE $VERSION as published (SHA-256 $got) plus one marked hunk in each of ${MARKED[*]}:"
+for file in "${MARKED[@]}"; do
+  grep -qxF "Files $published/$file and $VENDORED/$file differ" "$work/differences" ||
+    fail "$VENDORED/$file is the published file: its marked change is missing"
+  # -U0: each run of changed lines is its own hunk, so a stray edit elsewhere in the file is a
+  # second hunk (one right next to the marked lines would show in the hunk printed below).
+  diff -U0 "$published/$file" "$VENDORED/$file" >"$work/hunk" || true
+  hunks=$(grep -c '^@@' "$work/hunk" || true)
+  ((hunks == 1)) || fail "$VENDORED/$file has $hunks changed places, not the one marked change:
 $(tail -n +3 "$work/hunk")"
-grep -q "^+.*$MARKER" "$work/hunk" ||
-  fail "the change in $VENDORED/$MARKED does not carry the marker \"$MARKER\":
+  grep -q "^+.*$MARKER" "$work/hunk" ||
+    fail "the change in $VENDORED/$file does not carry the marker \"$MARKER\":
 $(tail -n +3 "$work/hunk")"
-
-echo "$VENDORED is $CRATE $VERSION as published (SHA-256 $got) plus one marked hunk in $MARKED:"
-tail -n +3 "$work/hunk" | sed 's/^/  /'
+  echo "$file:"
+  tail -n +3 "$work/hunk" | sed 's/^/  /'
+done
 if ((${#ignored[@]})); then
   echo "(not vendored, as intended: ${ignored[*]})"
 fi

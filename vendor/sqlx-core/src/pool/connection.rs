@@ -311,19 +311,29 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         // returned to the pool; also of course, if it was dropped due to an error
         // this is simply a band-aid as SQLx-next connections should be able
         // to recover from cancellations
-        if let Err(error) = self.raw.ping().await {
-            tracing::warn!(
-                %error,
-                "error occurred while testing the connection on-release",
-            );
-
-            // Connection is broken, don't try to gracefully close.
-            self.close_hard().await;
-            false
-        } else {
-            // if the connection is still viable, release it to the pool
-            self.release();
-            true
+        // todo-backend: drain instead of ping, within the acquire timeout. `flush` sends what
+        // is queued (a dropped transaction's ROLLBACK) and reads the answers of every query a
+        // dropped future left unfinished, which is all the ping did for a connection's state,
+        // without the extra round trip on a clean connection, where it does no I/O at all.
+        // The bound stops a silent peer from holding a pool slot forever (transact-rs/sqlx#4349):
+        // past it the connection is dropped, which frees its slot.
+        let acquire_timeout = self.guard.pool.options.acquire_timeout;
+        match crate::rt::timeout(acquire_timeout, self.raw.flush()).await {
+            Ok(Ok(())) => {
+                self.release();
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "error occurred while draining the connection on-release");
+                // Connection is broken, don't try to gracefully close.
+                self.close_hard().await;
+                false
+            }
+            Err(_) => {
+                tracing::warn!("draining the connection on-release timed out; dropping it");
+                drop(self);
+                false
+            }
         }
     }
 
