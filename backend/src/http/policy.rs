@@ -9,12 +9,11 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::{Router, middleware as mw};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::idempotency;
 use super::limits::BODY_LIMIT_BYTES;
 use super::middleware;
-use crate::telemetry::{self, X_REQUEST_ID};
+use crate::telemetry::X_REQUEST_ID;
 
 /// HTTP settings that shape the policies.
 #[derive(Debug, Clone, Default)]
@@ -28,29 +27,9 @@ pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     let allowed: Arc<[HeaderValue]> = settings.cors_allowed_origins.clone().into();
     router.layer(
         ServiceBuilder::new()
-            // An id first, so that the log line and every response carry it.
-            .layer(mw::from_fn(telemetry::request_id))
-            .layer(mw::from_fn(telemetry::trace_request))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .layer(mw::from_fn(middleware::json_error_bodies))
-            // Before the CORS layer, which would answer a foreign preflight 200 with no grant.
-            .layer(mw::from_fn_with_state(
-                allowed,
-                middleware::refuse_foreign_preflight,
-            ))
+            .layer(mw::from_fn_with_state(allowed, middleware::outer))
             .option_layer(cors(&settings.cors_allowed_origins))
-            // Inside CORS, so that a browser can read why its request was refused.
-            .layer(mw::from_fn(middleware::limit_request_head))
-            .layer(mw::from_fn(middleware::timeout))
-            // The user's remaining quota, on every response whose request was counted.
-            .layer(mw::from_fn(crate::limits::quota_headers))
+            .layer(mw::from_fn(middleware::inner))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
     )
 }

@@ -3,11 +3,11 @@
 
 pub mod metrics;
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use tracing::{Instrument, field};
 use tracing_subscriber::EnvFilter;
@@ -38,8 +38,11 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
     let filter = EnvFilter::builder()
         .parse(filter.unwrap_or(DEFAULT_FILTER))
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colours only for a person at a terminal: escape codes in a file or a collector's input
+    // are noise (and cost a little on every line).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (as in tests) is harmless: the first subscriber stays.
     let _ = match format {
@@ -61,9 +64,10 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Gives every request an id: the client's `X-Request-Id` when it is sane, else a new UUID.
-/// The id goes into the logs and back to the client, so one can quote it in a bug report.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+/// Gives `request` an id: the client's `X-Request-Id` when it is sane, else a new UUID. The id
+/// goes into the logs and, as the returned header, back to the client, so one can quote it in
+/// a bug report.
+pub fn assign_request_id(request: &mut Request) -> HeaderValue {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -75,9 +79,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), header.clone());
     request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), header);
-    response
+    header
 }
 
 /// Short, and made only of characters that cannot forge log lines or headers.
@@ -88,10 +90,13 @@ fn is_sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Wraps each request in a span named by its route (not its raw path, which would make every
-/// task id its own log key) and logs one line when the response is ready. Health checks log
-/// at debug so that probes do not drown the log.
-pub async fn trace_request(request: Request, next: Next) -> Response {
+/// Runs `handle` on `request` in a span named by its route (not its raw path, which would make
+/// every task id its own log key), records its duration and logs one line when the response is
+/// ready. Health checks log at debug so that probes do not drown the log.
+pub async fn traced<F>(request: Request, handle: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -116,7 +121,7 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     active.increment(1.0);
     // Decremented however the request ends, a dropped one included.
     let _active = Active(active);
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = handle(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     ::metrics::histogram!(
