@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by the test scripts (.ci/run, faults/, fuzz/, bench/, interop/better-auth/).
+# Helpers shared by the test scripts (.ci/run, faults/, fuzz/, bench/, interop/).
 # Source it; it defines functions only and changes no shell option.
 
 # free_port: prints a loopback TCP port that nothing listens on (the kernel's pick; it is free
@@ -29,6 +29,19 @@ require_service_bin() {
   fi
   echo "error: no todo-backend binary to run: $why (build it first, e.g. \`cargo build\`)" >&2
   exit 2
+}
+
+# npm_ci_once NAME: in the current directory, installs the locked npm dependencies unless the
+# install stamped NAME already did it for this lock file and this Node (native addons are
+# built for one Node version).
+npm_ci_once() {
+  local stamp="node_modules/.$1-stamp" want
+  want="$(node --version) $(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
+    echo "# npm ci"
+    npm ci --no-audit --no-fund
+    echo "$want" >"$stamp"
+  fi
 }
 
 # wait_healthy URL PID [TIMEOUT_S]: polls URL/health until it answers 2xx (status 0). Returns 1,

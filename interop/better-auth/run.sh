@@ -25,14 +25,8 @@ require_service_bin "$1"
 BIN=$(realpath "$1")
 cd "$HERE"
 
-# Install the pinned dependencies once. better-sqlite3 is a native addon, so the stamp
-# covers the Node version as well as the lock file.
-stamp_want="$(node --version) $(sha256sum package-lock.json | cut -d' ' -f1)"
-if [[ "$(cat node_modules/.interop-stamp 2>/dev/null || true)" != "$stamp_want" ]]; then
-  echo "# npm ci"
-  npm ci --no-audit --no-fund
-  echo "$stamp_want" > node_modules/.interop-stamp
-fi
+# The pinned dependencies, once (better-sqlite3 is a native addon, built for one Node).
+npm_ci_once interop
 
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/better-auth-e2e.XXXXXX")
 AUTH_PID=""

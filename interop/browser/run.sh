@@ -23,13 +23,8 @@ if [[ ! -x $CHROMIUM ]]; then
   echo "error: no browser at $CHROMIUM (apt-get install chromium)" >&2
   exit 2
 fi
-stamp_want="$(node --version) $(sha256sum package-lock.json | cut -d' ' -f1)"
-if [[ "$(cat node_modules/.browser-stamp 2>/dev/null || true)" != "$stamp_want" ]]; then
-  echo "# npm ci"
-  # playwright-core downloads no browser; this one is Debian's.
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
-  echo "$stamp_want" > node_modules/.browser-stamp
-fi
+# playwright-core downloads no browser; this one is Debian's.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_ci_once browser
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/browser-events.XXXXXX")
 api_port=$(free_port)

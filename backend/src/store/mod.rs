@@ -380,13 +380,17 @@ fn keys_valid_after(now: DateTime<Utc>) -> DateTime<Utc> {
 /// A feed page from the rows after `since` (one more than `limit`, to tell whether more
 /// follow) and the owner's counters, read after the rows: a purge that removed a change the
 /// rows missed has then raised `purged_through` past `since`.
-fn feed_page(
-    mut changes: Vec<crate::domain::Change>,
+fn feed_page<T: row::StoredTime, L: row::StoredTags>(
+    rows: Vec<row::ChangeRow<T, L>>,
     since: ChangeCursor,
     limit: u32,
-    last_change: i64,
-    purged_through: i64,
+    counters: Option<(i64, i64)>,
 ) -> Result<ChangePage, StoreError> {
+    let mut changes = rows
+        .into_iter()
+        .map(crate::domain::Change::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (last_change, purged_through) = counters.unwrap_or_default();
     let since_seq = since.get();
     // A cursor from the start needs no history; one from before a purge, or one this
     // database never issued (restored from a backup, another deployment), cannot be served.

@@ -5,7 +5,7 @@
 //! OpenTelemetry's HTTP semantic conventions in Prometheus form, with the route template as
 //! the route (never the raw path, whose ids would make a series per task).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -28,20 +28,14 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the process's recorder (once; later calls get the same handle). Without it the
-/// `metrics` macros record nothing and cost next to nothing.
+/// Installs the process's recorder; a process has one, so this is called once, at start-up.
+/// Without it the `metrics` macros record nothing and cost next to nothing.
 pub fn install() -> Result<PrometheusHandle, String> {
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
+    PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &BUCKETS)
         .map_err(|error| error.to_string())?
         .install_recorder()
-        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))
 }
 
 /// What a scrape reads besides the recorded series: gauges of state owned elsewhere.

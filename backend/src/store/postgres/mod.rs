@@ -12,7 +12,7 @@ use super::{
 };
 use crate::domain::query::fold;
 use crate::domain::{
-    Change, ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
+    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
     Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, Timestamp, UpdateTask, UserId,
 };
 
@@ -705,12 +705,7 @@ impl TaskStore for PgStore {
                 Ok((rows, counters))
             })
             .await?;
-        let changes = rows
-            .into_iter()
-            .map(Change::try_from)
-            .collect::<Result<_, _>>()?;
-        let (last_change, purged_through) = counters.unwrap_or_default();
-        super::feed_page(changes, since, limit, last_change, purged_through)
+        super::feed_page(rows, since, limit, counters)
     }
 
     async fn purge(
