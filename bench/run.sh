@@ -29,6 +29,8 @@
 #   PG_HEADROOM=10       PostgreSQL connections pgbench leaves free for everybody else
 #   WRK_TIMEOUT=5        seconds; a slower request counts as a timeout error
 #   SERVICE_LOG_LEVEL=info  the service's RUST_LOG
+#   RATE_LIMIT_PER_MINUTE=1000000, RATE_LIMIT_BURST=1000000  the in-process per-user limiter:
+#                        on, as a user runs the service, but far above the load (0: off)
 #   TOKIO_WORKER_THREADS   passed to the service when set (default: one per core)
 #   FEATURES="get:100"   on PostgreSQL, that step again with metrics off and no rate limiter,
 #                        metrics on, plus the in-process limiter, plus the Redis limiter
@@ -130,7 +132,8 @@ service_env() {
     DATABASE_URL="$db_url" HOST=127.0.0.1 BETTER_AUTH_SECRET="$secret"
     BETTER_AUTH_URL="http://127.0.0.1:$issuer_port"
     RUST_LOG="$SERVICE_LOG_LEVEL" DB_MAX_CONNECTIONS="$DB_MAX_CONNECTIONS"
-    RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-0}" AUTH_FAILURES_PER_MINUTE=0
+    RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-1000000}"
+    RATE_LIMIT_BURST="${RATE_LIMIT_BURST:-1000000}" AUTH_FAILURES_PER_MINUTE=0
     ${TOKIO_WORKER_THREADS:+TOKIO_WORKER_THREADS="$TOKIO_WORKER_THREADS"})
 }
 

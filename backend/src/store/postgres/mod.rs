@@ -1,9 +1,13 @@
 //! The PostgreSQL store: production (Neon or any PostgreSQL 13+).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, QueryBuilder, Transaction};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
 use super::{
@@ -33,6 +37,12 @@ const PURGE_BATCH: i64 = 500;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// One permit per pooled connection: a request waits here for its turn, and only then
+    /// asks the pool. sqlx's acquire future is about 14 KiB (it holds, inline, the connect it
+    /// may have to run), and with 1,000 clients on 10 connections nearly every request is
+    /// waiting; this wait costs a few bytes.
+    slots: Arc<Semaphore>,
+    acquire_timeout: Duration,
     /// Behind a transaction-mode pooler: no named prepared statements, and every query in a
     /// transaction of its own (see [`PgStore::run`]).
     transaction_pooler: bool,
@@ -85,8 +95,20 @@ impl PgStore {
             .map_err(|error| classify(error, transient))?;
         Ok(PgStore {
             pool,
+            slots: Arc::new(Semaphore::new(settings.max_connections as usize)),
+            acquire_timeout: settings.acquire_timeout,
             transaction_pooler,
         })
+    }
+
+    /// Waits, within the acquire timeout, for a connection's worth of room ([`PgStore::slots`]);
+    /// past it, the answer is the pool's own "timed out", a 503.
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, StoreError> {
+        match tokio::time::timeout(self.acquire_timeout, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Elapsed, or closed (which the store never does).
+            _ => Err(db_error(sqlx::Error::PoolTimedOut)),
+        }
     }
 
     /// Opens a transaction, on a task of its own so that it cannot be abandoned half-open.
@@ -112,18 +134,33 @@ impl PgStore {
     /// bind and execute) may each reach a different server connection unless they are inside
     /// a transaction, so there each call runs in one, with unnamed statements only. Outside a
     /// pooler, neither costs anything.
+    ///
+    /// The pool's acquire and `work` are boxed, so that a request still waiting for its
+    /// [`PgStore::slot`] holds neither (see [`PgStore::slots`]). Holding a slot, a request
+    /// nearly always finds an idle connection and takes it without the acquire (and the copy
+    /// of its 14 KiB future into the box).
     async fn run<T>(
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
+        let _slot = self.slot().await?;
         if self.transaction_pooler {
             let mut transaction = self.begin().await?;
-            let value = work(&mut transaction, false).await.map_err(db_error)?;
+            let value = Box::pin(work(&mut transaction, false))
+                .await
+                .map_err(db_error)?;
             transaction.commit().await.map_err(db_error)?;
             Ok(value)
         } else {
-            let mut connection = self.pool.acquire().await.map_err(db_error)?;
-            work(&mut connection, true).await.map_err(db_error)
+            // With a slot, an idle connection is there unless the pool has yet to open one (or
+            // its reaper just closed one): then the pool's acquire, which opens it.
+            let mut connection = match self.pool.try_acquire() {
+                Some(connection) => connection,
+                None => Box::pin(self.pool.acquire()).await.map_err(db_error)?,
+            };
+            Box::pin(work(&mut connection, true))
+                .await
+                .map_err(db_error)
         }
     }
 }
@@ -304,8 +341,10 @@ impl PgStore {
     ) -> Result<Option<Once<Task>>, StoreError> {
         let persistent = !self.transaction_pooler;
         let now = now();
+        let _slot = self.slot().await?;
         let mut transaction = self.begin().await?;
-        let outcome = async {
+        // Boxed, as in `run`.
+        let outcome = Box::pin(async {
             let locked: bool =
                 sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtext($1), hashtext($2))")
                     .persistent(persistent)
@@ -366,7 +405,7 @@ impl PgStore {
                 return Err(StoreError::KeyInFlight);
             }
             Ok(Some(Once::Done(task)))
-        }
+        })
         .await;
         match outcome {
             Ok(Some(Once::Done(task))) => {
