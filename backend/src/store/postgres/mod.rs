@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, QueryBuilder, Transaction};
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
 use super::{
@@ -101,13 +102,15 @@ impl PgStore {
         })
     }
 
-    /// Waits, within the acquire timeout, for a connection's worth of room ([`PgStore::slots`]);
-    /// past it, the answer is the pool's own "timed out", a 503.
-    async fn slot(&self) -> Result<SemaphorePermit<'_>, StoreError> {
-        match tokio::time::timeout(self.acquire_timeout, self.slots.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
+    /// Waits for a connection's worth of room ([`PgStore::slots`]), and returns it with the
+    /// deadline that also bounds taking the connection: the acquire timeout covers both waits
+    /// together. Past it, the answer is the pool's own "timed out", a 503.
+    async fn slot(&self) -> Result<(SemaphorePermit<'_>, Instant), StoreError> {
+        let deadline = Instant::now() + self.acquire_timeout;
+        match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok((permit, deadline)),
             // Elapsed, or closed (which the store never does).
-            _ => Err(db_error(sqlx::Error::PoolTimedOut)),
+            _ => Err(timed_out()),
         }
     }
 
@@ -119,10 +122,12 @@ impl PgStore {
     /// ends: every later query on it would run inside that transaction, hold its locks and
     /// never commit (transact-rs/sqlx#4393). Spawned, `BEGIN` is always answered; if nobody
     /// is left to take the transaction, it is dropped, and so rolled back, as any other.
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+    async fn begin(&self, deadline: Instant) -> Result<Transaction<'static, Postgres>, StoreError> {
         let pool = self.pool.clone();
-        tokio::spawn(async move { pool.begin().await })
+        let begun = tokio::spawn(async move { pool.begin().await });
+        tokio::time::timeout_at(deadline, begun)
             .await
+            .map_err(|_| timed_out())?
             .map_err(|error| StoreError::Other(error.into()))?
             .map_err(db_error)
     }
@@ -143,9 +148,9 @@ impl PgStore {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let _slot = self.slot().await?;
+        let (_slot, deadline) = self.slot().await?;
         if self.transaction_pooler {
-            let mut transaction = self.begin().await?;
+            let mut transaction = self.begin(deadline).await?;
             let value = Box::pin(work(&mut transaction, false))
                 .await
                 .map_err(db_error)?;
@@ -156,7 +161,10 @@ impl PgStore {
             // its reaper just closed one): then the pool's acquire, which opens it.
             let mut connection = match self.pool.try_acquire() {
                 Some(connection) => connection,
-                None => Box::pin(self.pool.acquire()).await.map_err(db_error)?,
+                None => tokio::time::timeout_at(deadline, Box::pin(self.pool.acquire()))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(db_error)?,
             };
             Box::pin(work(&mut connection, true))
                 .await
@@ -181,6 +189,11 @@ fn transient(code: &str) -> bool {
 
 fn db_error(error: sqlx::Error) -> StoreError {
     classify(error, transient)
+}
+
+/// No connection within the acquire timeout: what the pool itself says then.
+fn timed_out() -> StoreError {
+    db_error(sqlx::Error::PoolTimedOut)
 }
 
 /// Binds a sort value as PostgreSQL compares it with its column.
@@ -341,8 +354,8 @@ impl PgStore {
     ) -> Result<Option<Once<Task>>, StoreError> {
         let persistent = !self.transaction_pooler;
         let now = now();
-        let _slot = self.slot().await?;
-        let mut transaction = self.begin().await?;
+        let (_slot, deadline) = self.slot().await?;
+        let mut transaction = self.begin(deadline).await?;
         // Boxed, as in `run`.
         let outcome = Box::pin(async {
             let locked: bool =
