@@ -48,14 +48,6 @@ service() {
     DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$database" BETTER_AUTH_SECRET="$secret" \
     RATE_LIMIT_PER_MINUTE=1000000 RATE_LIMIT_BURST=1000000 "$@"
 }
-wait_healthy() {
-  for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
-    kill -0 "$svc_pid" 2>/dev/null || die "the service exited (log: $1)"
-    sleep 0.1
-  done
-  die "the service did not start"
-}
 
 # One request, N times over CONNS connections; any answer but 200 stops the run.
 client() {
@@ -93,7 +85,8 @@ count() {
   local bin=$1 n=$2 out="$work/callgrind.$2"
   (service valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" serve) >"$work/service.log" 2>&1 &
   svc_pid=$!
-  wait_healthy "$work/service.log"
+  # Valgrind starts the service slowly.
+  wait_healthy "http://127.0.0.1:$port" "$svc_pid" 60 || die "no start (log: $work/service.log)"
   client "$n"
   kill -TERM "$svc_pid"
   wait "$svc_pid" || true
@@ -108,7 +101,7 @@ for round in $(seq "$ROUNDS"); do
     # Migrations and a few tasks, by the binary itself at full speed.
     (service "$bin" serve) >"$work/seed.log" 2>&1 &
     svc_pid=$!
-    wait_healthy "$work/seed.log"
+    wait_healthy "http://127.0.0.1:$port" "$svc_pid" || die "no start (log: $work/seed.log)"
     token=$(service "$bin" token 100001 --ttl 1h 2>/dev/null)
     for i in $(seq 20); do
       curl -sf -o /dev/null -H "Authorization: Bearer $token" -H 'content-type: application/json' \
