@@ -46,7 +46,7 @@ port=$(free_port)
 service() {
   exec env -i PATH="$PATH" HOME="$work" LANG=C.UTF-8 HOST=127.0.0.1 PORT="$port" RUST_LOG=info \
     DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$database" BETTER_AUTH_SECRET="$secret" \
-    RATE_LIMIT_PER_MINUTE=1000000 RATE_LIMIT_BURST=1000000 "$@"
+    RATE_LIMIT_PER_MINUTE=1000000 RATE_LIMIT_BURST=1000000 METRICS_ADDR=127.0.0.1:0 "$@"
 }
 
 # One request, N times over CONNS connections; any answer but 200 stops the run.

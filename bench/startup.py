@@ -32,7 +32,7 @@ def health_ok(port):
 
 
 def one_start(binary, workdir):
-    env = dict(os.environ, PORT=str(free_port()))
+    env = dict(os.environ, PORT=str(free_port()), METRICS_ADDR="127.0.0.1:0")
     port = int(env["PORT"])
     with open(os.path.join(workdir, "startup.log"), "ab") as log:
         start = time.perf_counter()

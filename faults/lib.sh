@@ -277,7 +277,9 @@ svc_env_args() {
         DB_ACQUIRE_TIMEOUT_MS="${DB_ACQUIRE_TIMEOUT_MS:-2000}"
         RUST_LOG="${SVC_RUST_LOG:-info}" LOG_FORMAT=text NO_COLOR=1
         # Load from a few users far past any quota: limits are not what these suites test.
-        RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-0}" AUTH_FAILURES_PER_MINUTE="${AUTH_FAILURES_PER_MINUTE:-0}")
+        RATE_LIMIT_PER_MINUTE="${RATE_LIMIT_PER_MINUTE:-0}" AUTH_FAILURES_PER_MINUTE="${AUTH_FAILURES_PER_MINUTE:-0}"
+        # Several instances on one machine: each its own metrics port.
+        METRICS_ADDR=127.0.0.1:0)
 }
 
 # svc_start NAME DATABASE_URL [NAME=VALUE...]: starts `todo-backend serve` in its own temp dir

@@ -71,7 +71,8 @@ def restart(index: int, port: str, pid: int) -> int:
     env = {k: v for k, v in ENV.items() if k in ("PATH", "HOME", "BETTER_AUTH_SECRET")}
     env.update(HOST="127.0.0.1", PORT=port, DATABASE_URL=ENV["ROLLING_DB_URL"],
                SHUTDOWN_GRACE_SECONDS=ENV["ROLLING_GRACE_S"], RATE_LIMIT_PER_MINUTE="0",
-               AUTH_FAILURES_PER_MINUTE="0", LOG_FORMAT="text", NO_COLOR="1")
+               AUTH_FAILURES_PER_MINUTE="0", LOG_FORMAT="text", NO_COLOR="1",
+               METRICS_ADDR="127.0.0.1:0")
     log_file = open(os.path.join(ENV["FAULTS_TMP"], f"rolling-{index}-restarted.log"), "ab")
     proc = subprocess.Popen([ENV["TODO_BIN"], "serve"], env=env, cwd=ENV["FAULTS_TMP"],
                             stdout=log_file, stderr=log_file)

@@ -124,7 +124,7 @@ run_backend() {
   export DATABASE_URL=$database_url PORT=$port HOST=127.0.0.1
   # Thousands of requests as two users and as nobody: the rate limits would answer most of
   # them 429 (their own tests are in the suite).
-  export RATE_LIMIT_PER_MINUTE=0 AUTH_FAILURES_PER_MINUTE=0
+  export RATE_LIMIT_PER_MINUTE=0 AUTH_FAILURES_PER_MINUTE=0 METRICS_ADDR=127.0.0.1:0
   BETTER_AUTH_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
   export BETTER_AUTH_SECRET
   export RUST_LOG=${RUST_LOG:-info} LOG_FORMAT=text NO_COLOR=1

@@ -159,7 +159,9 @@ pub struct EventsConfig {
     )]
     pub events_max_per_user: u32,
 
-    /// Most open event streams on this instance; past it, 503.
+    /// Most open event streams on this instance; past it, 503. Never more than half of the
+    /// connection cap (`HTTP_MAX_CONNECTIONS`), so that streams cannot take the connections
+    /// ordinary requests need.
     #[arg(
         long,
         env = "EVENTS_MAX_STREAMS",
@@ -182,14 +184,23 @@ pub struct EventsConfig {
 }
 
 impl EventsConfig {
-    pub fn settings(&self) -> EventSettings {
+    /// The stream settings for an instance that holds at most `max_connections` client
+    /// connections. A stream is a request that never ends, so the connection cap never closes
+    /// its connection: streams may take at most half of the connections, and the other half
+    /// stays for ordinary requests (and `/health`) whatever the streams do.
+    pub fn settings(&self, max_connections: usize) -> EventSettings {
         EventSettings {
             poll_interval: Duration::from_millis(self.events_poll_ms),
             max_per_user: self.events_max_per_user as usize,
-            max_streams: self.events_max_streams as usize,
+            max_streams: (self.events_max_streams as usize).min(stream_share(max_connections)),
             ..EventSettings::default()
         }
     }
+}
+
+/// The most connections that event streams may hold, of `max_connections`.
+pub fn stream_share(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
 }
 
 fn parse_listen_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -461,10 +472,38 @@ pub struct HttpConfig {
     )]
     pub metrics: bool,
 
-    /// Serve `/metrics` on this address (e.g. 127.0.0.1:9100) instead of the main port, so
-    /// that it need not be public.
-    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served: an address of its own (loopback by default, so that it is
+    /// never public by accident), or `main` for the main port, where anyone who reaches the
+    /// API can read it.
+    #[arg(
+        long,
+        env = "METRICS_ADDR",
+        value_name = "METRICS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_addr: MetricsAddr,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// On the main port, next to the API.
+    Main,
+    /// On a listener of its own.
+    Own(SocketAddr),
+}
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        if raw == "main" {
+            return Ok(MetricsAddr::Main);
+        }
+        raw.parse().map(MetricsAddr::Own).map_err(|_| {
+            format!("{raw:?} is neither an IP address with a port (127.0.0.1:9464) nor `main`")
+        })
+    }
 }
 
 impl HttpConfig {

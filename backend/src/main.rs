@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use todo_backend::auth::{Verifier, hs256};
 use todo_backend::changes::{hub::Hub, listen};
 use todo_backend::cli::{self, Command, TokenArgs};
-use todo_backend::config::{DatabaseConfig, ServeConfig};
+use todo_backend::config::{DatabaseConfig, MetricsAddr, ServeConfig};
 use todo_backend::domain::UserId;
 use todo_backend::http::{AppState, CursorKey};
 use todo_backend::limits::Limiter;
@@ -61,14 +61,22 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
         .shared_key(CursorKey::NAME)
         .await
         .map_err(|error| format!("cannot read the cursor key: {error}"))?;
+    let serve_options = config.http.serve_options();
+    let event_settings = config.events.settings(serve_options.max_connections);
+    tracing::info!(
+        max_connections = serve_options.max_connections,
+        max_streams = event_settings.max_streams,
+        max_streams_per_user = event_settings.max_per_user,
+        "connection and event stream caps (streams take at most half of the connections)"
+    );
     let listen = config.events.database_listen_url.as_ref();
     let events = match listen {
         Some(_) => Hub::announcing(
             store.clone(),
-            config.events.settings(),
+            event_settings,
             listen::announcements(store.clone()),
         ),
-        None => Hub::new(store.clone(), config.events.settings()),
+        None => Hub::new(store.clone(), event_settings),
     };
     let listening = listen
         .and_then(|url| url.postgres_options())
@@ -110,11 +118,11 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     let mut router = app::router(state, &config.http.settings());
     let metrics_server = match (scrape, config.http.metrics_addr) {
         (None, _) => None,
-        (Some(scrape), None) => {
+        (Some(scrape), MetricsAddr::Main) => {
             router = router.merge(metrics::router(scrape));
             None
         }
-        (Some(scrape), Some(address)) => {
+        (Some(scrape), MetricsAddr::Own(address)) => {
             let listener = server::bind(address)
                 .map_err(|error| format!("cannot listen on METRICS_ADDR {address}: {error}"))?;
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
@@ -124,7 +132,7 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
             }))
         }
     };
-    server::serve_with(listener, router, stop, config.http.serve_options()).await?;
+    server::serve_with(listener, router, stop, serve_options).await?;
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }

@@ -76,7 +76,7 @@ for alg in "${ALGS[@]}"; do
   mkdir "$api_dir"
   (cd "$api_dir" && exec env -i PATH="$PATH" HOME="$api_dir" \
     BETTER_AUTH_URL="$auth_url" JWT_AUDIENCE="$api_url" \
-    DATABASE_URL=sqlite::memory: PORT="$api_port" HOST=127.0.0.1 \
+    DATABASE_URL=sqlite::memory: PORT="$api_port" HOST=127.0.0.1 METRICS_ADDR=127.0.0.1:0 \
     "$BIN" serve) >"$LOGS/api-$alg.log" 2>&1 &
   API_PID=$!
   if ! wait_healthy "$api_url" "$API_PID" "$READY_TIMEOUT"; then

@@ -35,6 +35,7 @@ secret="browser-test-secret-$(date +%s%N)-0123456789"
 (cd "$dir" && exec env -i PATH="$PATH" HOME="$dir" \
   BETTER_AUTH_SECRET="$secret" DATABASE_URL=sqlite::memory: PORT="$api_port" HOST=127.0.0.1 \
   CORS_ALLOWED_ORIGINS="http://127.0.0.1:$page_port" SHUTDOWN_GRACE_SECONDS=0 \
+  METRICS_ADDR=127.0.0.1:0 \
   "$BIN" serve) >"$dir/api.log" 2>&1 &
 api_pid=$!
 trap 'kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true' EXIT

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -27,6 +27,25 @@ pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
+
+/// The method as a label: one of HTTP's registered methods, or `_OTHER` for any other name.
+/// Every label comes from a closed set (this, route templates, status codes), so that no
+/// client can add series: a series never goes away, and a method name is whatever a client
+/// writes (OpenTelemetry's rule for `http.request.method`).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
 
 /// Installs the process's recorder; a process has one, so this is called once, at start-up.
 /// Without it the `metrics` macros record nothing and cost next to nothing.
@@ -69,4 +88,19 @@ async fn render(State(scrape): State<Scrape>) -> Response {
         scrape.handle.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_registered_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for name in ["FOO", "get", "PROPFIND", "X-1"] {
+            let method = Method::from_bytes(name.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&method), "_OTHER", "{name}");
+        }
+    }
 }

@@ -114,10 +114,9 @@ where
         request_id = %request_id,
         user_id = field::Empty,
     );
-    let method = request.method().as_str().to_owned();
+    let method = metrics::method_label(request.method());
     let started = Instant::now();
-    let active =
-        ::metrics::gauge!(metrics::ACTIVE_REQUESTS, "http_request_method" => method.clone());
+    let active = ::metrics::gauge!(metrics::ACTIVE_REQUESTS, "http_request_method" => method);
     active.increment(1.0);
     // Decremented however the request ends, a dropped one included.
     let _active = Active(active);

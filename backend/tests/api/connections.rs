@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::helpers::{SECRET, token};
 use crate::spawned::Server;
 
 /// HTTP/2's connection preface followed by an empty SETTINGS frame: a valid, idle h2 client.
@@ -148,5 +149,96 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     // Not after the header timeout (1 s): a connection that has served a request gets the
     // idle timeout (2 s).
     assert!(idle >= Duration::from_millis(1500), "closed after {idle:?}");
+    server.stop();
+}
+
+/// Opens an event stream as `token` on a connection of its own: the status, and the
+/// connection kept open when the stream was granted.
+async fn open_stream(port: u16, token: &str) -> (u16, Option<TcpStream>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the kernel accepts the connection");
+    let request = format!(
+        "GET /api/tasks/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
+         Accept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("the stream request is answered");
+    let text = String::from_utf8_lossy(&head);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, (status == 200).then_some(stream))
+}
+
+/// Streams are requests that never end, so the connection cap cannot close them: they may take
+/// only half of the connections, and a new client still gets `/health` and the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_never_take_the_last_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("BETTER_AUTH_SECRET", SECRET),
+        ("DATABASE_URL", "sqlite::memory:"),
+    ];
+    // 256 files leave 128 client connections: at most 64 streams.
+    let server = Server::start_with_file_limit(dir.path(), &env, 256);
+    let port = server.port;
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    // 30 users, each up to their cap of 10: far more than the instance grants.
+    for user in 0..30 {
+        let token = token(&format!("streamer-{user}"));
+        for _ in 0..10 {
+            match open_stream(port, &token).await {
+                (200, Some(stream)) => open.push(stream),
+                (status, _) => refused.push(status),
+            }
+        }
+    }
+    assert!(
+        (1..=64).contains(&open.len()),
+        "streams granted: {} (at most half of 128 connections)",
+        open.len()
+    );
+    assert!(
+        refused.iter().all(|status| *status == 503),
+        "past the instance's cap a stream is a 503: {refused:?}"
+    );
+    let (status, _) = health(port).await;
+    assert_eq!(status, Some(200), "/health from a new client");
+    let mut client = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let request = format!(
+        "GET /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\
+         Connection: close\r\n\r\n",
+        token("ordinary")
+    );
+    client.write_all(request.as_bytes()).await.expect("sent");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut response))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "an ordinary GET from a new client: {}",
+        String::from_utf8_lossy(&response[..response.len().min(200)])
+    );
+    drop(open);
     server.stop();
 }

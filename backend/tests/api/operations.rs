@@ -92,6 +92,7 @@ fn metrics_count_what_was_sent_by_route_and_status() {
         &[
             ("BETTER_AUTH_SECRET", SECRET),
             ("DATABASE_URL", "sqlite::memory:"),
+            ("METRICS_ADDR", "main"),
         ],
     );
     let alice = token("alice");
@@ -178,6 +179,74 @@ fn metrics_count_what_was_sent_by_route_and_status() {
             &[("http_request_method", "GET")]
         )
         .is_some()
+    );
+    server.stop();
+}
+
+/// Sends `count` requests with random method names over a few pipelined connections.
+fn send_random_methods(port: u16, count: usize) {
+    use std::io::{Read, Write};
+    let per_connection = 250;
+    for start in (0..count).step_by(per_connection) {
+        let mut raw = String::new();
+        let end = (start + per_connection).min(count);
+        for n in start..end {
+            let method = format!("M{}", uuid::Uuid::new_v4().simple());
+            let close = if n + 1 == end { "close" } else { "keep-alive" };
+            raw.push_str(&format!(
+                "{method} /api/tasks/{n} HTTP/1.1\r\nHost: x\r\nConnection: {close}\r\n\r\n"
+            ));
+        }
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.write_all(raw.as_bytes()).expect("requests sent");
+        let mut answers = Vec::new();
+        stream.read_to_end(&mut answers).expect("responses read");
+        let answered = String::from_utf8_lossy(&answers)
+            .matches("HTTP/1.1 ")
+            .count();
+        assert_eq!(answered, end - start, "every pipelined request is answered");
+    }
+}
+
+#[test]
+fn random_method_names_add_no_metric_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("BETTER_AUTH_SECRET", SECRET),
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("METRICS_ADDR", "main"),
+        ],
+    );
+    let series = || {
+        let scraped = request(server.port, "GET", "/metrics", None, &[]);
+        assert_eq!(scraped.status, 200);
+        parse_prometheus(&scraped.body)
+            .into_keys()
+            .filter(|series| series.starts_with("http_server_"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // One unknown method and one scrape first, so that their series exist.
+    send_random_methods(server.port, 1);
+    series();
+    let before = series();
+    assert!(
+        before
+            .iter()
+            .any(|s| s.contains(r#"http_request_method="_OTHER""#)),
+        "an unknown method is recorded as _OTHER"
+    );
+    send_random_methods(server.port, 5_000);
+    let after = series();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "new series: {:?}",
+        after.difference(&before).take(5).collect::<Vec<_>>()
     );
     server.stop();
 }

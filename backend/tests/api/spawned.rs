@@ -26,6 +26,8 @@ fn clean(program: &str, dir: &Path) -> Command {
     // Most tests send far more than a user's quota; the limits' own tests set them.
     command.env("RATE_LIMIT_PER_MINUTE", "0");
     command.env("AUTH_FAILURES_PER_MINUTE", "0");
+    // Many servers run at once: each its own metrics port.
+    command.env("METRICS_ADDR", "127.0.0.1:0");
     command
 }
 
