@@ -26,6 +26,19 @@ pub struct Position(String);
 pub struct PositionError(&'static str);
 
 impl Position {
+    /// The longest key a move may leave. Keys grow by about one character per six moves into
+    /// the same gap, so ordinary use stays far below this; a client that keeps moving two
+    /// tasks into one gap reaches it after a few hundred moves, and the owner's order is then
+    /// re-keyed (short keys, same order). 64 characters keep a page of 100 tasks under 6.4 KB of
+    /// keys, and leave hundreds of moves between two re-keys, each of which rewrites every key
+    /// of the owner.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Whether the key is longer than [`Position::MAX_CHARS`].
+    pub fn is_too_long(&self) -> bool {
+        self.0.len() > Self::MAX_CHARS
+    }
+
     /// The first key of an empty list.
     pub fn first() -> Position {
         Position("a0".into())

@@ -288,15 +288,10 @@ impl MoveTask {
     pub fn placement(&self) -> Result<Placement, (&'static str, &'static str)> {
         let id = |field: &'static str, raw: &Option<serde_json::Number>| match raw {
             None => Ok(None),
-            // JSON Schema counts 2.0 as an integer, so it is one here too.
+            // Written as an integer only: `4.0` and `4e0` are refused, as `04` is in a path,
+            // so that an id has one spelling everywhere.
             Some(number) => number
                 .as_i64()
-                .or_else(|| {
-                    number
-                        .as_f64()
-                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                        .map(|f| f as i64)
-                })
                 .and_then(|raw| TaskId::try_from(raw).ok())
                 .map(Some)
                 .ok_or((field, "must be a positive task id or null")),

@@ -314,6 +314,65 @@ async fn bounds(
     }
 }
 
+/// One of the owner's tasks as a re-key reads it: id, position, and whether it is live.
+type OrderRow = (i64, String, bool);
+
+/// A new key for every one of the owner's tasks (`rows`, in position order, trashed ones
+/// included), in the same order except that `moving` goes where `placement` says: what a move
+/// writes when the key it would get is too long. `None` when `moving` or the named neighbour
+/// is not one of the owner's live tasks (the caller then answers as for any failed move).
+///
+/// The new keys start after the largest key in use, so that no row's new key can equal
+/// another row's old one while the rows are rewritten one by one under the unique index.
+fn rekeyed_order(
+    rows: &[OrderRow],
+    moving: TaskId,
+    placement: Placement,
+) -> Option<Vec<(i64, Position)>> {
+    let live = |id: i64| rows.iter().any(|(row, _, live)| *row == id && *live);
+    if !live(moving.get()) {
+        return None;
+    }
+    let mut order: Vec<i64> = rows
+        .iter()
+        .map(|(id, _, _)| *id)
+        .filter(|id| *id != moving.get())
+        .collect();
+    let at = match placement {
+        Placement::After(None) => 0,
+        Placement::Before(None) => order.len(),
+        // Next to itself: where it is (the rows before it, in order).
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == moving => {
+            rows.iter().position(|(id, _, _)| *id == moving.get())?
+        }
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) => {
+            if !live(anchor.get()) {
+                return None;
+            }
+            let index = order.iter().position(|id| *id == anchor.get())?;
+            match placement {
+                Placement::After(_) => index + 1,
+                Placement::Before(_) => index,
+            }
+        }
+    };
+    order.insert(at, moving.get());
+    let mut last = rows
+        .iter()
+        .map(|(_, key, _)| key)
+        .max()
+        .map(|key| stored_position(key.clone()))
+        .transpose()
+        .ok()?;
+    let mut keys = Vec::with_capacity(order.len());
+    for id in order {
+        let key = Position::between(last.as_ref(), None).ok()?;
+        keys.push((id, key.clone()));
+        last = Some(key);
+    }
+    Some(keys)
+}
+
 fn position_contention() -> StoreError {
     StoreError::Other("too many concurrent writes competed for the same position".into())
 }
@@ -524,6 +583,42 @@ mod tests {
         let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
         assert!(describe(&refused).contains("connection refused"));
         assert!(describe(&sqlx::Error::PoolTimedOut).contains("timed out"));
+    }
+
+    #[test]
+    fn a_re_key_keeps_the_order_and_places_the_moving_task() {
+        let rows: Vec<OrderRow> = vec![
+            (1, "a0".into(), true),
+            (2, "a0V".into(), false),
+            (3, "a1".into(), true),
+            (4, "a2".into(), true),
+        ];
+        let ids = |plan: Option<Vec<(i64, Position)>>| {
+            let plan = plan.expect("a plan");
+            let keys: Vec<&Position> = plan.iter().map(|(_, key)| key).collect();
+            assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
+            assert!(keys.iter().all(|key| key.as_str() > "a2"), "{keys:?}");
+            plan.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        };
+        let id = |n: i64| TaskId::try_from(n).expect("positive");
+        let after = |n| Placement::After(Some(id(n)));
+        let before = |n| Placement::Before(Some(id(n)));
+        assert_eq!(ids(rekeyed_order(&rows, id(4), after(1))), [1, 4, 2, 3]);
+        assert_eq!(ids(rekeyed_order(&rows, id(1), before(4))), [2, 3, 1, 4]);
+        assert_eq!(
+            ids(rekeyed_order(&rows, id(3), Placement::After(None))),
+            [3, 1, 2, 4]
+        );
+        assert_eq!(
+            ids(rekeyed_order(&rows, id(1), Placement::Before(None))),
+            [2, 3, 4, 1]
+        );
+        assert_eq!(ids(rekeyed_order(&rows, id(3), after(3))), [1, 2, 3, 4]);
+        // A trashed or missing task, moved or named, is no move.
+        assert!(rekeyed_order(&rows, id(2), after(1)).is_none());
+        assert!(rekeyed_order(&rows, id(1), after(2)).is_none());
+        assert!(rekeyed_order(&rows, id(9), after(1)).is_none());
+        assert!(rekeyed_order(&rows, id(1), after(9)).is_none());
     }
 
     #[test]

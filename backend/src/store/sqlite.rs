@@ -264,6 +264,60 @@ async fn reposition(
     .await
 }
 
+/// The move of a live task by `placement` with every key of the owner rewritten (see
+/// [`super::rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
+/// transaction that holds the write lock.
+async fn rekeyed_move(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    id: TaskId,
+    placement: Placement,
+    versions: Option<&str>,
+) -> Result<Option<Row>, sqlx::Error> {
+    let admitted: bool = sqlx::query_scalar(
+        "select exists(select 1 from tasks
+            where user_id = ?1 and id = ?2 and deleted_at is null
+            and (?3 is null or version in (select value from json_each(?3))))",
+    )
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(versions)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows: Vec<super::OrderRow> = sqlx::query_as(
+        "select id, position, deleted_at is null from tasks where user_id = ?1 order by position",
+    )
+    .bind(owner.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(plan) = super::rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
+        return Ok(None);
+    };
+    let now = to_micros(now());
+    for (task, key) in plan {
+        sqlx::query(
+            "update tasks set position = ?3, version = version + 1,
+                updated_at = max(?4, updated_at + 1)
+             where user_id = ?1 and id = ?2",
+        )
+        .bind(owner.as_str())
+        .bind(task)
+        .bind(key.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query_as(concat!(
+        "select ",
+        task_columns!(),
+        " from tasks where user_id = ?1 and id = ?2"
+    ))
+    .bind(owner.as_str())
+    .bind(id.get())
+    .fetch_optional(conn)
+    .await
+}
+
 /// The versions a condition admits, as the JSON array the statements bind.
 fn versions_json(expect: &Expect) -> Option<String> {
     super::admitted_versions(expect).map(|versions| serde_json::Value::from(versions).to_string())
@@ -547,23 +601,27 @@ impl TaskStore for SqliteStore {
             };
             let position = &Position::between(lower.as_ref(), upper.as_ref())
                 .map_err(|error| StoreError::Other(error.into()))?;
+            // A key past the limit: every key of the owner is rewritten, in one transaction.
+            let rekey = position.is_too_long();
+            let write = async |conn: &mut SqliteConnection| match rekey {
+                true => rekeyed_move(conn, owner, id, placement, versions).await,
+                false => reposition(conn, owner, id, position, versions).await,
+            };
             let moved = match key {
                 None => {
                     async {
-                        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-                        let row = reposition(&mut conn, owner, id, position, versions)
+                        let mut transaction = self
+                            .pool
+                            .begin_with("BEGIN IMMEDIATE")
                             .await
                             .map_err(db_error)?;
+                        let row = write(&mut transaction).await.map_err(db_error)?;
+                        transaction.commit().await.map_err(db_error)?;
                         row.map(|row| Ok(Once::Done(row.try_into()?))).transpose()
                     }
                     .await
                 }
-                Some(key) => {
-                    self.once(owner, key, 200, async |conn| {
-                        reposition(conn, owner, id, position, versions).await
-                    })
-                    .await
-                }
+                Some(key) => self.once(owner, key, 200, write).await,
             };
             match moved {
                 Err(error) if is_unique_violation(&error) => continue,

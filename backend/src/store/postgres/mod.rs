@@ -337,7 +337,80 @@ async fn reposition(
     .await
 }
 
+/// The move of a live task by `placement` with every key of the owner rewritten (see
+/// [`super::rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
+/// transaction, in which the owner's rows are locked first.
+async fn rekeyed_move(
+    conn: &mut PgConnection,
+    persistent: bool,
+    owner: &UserId,
+    id: TaskId,
+    placement: Placement,
+    versions: Option<&[i64]>,
+) -> Result<Option<Row>, sqlx::Error> {
+    let rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(
+        "select id, position, deleted_at is null, version from tasks
+         where user_id = $1 order by position for update",
+    )
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let admitted = rows.iter().any(|(task, _, live, version)| {
+        *task == id.get() && *live && versions.is_none_or(|versions| versions.contains(version))
+    });
+    let rows: Vec<super::OrderRow> = rows
+        .into_iter()
+        .map(|(task, key, live, _)| (task, key, live))
+        .collect();
+    let Some(plan) = super::rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
+        return Ok(None);
+    };
+    let (ids, keys): (Vec<i64>, Vec<String>) = plan
+        .into_iter()
+        .map(|(task, key)| (task, key.as_str().to_owned()))
+        .unzip();
+    sqlx::query(
+        "update tasks set position = new.position, version = tasks.version + 1,
+            updated_at = greatest($4, tasks.updated_at + interval '1 microsecond')
+         from unnest($2::bigint[], $3::text[]) as new(id, position)
+         where tasks.user_id = $1 and tasks.id = new.id",
+    )
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(&ids)
+    .bind(&keys)
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as(concat!(
+        "select ",
+        task_columns!(),
+        " from tasks where user_id = $1 and id = $2"
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(id.get())
+    .fetch_optional(conn)
+    .await
+}
+
 impl PgStore {
+    /// Runs `work` in one transaction on one pooled connection (see [`PgStore::run`]).
+    async fn transaction<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let persistent = !self.transaction_pooler;
+        let (_slot, deadline) = self.slot().await?;
+        let mut transaction = self.begin(deadline).await?;
+        let value = Box::pin(work(&mut transaction, persistent))
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(value)
+    }
+
     /// Runs `write` and records its outcome under `key`, in one transaction; a request seen
     /// before under the key gets its recorded outcome instead. `Ok(None)` when `write`
     /// matched no task (nothing is recorded).
@@ -644,20 +717,20 @@ impl TaskStore for PgStore {
             let position = Position::between(lower.as_ref(), upper.as_ref())
                 .map_err(|error| StoreError::Other(error.into()))?;
             let position = &position;
-            let moved = match key {
-                None => self
-                    .run(async |conn, persistent| {
-                        reposition(conn, persistent, owner, id, position, versions).await
-                    })
-                    .await
-                    .and_then(|row| row.map(Task::try_from).transpose())
-                    .map(|task| task.map(Once::Done)),
-                Some(key) => {
-                    self.once(owner, key, 200, async |conn, persistent| {
-                        reposition(conn, persistent, owner, id, position, versions).await
-                    })
-                    .await
-                }
+            // A key past the limit: every key of the owner is rewritten, in one transaction.
+            let rekey = position.is_too_long();
+            let write = async |conn: &mut PgConnection, persistent| match rekey {
+                true => rekeyed_move(conn, persistent, owner, id, placement, versions).await,
+                false => reposition(conn, persistent, owner, id, position, versions).await,
+            };
+            let done = |row: Result<Option<Row>, StoreError>| {
+                row.and_then(|row| row.map(Task::try_from).transpose())
+                    .map(|task| task.map(Once::Done))
+            };
+            let moved = match (key, rekey) {
+                (None, false) => done(self.run(write).await),
+                (None, true) => done(self.transaction(write).await),
+                (Some(key), _) => self.once(owner, key, 200, write).await,
             };
             match moved {
                 Err(error) if is_unique_violation(&error) => continue,

@@ -3,6 +3,10 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use todo_backend::domain::{
+    Change, ChangeCursor, Expect, Once, Placement, Position, TaskId, UserId,
+};
+
 use crate::backend_tests;
 use crate::helpers::{TestApp, token};
 
@@ -156,8 +160,103 @@ async fn concurrent_creates_and_moves_keep_one_total_order(app: &TestApp) {
     );
 }
 
+/// Moving two tasks alternately right after the same task halves one gap each time, and would
+/// grow a key by a character every few moves: the keys stay bounded (the owner's order is
+/// re-keyed when a key would pass the limit), the order stays what a plain list predicts, and
+/// every re-keyed task is in the change feed.
+async fn keys_stay_bounded_under_alternating_moves_into_one_gap(app: &TestApp) {
+    const MOVES: usize = 20_000;
+    let alice = token("alice");
+    let owner = UserId::parse("alice").expect("user");
+    let mut ids = Vec::new();
+    for title in ["L", "A", "B", "C", "trashed", "D"] {
+        ids.push(
+            app.create_task(&alice, json!({"title": title})).await["id"]
+                .as_i64()
+                .expect("id"),
+        );
+    }
+    let id = |n: i64| TaskId::try_from(n).expect("positive");
+    let [l, a, b, c, trashed, d] = ids[..] else {
+        unreachable!()
+    };
+    let response = app.delete(&format!("/api/tasks/{trashed}"), &alice).await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    // The reference: the live tasks, in order.
+    let mut reference = vec![l, a, b, c, d];
+    let mut longest = 0;
+    for n in 0..MOVES {
+        let moving = if n % 2 == 0 { a } else { b };
+        let moved = match app
+            .store
+            .move_task(
+                &owner,
+                id(moving),
+                Placement::After(Some(id(l))),
+                &Expect::Any,
+                None,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("move {n}: {error}"))
+        {
+            Once::Done(task) => task,
+            Once::Replayed(_) => panic!("move {n}: replayed without a key"),
+        };
+        longest = longest.max(moved.position.as_str().len());
+        assert!(
+            !moved.position.is_too_long(),
+            "move {n}: a key of {} characters",
+            moved.position.as_str().len()
+        );
+        reference.retain(|task| *task != moving);
+        let after = reference.iter().position(|task| *task == l).expect("L") + 1;
+        reference.insert(after, moving);
+    }
+    assert!(
+        longest > Position::MAX_CHARS / 2,
+        "the attack did grow the keys (longest {longest}): the bound was exercised"
+    );
+    assert_eq!(ids_in_position_order(app, &alice).await, reference);
+    let listed = app
+        .get("/api/tasks?sort=position&limit=100&deleted=true", &alice)
+        .await
+        .json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "the trashed task stays in the trash"
+    );
+    // C and D were never moved: a new version of each in the feed is the re-key's.
+    let feed = app
+        .store
+        .changes(&owner, ChangeCursor::START, 100)
+        .await
+        .expect("the feed");
+    for untouched in [c, d] {
+        let task = feed
+            .changes
+            .iter()
+            .find_map(|change| match change {
+                Change::Upsert { task, .. } if task.id == id(untouched) => Some(task),
+                _ => None,
+            })
+            .expect("in the feed");
+        assert!(task.version > 1, "task {untouched} was re-keyed");
+        let now = app
+            .get(&format!("/api/tasks/{untouched}"), &alice)
+            .await
+            .json();
+        assert_eq!(
+            now["position"],
+            json!(task.position),
+            "the feed has its new key"
+        );
+    }
+}
+
 backend_tests!(
     new_tasks_go_last_and_moves_reorder_one_task,
     bad_moves_are_refused_and_change_nothing,
     concurrent_creates_and_moves_keep_one_total_order,
+    keys_stay_bounded_under_alternating_moves_into_one_gap,
 );
