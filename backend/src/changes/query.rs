@@ -30,8 +30,8 @@ pub fn parse(raw: &str) -> Result<FeedRequest, ApiError> {
         limit: FeedLimit::DEFAULT,
     };
     let mut seen = (false, false);
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        let first = match key.as_ref() {
+    for (key, value) in crate::http::extract::query_pairs(raw)? {
+        let first = match key.as_str() {
             "since" => !std::mem::replace(&mut seen.0, true),
             "limit" => !std::mem::replace(&mut seen.1, true),
             _ => continue,
@@ -39,7 +39,7 @@ pub fn parse(raw: &str) -> Result<FeedRequest, ApiError> {
         if !first {
             return Err(ApiError::invalid_field(key, "must not be repeated"));
         }
-        match key.as_ref() {
+        match key.as_str() {
             // An empty `since` is the start, like no `since`: some clients always send it.
             "since" if value.is_empty() => {}
             "since" => {

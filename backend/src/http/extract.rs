@@ -103,6 +103,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
     }
 }
 
+/// A JSON Merge Patch body (RFC 7396), deserialized into `T`: sent as
+/// `application/merge-patch+json` or plain `application/json`. Any other JSON type is a 415,
+/// above all `application/json-patch+json` (RFC 6902), whose array of operations means
+/// something else entirely and must not be applied as a merge.
+#[derive(Debug)]
+pub struct MergePatch<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MergePatch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let essence = content_type_essence(request.headers());
+        if !matches!(
+            essence.as_deref(),
+            Some("application/merge-patch+json" | "application/json")
+        ) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = json_bytes(request, state).await?;
+        parse_json(&bytes).map(MergePatch)
+    }
+}
+
 /// The bytes of a JSON request body: 415 unless it says it is JSON, 413 beyond the limit.
 pub async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     if !has_json_content_type(request.headers()) {
@@ -121,16 +144,40 @@ pub async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<B
 }
 
 fn has_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
+    content_type_essence(headers).is_some_and(|essence| {
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// The media type of the body, lowercased, without its parameters.
+fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next().unwrap_or_default().trim();
-    let essence = essence.to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    Some(essence.to_ascii_lowercase())
+}
+
+/// The pairs of a query string, decoded (`+` is a space, `%XX` a byte). A key or value that is
+/// not UTF-8 once decoded is a 422: decoding it lossily would search for, or compare with,
+/// text the client never sent.
+pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(std::borrow::Cow::into_owned)
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key =
+                decode(key).map_err(|_| ApiError::invalid_field("query", "must be valid UTF-8"))?;
+            let value =
+                decode(value).map_err(|_| ApiError::invalid_field(&key, "must be valid UTF-8"))?;
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// Parses a whole JSON object into `T`, naming the field that failed.
@@ -258,6 +305,22 @@ mod tests {
     fn deeply_nested_json_is_refused_not_overflowed() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse_json::<serde_json::Value>(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn query_strings_decode_strictly() {
+        let pairs = query_pairs("q=milk+%26+eggs&tag=%C3%A9t%C3%A9&&flag").expect("valid");
+        assert_eq!(
+            pairs,
+            [
+                ("q".to_owned(), "milk & eggs".to_owned()),
+                ("tag".to_owned(), "été".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+        for bad in ["q=%FF", "q=%C3", "%FF=1", "q=%ED%A0%80"] {
+            assert!(query_pairs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::domain::task::MoveTaskSchema;
 use crate::domain::{CreateTask, MoveTask, Task, UpdateTask};
 use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
-use crate::http::extract::{AuthUser, TaskIdParam, ValidJson};
+use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
 use crate::http::idempotency::IdempotentJson;
 use crate::http::{ApiError, AppState, ErrorBody};
 
@@ -205,7 +205,8 @@ pub async fn update_task(
         (status = 412, description = "`If-Match` does not name the current version; `ETag` \
             carries it", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 415, description = "Body is not a JSON Merge Patch (`application/merge-patch+json` \
+            or `application/json`)", body = ErrorBody),
         (status = 422, description = "Invalid task id or patch", body = ErrorBody),
         (status = 503, description = "Database unavailable, retry", body = ErrorBody),
     )
@@ -215,7 +216,7 @@ pub async fn patch_task(
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
-    ValidJson(patch): ValidJson<UpdateTask>,
+    MergePatch(patch): MergePatch<UpdateTask>,
 ) -> Result<Response, ApiError> {
     let expect = condition.expect(id);
     // For an object of scalars and arrays, a merge patch is exactly a partial update.

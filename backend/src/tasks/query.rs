@@ -47,9 +47,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListRequest {
 
 /// Parses a list query string.
 pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect();
+    let pairs = crate::http::extract::query_pairs(raw)?;
     let mut page = Page::default();
     let mut sort = SortKey::default();
     let mut filter = Filter::default();

@@ -283,6 +283,60 @@ async fn a_declared_body_over_the_limit_is_413_before_reading(app: &TestApp) {
     response.assert_error(StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A JSON Patch is not a merge patch, a query must be UTF-8 once decoded, and a neighbour's
+/// id has one spelling: each refused, and nothing changes.
+async fn other_patch_types_undecodable_queries_and_respelled_ids_are_refused(app: &TestApp) {
+    let alice = token("alice");
+    let one = app.create_task(&alice, json!({"title": "one"})).await;
+    let two = app.create_task(&alice, json!({"title": "two"})).await;
+    let url = TestApp::url_of(&one);
+    let json_patch = json!([{"op": "replace", "path": "/title", "value": "patched"}]);
+    for content_type in ["application/json-patch+json", "application/vnd.api+json"] {
+        app.request(Method::PATCH, &url)
+            .token(&alice)
+            .header("content-type", content_type)
+            .body(json_patch.to_string())
+            .send()
+            .await
+            .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    // Plain JSON is still read as a merge patch.
+    let patched = app
+        .request(Method::PATCH, &url)
+        .token(&alice)
+        .header("content-type", "application/json")
+        .body(json!({"priority": "high"}).to_string())
+        .send()
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    for query in ["q=%FF", "q=caf%C3", "tag=%ED%A0%80", "q%FF=1"] {
+        app.get(&format!("/api/tasks?{query}"), &alice)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    app.get("/api/tasks/changes?since=%FF", &alice)
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    let two_id = two["id"].as_i64().expect("id");
+    for body in [
+        format!(r#"{{"after": {two_id}.0}}"#),
+        format!(r#"{{"after": {two_id}e0}}"#),
+        format!(r#"{{"before": {two_id}.0}}"#),
+        format!(r#"{{"before": {two_id}0e-1}}"#),
+    ] {
+        app.request(Method::POST, &format!("{url}/move"))
+            .token(&alice)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let now = app.get(&url, &alice).await.json();
+    assert_eq!(now["title"], "one");
+    assert_eq!(now["version"], 2, "only the plain-JSON patch changed it");
+}
+
 backend_tests!(
     invalid_bodies_are_422_and_store_nothing,
     boundary_lengths_are_accepted,
@@ -295,4 +349,5 @@ backend_tests!(
     a_title_nobody_can_see_is_refused_like_a_blank_one,
     oversized_targets_and_headers_get_json_errors,
     a_declared_body_over_the_limit_is_413_before_reading,
+    other_patch_types_undecodable_queries_and_respelled_ids_are_refused,
 );
