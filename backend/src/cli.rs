@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `migrate`, `token` and `openapi`.
+//! The command line: `serve` (the default), `migrate`, `token`, `openapi` and `healthcheck`.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -32,6 +32,20 @@ pub enum Command {
     Token(TokenArgs),
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Ask the service on HOST and PORT for `/health`: exit status 0 when it answers 200, 1
+    /// otherwise (a container's health check, in an image without curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The service's address, as it was given to `serve` (0.0.0.0 and :: are asked on
+    /// loopback).
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The service's port.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -53,13 +67,20 @@ impl Command {
         match self {
             Command::Serve(config) => config.log.clone(),
             Command::Migrate { log, .. } | Command::Token(TokenArgs { log, .. }) => log.clone(),
-            Command::Openapi => LogConfig::default(),
+            Command::Openapi | Command::Healthcheck(_) => LogConfig::default(),
         }
     }
 }
 
 /// The subcommands' names, to tell `todo-backend --port 9000` (serve) from the others.
-const COMMANDS: [&str; 5] = ["serve", "migrate", "token", "openapi", "help"];
+const COMMANDS: [&str; 6] = [
+    "serve",
+    "migrate",
+    "token",
+    "openapi",
+    "healthcheck",
+    "help",
+];
 
 /// With no subcommand, `serve` is meant: `todo-backend --port 9000` is `todo-backend serve
 /// --port 9000`. Only `--help` and `--version` alone stay the program's own.
@@ -96,6 +117,13 @@ pub fn parse() -> Cli {
             }
         }
     })
+}
+
+/// Stops the program for a setting that is wrong in a way only seen after parsing (a
+/// combination of variables, say): the same one line and exit status 2 as a bad flag.
+pub fn exit_for_setting(problem: &str) -> ! {
+    eprintln!("error: {problem}");
+    std::process::exit(2)
 }
 
 /// One line naming the setting and the problem. An invalid value is not repeated: it may be

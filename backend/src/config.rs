@@ -84,7 +84,8 @@ pub struct RateLimitConfig {
         long,
         env = "REDIS_URL",
         value_name = "REDIS_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_redis_url
     )]
     pub redis_url: Option<String>,
 
@@ -201,6 +202,38 @@ impl EventsConfig {
 /// The most connections that event streams may hold, of `max_connections`.
 pub fn stream_share(max_connections: usize) -> usize {
     (max_connections / 2).max(1)
+}
+
+/// An IP address, or a host name resolved now (its first IPv4 address, else its first).
+fn parse_host(raw: &str) -> Result<IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = raw.parse() {
+        return Ok(ip);
+    }
+    let unknown = || {
+        format!(
+            "{raw:?} is neither an IP address nor a host name this machine resolves \
+             (write e.g. 127.0.0.1, 0.0.0.0 or localhost)"
+        )
+    };
+    let addresses: Vec<SocketAddr> = (raw, 0).to_socket_addrs().map_err(|_| unknown())?.collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .map(SocketAddr::ip)
+        .ok_or_else(unknown)
+}
+
+/// A Redis URL the client accepts, checked (not connected) while the command line is parsed.
+fn parse_redis_url(raw: &str) -> Result<String, String> {
+    let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
+    if !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix") {
+        return Err("must start with redis:// or rediss:// (e.g. redis://127.0.0.1:6379/)".into());
+    }
+    redis::Client::open(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|error| format!("not a Redis URL: {}", error.detail().unwrap_or("invalid")))
 }
 
 fn parse_listen_url(raw: &str) -> Result<DatabaseUrl, String> {
@@ -401,8 +434,9 @@ impl AuthConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "HTTP")]
 pub struct HttpConfig {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1")]
+    /// Address to listen on: an IP address (0.0.0.0 for every interface) or a host name
+    /// such as `localhost`.
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: IpAddr,
 
     /// Port to listen on (0 picks a free one).
@@ -609,6 +643,25 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
 mod tests {
     use super::*;
     use crate::auth::SharedSecret;
+
+    #[test]
+    fn hosts_may_be_names_and_redis_urls_must_be_redis() {
+        assert_eq!(parse_host("0.0.0.0"), Ok(IpAddr::from([0, 0, 0, 0])));
+        assert!(parse_host("localhost").is_ok_and(|ip| ip.is_loopback()));
+        assert!(parse_host("no such host!").is_err());
+        assert!(parse_redis_url("redis://127.0.0.1:6379/").is_ok());
+        assert!(parse_redis_url("rediss://cache.example.com/0").is_ok());
+        for bad in ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis//x"] {
+            let error = parse_redis_url(bad).expect_err(bad);
+            assert!(error.contains("redis://"), "{bad}: {error}");
+        }
+        assert_eq!(
+            "main".parse::<MetricsAddr>(),
+            Ok(MetricsAddr::Main),
+            "the main port, by name"
+        );
+        assert!("localhost:9464".parse::<MetricsAddr>().is_err());
+    }
 
     #[test]
     fn origins_must_look_like_origins() {

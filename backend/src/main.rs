@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use todo_backend::auth::dev_secret;
 use todo_backend::auth::{Verifier, hs256};
 use todo_backend::changes::{hub::Hub, listen};
-use todo_backend::cli::{self, Command, TokenArgs};
+use todo_backend::cli::{self, Command, HealthcheckArgs, TokenArgs};
 use todo_backend::config::{DatabaseConfig, MetricsAddr, ServeConfig};
 use todo_backend::domain::UserId;
 use todo_backend::http::{AppState, CursorKey};
@@ -31,10 +32,11 @@ async fn main() -> ExitCode {
     let log = cli.command.log();
     telemetry::init(log.log_format, log.rust_log.as_deref());
     let result = match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve_leaving_nothing_on_failure(config).await,
         Command::Migrate { database, .. } => migrate(&database).await,
         Command::Token(args) => token(args),
         Command::Openapi => openapi(),
+        Command::Healthcheck(args) => return healthcheck(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,11 +47,30 @@ async fn main() -> ExitCode {
     }
 }
 
+/// [`serve`], and a failed start takes back the development secret it created: the next
+/// start, with the configuration fixed, should not find one it never used.
+async fn serve_leaving_nothing_on_failure(config: ServeConfig) -> Result<(), StartupError> {
+    let secret = std::path::Path::new(dev_secret::DEV_SECRET_PATH);
+    let had_secret = secret.exists();
+    let result = serve(config).await;
+    if result.is_err() && !had_secret {
+        let _ = std::fs::remove_file(secret);
+    }
+    result
+}
+
 async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     // Everything is validated before anything is created (the development secret, a SQLite
-    // file, a connection).
-    let auth = config.auth.settings()?;
-    let redis = config.limits.redis()?;
+    // file, a connection). A setting found wrong here is reported as a bad flag is.
+    let auth = config
+        .auth
+        .settings()
+        .unwrap_or_else(|problem| cli::exit_for_setting(&problem));
+    let redis = config
+        .limits
+        .redis()
+        .unwrap_or_else(|problem| cli::exit_for_setting(&problem));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "todo-backend starting");
     let verifier = Arc::new(Verifier::from_settings(&auth)?);
     let store = open_store(&config.database).await?;
     let address = config.http.address();
@@ -153,7 +174,6 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
 
 async fn migrate(database: &DatabaseConfig) -> Result<(), StartupError> {
     open_store(database).await?.close().await;
-    tracing::info!("migrations applied");
     Ok(())
 }
 
@@ -183,10 +203,51 @@ async fn open_store(database: &DatabaseConfig) -> Result<Arc<dyn TaskStore>, Sta
 }
 
 fn token(args: TokenArgs) -> Result<(), StartupError> {
-    let user = UserId::parse(args.user_id).map_err(|error| format!("USER_ID: {error}"))?;
-    let secret = args.auth.settings()?.signing_secret()?;
+    let user = UserId::parse(args.user_id)
+        .unwrap_or_else(|error| cli::exit_for_setting(&format!("USER_ID: {error}")));
+    let settings = args
+        .auth
+        .settings()
+        .unwrap_or_else(|problem| cli::exit_for_setting(&problem));
+    let secret = settings.signing_secret()?;
     println!("{}", hs256::issue(&secret, &user, args.ttl)?);
     Ok(())
+}
+
+/// `GET /health` on the service at `args`: exit status 0 for a 200, 1 for anything else
+/// (refused, no answer within 5 s, another status).
+fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    use std::io::{Read, Write};
+    let host = match args.host.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        host => host,
+    };
+    let check = || -> std::io::Result<bool> {
+        let timeout = Duration::from_secs(5);
+        let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, args.port))?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: healthcheck\r\nConnection: close\r\n\r\n")?;
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status)?;
+        Ok(&status == b"HTTP/1.1 200")
+    };
+    match check() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("unhealthy: /health did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("unhealthy: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn openapi() -> Result<(), StartupError> {

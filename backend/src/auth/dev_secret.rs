@@ -25,10 +25,23 @@ pub fn resolve() -> Result<HmacSecret, SetupError> {
         })?;
     tracing::warn!(
         "no JWT_SECRET set: using the development secret in {DEV_SECRET_PATH} ({}); get a \
-         token with `todo-backend token alice`. Tokens from a real frontend will not verify.",
+         token with `{} token alice`. Tokens from a real frontend will not verify.",
         if created { "created now" } else { "existing" },
+        invocation(),
     );
     Ok(secret)
+}
+
+/// How this binary was started, for a hint a person can paste: `cargo run --` under cargo
+/// (which sets `CARGO` for what it runs), else the path it was invoked by.
+fn invocation() -> String {
+    if std::env::var_os("CARGO").is_some() {
+        return "cargo run --".into();
+    }
+    std::env::args()
+        .next()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| "todo-backend".into())
 }
 
 /// Reads the development secret at `path`, creating it first if it does not exist.

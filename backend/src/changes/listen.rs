@@ -70,6 +70,7 @@ pub async fn listen(options: PgConnectOptions, hub: Weak<Hub>) {
         .connect_lazy_with(options);
     let mut retry = Duration::from_millis(250);
     let mut failing = false;
+    let mut heard = false;
     loop {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
@@ -88,8 +89,13 @@ pub async fn listen(options: PgConnectOptions, hub: Weak<Hub>) {
             }
         };
         let Some(live) = hub.upgrade() else { return };
-        if std::mem::replace(&mut failing, false) {
-            tracing::info!("listening for other instances' writes again");
+        match std::mem::replace(&mut failing, false) {
+            true => tracing::info!("listening for other instances' writes again"),
+            false if !std::mem::replace(&mut heard, true) => tracing::info!(
+                channel = NOTIFY_CHANNEL,
+                "listening for other instances' writes (LISTEN)"
+            ),
+            false => {}
         }
         live.wake_all();
         drop(live);

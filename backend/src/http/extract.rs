@@ -40,6 +40,10 @@ where
         let user = match verified {
             Ok(user) => user,
             Err(error) => {
+                // The client gets the reason in its detail; the operator gets it here, with
+                // the request's id from the span (a wrong `iss` or `aud` is a configuration
+                // mistake, and "401" alone does not say so).
+                tracing::info!(reason = %error, "authentication failed");
                 // Failed authentication counts against the client's address: guessing tokens
                 // costs a quota. (No peer in process-local tests: nothing to count.)
                 if matches!(error, AuthError::KeysUnavailable) {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::gcra::{Decision, Rate};
 
@@ -51,17 +51,31 @@ impl RedisLimits {
     pub fn connect(client: redis::Client, timeout: Duration) -> Self {
         let connection = Arc::new(OnceLock::new());
         let slot = connection.clone();
+        // One attempt at a time, each bounded: the first failure is reported at once (not
+        // after the manager's own retries), later ones are not repeated until Redis answers.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(Duration::from_secs(2)));
         tokio::spawn(async move {
             let mut retry = Duration::from_millis(200);
+            let mut warned = false;
             loop {
-                match ConnectionManager::new(client.clone()).await {
+                match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
                     Ok(manager) => {
-                        tracing::info!("rate limits shared through Redis");
+                        match warned {
+                            true => tracing::info!("Redis answers now; rate limits are enforced"),
+                            false => tracing::info!("rate limits shared through Redis"),
+                        }
                         let _ = slot.set(manager);
                         return;
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "cannot reach Redis; rate limits are not enforced until it answers");
+                        if !std::mem::replace(&mut warned, true) {
+                            tracing::warn!(
+                                %error,
+                                "cannot reach Redis; requests go through unlimited until it answers"
+                            );
+                        }
                         tokio::time::sleep(retry).await;
                         retry = (retry * 2).min(Duration::from_secs(5));
                     }

@@ -195,6 +195,29 @@ pub async fn open(url: &DatabaseUrl, pool: PoolSettings) -> Result<Arc<dyn TaskS
     Ok(store)
 }
 
+/// Logs which of `migrator`'s migrations this start applied (those not in `before`, the
+/// versions the database had), or that the schema was already current.
+fn report_migrations(migrator: &sqlx::migrate::Migrator, before: &[i64]) {
+    let mut applied = 0;
+    for migration in migrator.iter().filter(|m| !before.contains(&m.version)) {
+        applied += 1;
+        tracing::info!(
+            version = migration.version,
+            "applied migration {} ({})",
+            migration.version,
+            migration.description
+        );
+    }
+    if let Some(latest) = migrator.iter().last() {
+        tracing::info!(
+            applied,
+            "database schema at migration {} ({})",
+            latest.version,
+            latest.description
+        );
+    }
+}
+
 /// How often a write that lost a race for a unique position is tried again.
 const POSITION_ATTEMPTS: usize = 16;
 
@@ -535,6 +558,9 @@ pub fn worth_waiting_for(error: &StoreError) -> bool {
                 | AddrNotAvailable
         ),
         sqlx::Error::Tls(_) => false,
+        // A database that does not exist is no server still booting: no wait will create
+        // it (a missing role or a bad password is never classed as unavailable at all).
+        sqlx::Error::Database(db) => db.code().as_deref() != Some("3D000"),
         _ => true,
     }
 }

@@ -773,7 +773,15 @@ impl TaskStore for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let before: Vec<i64> = sqlx::query_scalar(
+            "select version from _sqlx_migrations
+             where exists (select 1 from sqlite_master where name = '_sqlx_migrations')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
         MIGRATOR.run(&self.pool).await?;
+        super::report_migrations(&MIGRATOR, &before);
         self.fold_unfolded_rows().await
     }
 

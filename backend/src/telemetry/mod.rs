@@ -21,7 +21,9 @@ pub enum LogFormat {
 }
 
 /// The filter used when `RUST_LOG` is not set.
-pub const DEFAULT_FILTER: &str = "info";
+/// PostgreSQL's notices (sqlx logs them at INFO) are left out: the migrator's "already exists,
+/// skipping" on every start is noise.
+pub const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 /// Checks a `RUST_LOG` filter, so that a typo is refused at start-up instead of silently
 /// logging at the default level.

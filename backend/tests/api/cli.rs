@@ -237,3 +237,124 @@ fn neither_the_token_nor_the_secret_reaches_the_log() {
     assert!(!log.contains(signature), "the token leaked into the log");
     assert!(!log.contains(secret), "the secret leaked into the log");
 }
+
+#[test]
+fn settings_wrong_only_together_stop_start_up_like_a_bad_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("REDIS_URL", "http://127.0.0.1:6379")], "redis://"),
+        (
+            &[("JWT_JWKS_URL", "https://auth.example.com/api/auth/jwks")],
+            "JWT_ISSUER",
+        ),
+        (&[("HOST", "no such host!")], "HOST"),
+    ];
+    for (env, named) in cases {
+        let output = run(dir.path(), &["serve"], env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("error: "), "clap's format: {stderr}");
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
+    }
+    assert!(!dir.path().join("data").exists(), "nothing written");
+}
+
+#[test]
+fn a_host_name_is_a_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("HOST", "localhost")]);
+    let (status, _) = http(
+        server.port,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let (_, log) = server.stop();
+    assert!(
+        log.iter().any(|line| line.contains("todo-backend starting")
+            && line.contains(env!("CARGO_PKG_VERSION"))),
+        "the version is in the start-up log: {log:#?}"
+    );
+    assert!(
+        log.iter().any(|line| line.contains("applied migration")),
+        "the log names the migrations it applied: {log:#?}"
+    );
+}
+
+#[test]
+fn healthcheck_exits_0_for_a_healthy_service_and_1_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let port = server.port.to_string();
+    let healthy = run(
+        dir.path(),
+        &["healthcheck"],
+        &[("PORT", &port), ("HOST", "0.0.0.0")],
+    );
+    assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
+    server.stop();
+    let gone = run(dir.path(), &["healthcheck"], &[("PORT", &port)]);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("unhealthy"));
+}
+
+#[test]
+fn a_failed_start_leaves_no_development_secret_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The port is taken: the start fails after the configuration was found valid.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let output = run(dir.path(), &["serve"], &[("PORT", &port)]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(
+        !dir.path().join("data/dev-secret").exists(),
+        "the development secret of a failed start is removed"
+    );
+}
+
+#[test]
+fn the_token_hint_is_a_command_that_works_here() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let (_, log) = server.stop();
+    let hint = log
+        .iter()
+        .find(|line| line.contains("development secret"))
+        .expect("the development secret is announced");
+    let binary = env!("CARGO_BIN_EXE_todo-backend");
+    assert!(hint.contains(&format!("`{binary} token alice`")), "{hint}");
+    let under_cargo = Server::start(dir.path(), &[("CARGO", "cargo")]);
+    let (_, log) = under_cargo.stop();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("`cargo run -- token alice`")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+#[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+fn a_database_that_does_not_exist_fails_at_once_with_the_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = std::env::var("TEST_DATABASE_URL").expect("set for the PostgreSQL tests");
+    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+    url.set_path("/no_such_database_here");
+    let started = std::time::Instant::now();
+    let output = run(
+        dir.path(),
+        &["serve", "--port", "0"],
+        &[("DATABASE_URL", url.as_str()), ("DB_STARTUP_TIMEOUT", "30")],
+    );
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"database "no_such_database_here" does not exist"#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not ready"), "no retries: {stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(!dir.path().join("data/dev-secret").exists());
+}

@@ -183,8 +183,20 @@ mod postgres {
         heard.sort_unstable();
         written.sort_unstable();
         assert_eq!(heard, written, "every write heard exactly once");
-        a.stop();
+        let (_, log) = a.stop();
         b.stop();
+        let confirmed = log
+            .iter()
+            .any(|line| line.contains("listening for other instances' writes (LISTEN)"));
+        assert_eq!(
+            confirmed, listen,
+            "the log says whether LISTEN is on: {log:#?}"
+        );
+        // The migrator's notices on every start after the first are noise at INFO.
+        assert!(
+            !log.iter().any(|line| line.contains("already exists")),
+            "a PostgreSQL notice at INFO: {log:#?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -545,6 +545,60 @@ fn with_redis_down_requests_go_through_and_limits_return_with_it() {
     let _ = redis.wait();
 }
 
+/// The time at the start of a text log line.
+fn logged_at(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn redis_unreachable_at_start_is_said_at_once_and_its_recovery_once() {
+    if redis_url().is_none() {
+        return;
+    }
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = probe.local_addr().expect("address").port();
+    drop(probe);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("BETTER_AUTH_SECRET", SECRET),
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("REDIS_URL", url.as_str()),
+            ("RATE_LIMIT_PER_MINUTE", "60"),
+            ("RATE_LIMIT_BURST", "30"),
+        ],
+    );
+    // An outage of three seconds: several failed attempts to connect.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut redis = private_redis(port);
+    wait_for_redis(server.port);
+    let (_, log) = server.stop();
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let warnings: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("cannot reach Redis"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning for the outage: {log:#?}");
+    let started = log
+        .first()
+        .and_then(|line| logged_at(line))
+        .expect("a time");
+    let warned = logged_at(warnings[0]).expect("a time");
+    assert!(
+        warned - started < chrono::Duration::seconds(1),
+        "warned {} ms after start",
+        (warned - started).num_milliseconds()
+    );
+    let recovered = log
+        .iter()
+        .filter(|line| line.contains("Redis answers now"))
+        .count();
+    assert_eq!(recovered, 1, "one line for the recovery: {log:#?}");
+}
+
 #[test]
 fn json_logs_carry_each_field_once_and_a_rounded_latency() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -560,10 +614,27 @@ fn json_logs_carry_each_field_once_and_a_rounded_latency() {
         request(server.port, "GET", "/api/tasks", Some(&token("alice")), &[]).status,
         200
     );
+    let expired = crate::helpers::sign(&serde_json::json!({"sub": "alice", "exp": 1_000_000}));
+    let refused = request(server.port, "GET", "/api/tasks", Some(&expired), &[]);
+    assert_eq!(refused.status, 401);
+    let request_id = refused
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
     let (_, log) = server.stop();
-    let line = log
+    let lines: Vec<serde_json::Value> = log
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .collect();
+    // Why a token was refused is in the operator's log, with the request's id.
+    let why = lines
+        .iter()
+        .find(|line| line["message"] == "authentication failed")
+        .expect("the refusal is logged");
+    assert_eq!(why["reason"], "token has expired");
+    assert_eq!(why["span"]["request_id"], request_id.as_str());
+    let line = lines
+        .iter()
         .find(|line| line["message"] == "response")
         .expect("a JSON response line");
     assert!(
@@ -614,6 +685,7 @@ async fn start_up_succeeds_once_the_database_comes_up() {
     let database = PgTestDatabase::create().await;
     let options = database.options();
     let (pg_host, pg_port) = (options.get_host().to_owned(), options.get_port());
+    let host = pg_host.clone();
     // A port that refuses connections for 1.5 s, then forwards them to PostgreSQL.
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let port = probe.local_addr().expect("address").port();
@@ -636,8 +708,12 @@ async fn start_up_succeeds_once_the_database_comes_up() {
         }
     });
     let direct = database.url_with("sslmode=disable");
-    let url = direct.replacen(&format!(":{pg_port}/"), &format!(":{port}/"), 1);
-    assert_ne!(url, direct, "TEST_DATABASE_URL names its port");
+    // The port in the URL, or after the host when the URL leaves it to the default.
+    let url = match direct.contains(&format!(":{pg_port}/")) {
+        true => direct.replacen(&format!(":{pg_port}/"), &format!(":{port}/"), 1),
+        false => direct.replacen(&format!("@{host}/"), &format!("@127.0.0.1:{port}/"), 1),
+    };
+    assert_ne!(url, direct, "the URL leads to the forwarding port");
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let server = tokio::task::spawn_blocking({

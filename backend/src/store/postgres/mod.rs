@@ -924,11 +924,28 @@ impl TaskStore for PgStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = sqlx::migrate!("./migrations/postgres");
+        let before: Vec<i64> = self
+            .run(async |conn, persistent| {
+                let exists: bool =
+                    sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+                        .persistent(persistent)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if !exists {
+                    return Ok(Vec::new());
+                }
+                sqlx::query_scalar("select version from _sqlx_migrations")
+                    .persistent(persistent)
+                    .fetch_all(&mut *conn)
+                    .await
+            })
+            .await?;
         if self.transaction_pooler {
             pooler::migrate(&migrator, &self.pool).await?;
         } else {
             migrator.run(&self.pool).await?;
         }
+        super::report_migrations(&migrator, &before);
         self.fold_unfolded_rows().await
     }
 
