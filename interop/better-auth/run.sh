@@ -4,8 +4,8 @@
 # Usage: run.sh PATH_TO_TODO_BACKEND_BINARY
 #
 # For each signing algorithm, starts `node server.mjs` and the todo-backend binary on free
-# loopback ports, runs `node e2e.mjs` against both, then stops them. The setup is the README's
-# "Connect a Better Auth frontend": Better Auth's jwt plugin gives the tokens the API's URL as
+# loopback ports, runs `node e2e.mjs` against both, then stops them. The setup is that of
+# docs/better-auth.md, "Connect a Better Auth frontend": Better Auth's jwt plugin gives the tokens the API's URL as
 # audience, and the service runs with BETTER_AUTH_URL and JWT_AUDIENCE (that URL) and nothing
 # else, in an empty temp dir of its own (no .env read, nothing written into the checkout).
 # Last line: "interop: N passed, M failed"; exit status 1 if anything failed.

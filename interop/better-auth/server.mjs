@@ -1,5 +1,5 @@
-// A real Better Auth server for the todo-backend interop test, configured as the README's
-// "Connect a Better Auth frontend" shows: the jwt() plugin with the API's URL as the tokens'
+// A real Better Auth server for the todo-backend interop test, configured as
+// docs/better-auth.md ("Connect a Better Auth frontend") shows: the jwt() plugin with the API's URL as the tokens'
 // audience and only the claims the API needs (name, email) besides the registered ones.
 //
 // Env:

@@ -462,7 +462,7 @@ impl PgTestDatabase {
     /// (at build time) when that is not set, so reaching this without it is a mistake.
     pub async fn create() -> PgTestDatabase {
         let url = std::env::var("TEST_DATABASE_URL")
-            .expect("TEST_DATABASE_URL must be set for the PostgreSQL tests (see the README)");
+            .expect("TEST_DATABASE_URL must be set for the PostgreSQL tests (see docs/testing.md)");
         let admin = PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is valid");
         let name = format!("todo_test_{}", uuid::Uuid::new_v4().simple());
         let mut connection = PgConnection::connect_with(&admin)

@@ -287,7 +287,7 @@ async fn a_declared_body_too_large_is_refused_at_once_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_heads_are_refused_by_the_parser() {
-    // These never reach the service; hyper answers them with a bare status (see README).
+    // These never reach the service; hyper answers them with a bare status (see docs/security.md).
     let app = TestApp::builder().build().await;
     let (address, _stop, _server) = start(&app, ServeOptions::default()).await;
     for head in [
