@@ -17,7 +17,7 @@ pub use position::{Position, PositionError};
 pub use query::{Filter, Keyset, SortField, SortKey, SortValue, TaskQuery};
 pub use sync::{
     Change, ChangeCursor, ChangePage, Expect, FeedLimit, IdempotencyKey, InvalidCursor, Once,
-    Replay,
+    Outcome, Replay,
 };
 pub use task::{
     CreateTask, DESCRIPTION_MAX_CHARS, MoveTask, Page, Placement, TITLE_MAX_CHARS, Task,

@@ -59,10 +59,19 @@ impl IdempotencyKey {
     }
 }
 
+/// What a write made under an `Idempotency-Key` did, as its record keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A task was created.
+    Created,
+    /// A task was moved.
+    Moved,
+}
+
 /// The recorded outcome of a request made with an `Idempotency-Key`, sent again on a repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {
-    pub status: u16,
+    pub outcome: Outcome,
     /// The original response body, byte for byte.
     pub body: String,
     /// The task the request created or changed, for `Location` and `ETag`.

@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::domain::{Change, ChangeCursor, Position, Priority, Replay, Tags, Task, TaskId, UserId};
+use crate::domain::{
+    Change, ChangeCursor, Outcome, Position, Priority, Replay, Tags, Task, TaskId, UserId,
+};
 
 /// The columns every task query returns, as a literal for `concat!`, so that each query
 /// stays one static string (which the drivers' statement caches key on).
@@ -100,18 +102,27 @@ impl<T: StoredTime, L: StoredTags> TryFrom<TaskRow<T, L>> for Task {
     }
 }
 
-/// The task of a query that matched at most one row: none is [`StoreError::NotFound`].
-pub(super) fn found<T: StoredTime, L: StoredTags>(
-    row: Option<TaskRow<T, L>>,
-) -> Result<Task, StoreError> {
-    row.ok_or(StoreError::NotFound)?.try_into()
-}
-
 /// Every task of a query.
 pub(super) fn all<T: StoredTime, L: StoredTags>(
     rows: Vec<TaskRow<T, L>>,
 ) -> Result<Vec<Task>, StoreError> {
     rows.into_iter().map(Task::try_from).collect()
+}
+
+/// Every change of a feed query.
+pub(super) fn changes<T: StoredTime, L: StoredTags>(
+    rows: Vec<ChangeRow<T, L>>,
+) -> Result<Vec<Change>, StoreError> {
+    rows.into_iter().map(Change::try_from).collect()
+}
+
+/// How an idempotency record stores what its request did. The column holds the status of
+/// the first response, as it always has, so that records written before are read alike.
+pub(super) fn outcome_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Created => 201,
+        Outcome::Moved => 200,
+    }
 }
 
 /// A task with its place in the change feed.
@@ -154,9 +165,13 @@ impl TryFrom<ReplayRow> for Replay {
     type Error = StoreError;
 
     fn try_from(row: ReplayRow) -> Result<Self, Self::Error> {
+        let outcome = match row.status {
+            201 => Outcome::Created,
+            200 => Outcome::Moved,
+            other => return Err(corrupt(format!("recorded outcome {other}"))),
+        };
         Ok(Replay {
-            status: u16::try_from(row.status)
-                .map_err(|_| corrupt(format!("recorded status {}", row.status)))?,
+            outcome,
             body: row.body,
             task_id: TaskId::try_from(row.task_id)
                 .map_err(|_| corrupt(format!("recorded task id {}", row.task_id)))?,
@@ -210,15 +225,11 @@ mod tests {
         let mut bad_priority = row(1, "pending");
         bad_priority.priority = 9;
         assert!(Task::try_from(bad_priority).is_err());
-        assert!(matches!(
-            found::<i64, String>(None),
-            Err(StoreError::NotFound)
-        ));
     }
 
     #[test]
     fn timestamps_round_trip_through_microseconds() {
-        let time = super::super::now();
+        let time = super::super::statements::now();
         assert_eq!(time.timestamp_micros().into_utc().ok(), Some(time));
     }
 }

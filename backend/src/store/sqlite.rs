@@ -4,7 +4,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -13,23 +12,19 @@ use sqlx::sqlite::{
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::error::classify;
 use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
-use super::{
-    POSITION_ATTEMPTS, PoolSettings, PoolStatus, Purged, StoreError, TaskStore, classify,
-    is_unique_violation, now, position_after, position_contention, text,
-};
-use crate::domain::query::fold;
+use super::statements::{FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::tasks::{OrderRow, rekeyed_order};
+use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::{
-    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
-    Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
+    ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, Outcome, Placement, Position,
+    SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
 type Row = TaskRow<i64, String>;
 type FeedRow = ChangeRow<i64, String>;
-
-/// How many rows one purge statement removes.
-const PURGE_BATCH: i64 = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -265,7 +260,7 @@ async fn reposition(
 }
 
 /// The move of a live task by `placement` with every key of the owner rewritten (see
-/// [`super::rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
+/// [`rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
 /// transaction that holds the write lock.
 async fn rekeyed_move(
     conn: &mut SqliteConnection,
@@ -284,13 +279,13 @@ async fn rekeyed_move(
     .bind(versions)
     .fetch_one(&mut *conn)
     .await?;
-    let rows: Vec<super::OrderRow> = sqlx::query_as(
+    let rows: Vec<OrderRow> = sqlx::query_as(
         "select id, position, deleted_at is null from tasks where user_id = ?1 order by position",
     )
     .bind(owner.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    let Some(plan) = super::rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
+    let Some(plan) = rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
         return Ok(None);
     };
     let now = to_micros(now());
@@ -320,16 +315,42 @@ async fn rekeyed_move(
 
 /// The versions a condition admits, as the JSON array the statements bind.
 fn versions_json(expect: &Expect) -> Option<String> {
-    super::admitted_versions(expect).map(|versions| serde_json::Value::from(versions).to_string())
+    admitted_versions(expect).map(|versions| serde_json::Value::from(versions).to_string())
+}
+
+/// `write` on `conn`.
+async fn apply(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    write: Write<'_>,
+) -> Result<Option<Row>, sqlx::Error> {
+    match write {
+        Write::Insert { task, position } => {
+            // This backend finds no position in the insert: a create always brings one.
+            let position = position
+                .ok_or_else(|| sqlx::Error::Protocol("an insert without a position".into()))?;
+            insert_task(conn, owner, task, position).await.map(Some)
+        }
+        Write::Move {
+            id,
+            position,
+            expect,
+        } => reposition(conn, owner, id, position, versions_json(expect).as_deref()).await,
+        Write::Rekey {
+            id,
+            placement,
+            expect,
+        } => rekeyed_move(conn, owner, id, placement, versions_json(expect).as_deref()).await,
+    }
 }
 
 /// An idempotency key being processed by this process, released when dropped.
-struct InFlight<'a> {
-    keys: &'a Mutex<HashSet<(String, String)>>,
+pub struct InFlight {
+    keys: Arc<Mutex<HashSet<(String, String)>>>,
     entry: (String, String),
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut keys) = self.keys.lock() {
             keys.remove(&self.entry);
@@ -337,148 +358,27 @@ impl Drop for InFlight<'_> {
     }
 }
 
-impl SqliteStore {
-    /// Runs `write` and records its outcome under `key`, in one transaction (see the
-    /// PostgreSQL store). The database file belongs to this process, so the keys in flight
-    /// are known here; `BEGIN IMMEDIATE` takes the write lock first, so that the check and
-    /// the write cannot be overtaken by another connection.
-    async fn once(
-        &self,
-        owner: &UserId,
-        key: &IdempotencyKey,
-        status: u16,
-        write: impl AsyncFnOnce(&mut SqliteConnection) -> Result<Option<Row>, sqlx::Error>,
-    ) -> Result<Option<Once<Task>>, StoreError> {
-        let _in_flight = self.claim(owner, key)?;
-        let now = now();
-        let mut transaction = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let outcome = async {
-            let recorded: Option<ReplayRow> = sqlx::query_as(
-                "select fingerprint, status, body, task_id, version from idempotency_keys
-                 where user_id = ?1 and key = ?2 and created_at > ?3",
-            )
-            .bind(owner.as_str())
-            .bind(key.key())
-            .bind(to_micros(super::keys_valid_after(now)))
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(db_error)?;
-            if let Some(recorded) = recorded {
-                return super::replay(recorded, key).map(Some);
-            }
-            let Some(row) = write(&mut transaction).await.map_err(db_error)? else {
-                return Ok(None);
-            };
-            let task = Task::try_from(row)?;
-            sqlx::query(
-                "insert or replace into idempotency_keys
-                    (user_id, key, fingerprint, status, body, task_id, version, created_at)
-                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .bind(owner.as_str())
-            .bind(key.key())
-            .bind(key.fingerprint().as_slice())
-            .bind(i64::from(status))
-            .bind(super::recorded_body(&task)?)
-            .bind(task.id.get())
-            .bind(task.version)
-            .bind(to_micros(now))
-            .execute(&mut *transaction)
-            .await
-            .map_err(db_error)?;
-            Ok(Some(Once::Done(task)))
-        }
-        .await;
-        match outcome {
-            Ok(Some(Once::Done(task))) => {
-                transaction.commit().await.map_err(db_error)?;
-                Ok(Some(Once::Done(task)))
-            }
-            other => {
-                // At once: until then the connection would hold the database's write lock.
-                let _ = transaction.rollback().await;
-                other
-            }
-        }
-    }
-
-    /// Marks `key` as in flight, or tells that it already is.
-    fn claim(&self, owner: &UserId, key: &IdempotencyKey) -> Result<InFlight<'_>, StoreError> {
-        let entry = (owner.as_str().to_owned(), key.key().to_owned());
-        let mut keys = self
-            .in_flight
-            .lock()
-            .map_err(|_| StoreError::Other("the idempotency key registry is poisoned".into()))?;
-        if !keys.insert(entry.clone()) {
-            return Err(StoreError::KeyInFlight);
-        }
-        Ok(InFlight {
-            keys: &self.in_flight,
-            entry,
-        })
-    }
-
-    /// The task a conditional write matched nothing of: missing, or at another version.
-    async fn unwritten(
-        &self,
-        owner: &UserId,
-        id: TaskId,
-        expect: &Expect,
-    ) -> Result<Task, StoreError> {
-        super::admitted(self.get(owner, id).await?, expect)
-    }
+fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
+    row.map(Task::try_from).transpose()
 }
 
-#[async_trait]
-impl TaskStore for SqliteStore {
-    async fn create(
+/// The database file belongs to this process, so the keys in flight are known here
+/// ([`SqliteStore::claim`]); `BEGIN IMMEDIATE` takes the write lock first, so that the check
+/// and the write of a keyed request cannot be overtaken by another connection.
+impl Statements for SqliteStore {
+    type Transaction = sqlx::Transaction<'static, Sqlite>;
+    type Claim = InFlight;
+
+    const POSITION_IN_INSERT: bool = false;
+
+    async fn select_page(
         &self,
         owner: &UserId,
-        task: CreateTask,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Once<Task>, StoreError> {
-        for attempt in 0..POSITION_ATTEMPTS {
-            let last: Option<String> =
-                sqlx::query_scalar("select max(position) from tasks where user_id = ?1")
-                    .bind(owner.as_str())
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-            let position = &position_after(last, attempt)?;
-            let inserted = match key {
-                None => {
-                    async {
-                        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-                        let row = insert_task(&mut conn, owner, &task, position)
-                            .await
-                            .map_err(db_error)?;
-                        Ok(Once::Done(row.try_into()?))
-                    }
-                    .await
-                }
-                Some(key) => self
-                    .once(owner, key, 201, async |conn| {
-                        insert_task(conn, owner, &task, position).await.map(Some)
-                    })
-                    .await
-                    .and_then(|once| once.ok_or(StoreError::NotFound)),
-            };
-            match inserted {
-                Err(error) if is_unique_violation(&error) => continue,
-                result => return result,
-            }
-        }
-        Err(position_contention())
-    }
-
-    async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        query: &TaskQuery,
+    ) -> Result<Vec<Task>, StoreError> {
         let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
         push_filter(&mut sql, owner, &query.filter);
-        super::push_page(&mut sql, query, push_sort_value);
+        super::sql::push_page(&mut sql, query, push_sort_value);
         let rows: Vec<Row> = sql
             .build_query_as()
             .fetch_all(&self.pool)
@@ -487,7 +387,7 @@ impl TaskStore for SqliteStore {
         row::all(rows)
     }
 
-    async fn count(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
+    async fn count_matching(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
         if *filter == Filter::default() {
             // Kept by triggers: one row, however many tasks.
             return sqlx::query_scalar(
@@ -506,7 +406,7 @@ impl TaskStore for SqliteStore {
             .map_err(db_error)
     }
 
-    async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+    async fn select_task(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let row: Option<Row> = sqlx::query_as(concat!(
             "select ",
             task_columns!(),
@@ -517,19 +417,83 @@ impl TaskStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        row::found(row)
+        task(row)
     }
 
-    async fn update(
+    async fn last_position(&self, owner: &UserId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("select max(position) from tasks where user_id = ?1")
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "select position from tasks where user_id = ?1 and id = ?2 and deleted_at is null",
+        )
+        .bind(owner.as_str())
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn neighbour(
+        &self,
+        owner: &UserId,
+        moving: TaskId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = match (above, from.is_some()) {
+            (true, true) => {
+                "select min(position) from tasks where user_id = ?1 and id <> ?2 and position > ?3"
+            }
+            (false, true) => {
+                "select max(position) from tasks where user_id = ?1 and id <> ?2 and position < ?3"
+            }
+            (true, false) => {
+                "select min(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
+            }
+            (false, false) => {
+                "select max(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
+            }
+        };
+        sqlx::query_scalar(sql)
+            .bind(owner.as_str())
+            .bind(moving.get())
+            .bind(from.map(Position::as_str))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn execute(&self, owner: &UserId, write: Write<'_>) -> Result<Option<Task>, StoreError> {
+        let row = match write {
+            Write::Rekey { .. } => {
+                let mut transaction = self.begin().await?;
+                let row = apply(&mut transaction, owner, write)
+                    .await
+                    .map_err(db_error)?;
+                transaction.commit().await.map_err(db_error)?;
+                row
+            }
+            _ => {
+                let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                apply(&mut conn, owner, write).await.map_err(db_error)?
+            }
+        };
+        task(row)
+    }
+
+    async fn update_fields(
         &self,
         owner: &UserId,
         id: TaskId,
-        changes: UpdateTask,
+        changes: &UpdateTask,
         expect: &Expect,
-    ) -> Result<Task, StoreError> {
-        if changes.is_empty() {
-            return self.unwritten(owner, id, expect).await;
-        }
+    ) -> Result<Option<Task>, StoreError> {
         let description = changes.description.as_ref().map(|d| d.as_ref());
         // As in the PostgreSQL store: only a real change at an expected version moves
         // `version` and `updated_at`.
@@ -579,66 +543,10 @@ impl TaskStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        match row {
-            Some(row) => row.try_into(),
-            None => self.unwritten(owner, id, expect).await,
-        }
+        task(row)
     }
 
-    async fn move_task(
-        &self,
-        owner: &UserId,
-        id: TaskId,
-        placement: Placement,
-        expect: &Expect,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Once<Task>, StoreError> {
-        let versions = versions_json(expect);
-        let versions = versions.as_deref();
-        for _ in 0..POSITION_ATTEMPTS {
-            let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
-                return Ok(Once::Done(self.unwritten(owner, id, expect).await?));
-            };
-            let position = &Position::between(lower.as_ref(), upper.as_ref())
-                .map_err(|error| StoreError::Other(error.into()))?;
-            // A key past the limit: every key of the owner is rewritten, in one transaction.
-            let rekey = position.is_too_long();
-            let write = async |conn: &mut SqliteConnection| match rekey {
-                true => rekeyed_move(conn, owner, id, placement, versions).await,
-                false => reposition(conn, owner, id, position, versions).await,
-            };
-            let moved = match key {
-                None => {
-                    async {
-                        let mut transaction = self
-                            .pool
-                            .begin_with("BEGIN IMMEDIATE")
-                            .await
-                            .map_err(db_error)?;
-                        let row = write(&mut transaction).await.map_err(db_error)?;
-                        transaction.commit().await.map_err(db_error)?;
-                        row.map(|row| Ok(Once::Done(row.try_into()?))).transpose()
-                    }
-                    .await
-                }
-                Some(key) => self.once(owner, key, 200, write).await,
-            };
-            match moved {
-                Err(error) if is_unique_violation(&error) => continue,
-                Err(error) => return Err(error),
-                Ok(Some(once)) => return Ok(once),
-                Ok(None) => {
-                    return self
-                        .unwritten(owner, id, expect)
-                        .await
-                        .and(Err(StoreError::NotFound));
-                }
-            }
-        }
-        Err(position_contention())
-    }
-
-    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
+    async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "update tasks set deleted_at = ?3
              where user_id = ?1 and id = ?2 and deleted_at is null
@@ -651,16 +559,10 @@ impl TaskStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        match result.rows_affected() {
-            0 => self
-                .unwritten(owner, id, expect)
-                .await
-                .and(Err(StoreError::NotFound)),
-            _ => Ok(()),
-        }
+        Ok(result.rows_affected() > 0)
     }
 
-    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+    async fn untrash(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let row: Option<Row> = sqlx::query_as(concat!(
             "update tasks set deleted_at = null, version = version + 1,
                 updated_at = max(?3, updated_at + 1)
@@ -674,18 +576,114 @@ impl TaskStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        match row {
-            Some(row) => row.try_into(),
-            None => self.get(owner, id).await,
-        }
+        task(row)
     }
 
-    async fn changes(
+    fn claim(&self, owner: &UserId, key: &IdempotencyKey) -> Result<InFlight, StoreError> {
+        let entry = (owner.as_str().to_owned(), key.key().to_owned());
+        let mut keys = self
+            .in_flight
+            .lock()
+            .map_err(|_| StoreError::Other("the idempotency key registry is poisoned".into()))?;
+        if !keys.insert(entry.clone()) {
+            return Err(StoreError::KeyInFlight);
+        }
+        Ok(InFlight {
+            keys: self.in_flight.clone(),
+            entry,
+        })
+    }
+
+    async fn begin(&self) -> Result<Self::Transaction, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
+    }
+
+    async fn lock_key(
+        &self,
+        _transaction: &mut Self::Transaction,
+        _owner: &UserId,
+        _key: &IdempotencyKey,
+    ) -> Result<bool, StoreError> {
+        // The claim and the write lock of `BEGIN IMMEDIATE` already keep others out.
+        Ok(true)
+    }
+
+    async fn recorded(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        valid_after: DateTime<Utc>,
+    ) -> Result<Option<ReplayRow>, StoreError> {
+        sqlx::query_as(
+            "select fingerprint, status, body, task_id, version from idempotency_keys
+             where user_id = ?1 and key = ?2 and created_at > ?3",
+        )
+        .bind(owner.as_str())
+        .bind(key.key())
+        .bind(to_micros(valid_after))
+        .fetch_optional(&mut **transaction)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn execute_in(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        write: Write<'_>,
+    ) -> Result<Option<Task>, StoreError> {
+        task(apply(transaction, owner, write).await.map_err(db_error)?)
+    }
+
+    async fn record(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+        task: &Task,
+        body: &str,
+        now: DateTime<Utc>,
+        _valid_after: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // A live record would have been found in this transaction: what is there is expired.
+        sqlx::query(
+            "insert or replace into idempotency_keys
+                (user_id, key, fingerprint, status, body, task_id, version, created_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(owner.as_str())
+        .bind(key.key())
+        .bind(key.fingerprint().as_slice())
+        .bind(row::outcome_code(outcome))
+        .bind(body)
+        .bind(task.id.get())
+        .bind(task.version)
+        .bind(to_micros(now))
+        .execute(&mut **transaction)
+        .await
+        .map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn commit(&self, transaction: Self::Transaction) -> Result<(), StoreError> {
+        transaction.commit().await.map_err(db_error)
+    }
+
+    async fn rollback(&self, transaction: Self::Transaction) {
+        let _ = transaction.rollback().await;
+    }
+
+    async fn feed_rows(
         &self,
         owner: &UserId,
         since: ChangeCursor,
-        limit: u32,
-    ) -> Result<ChangePage, StoreError> {
+        limit: i64,
+    ) -> Result<FeedRows, StoreError> {
         let rows: Vec<FeedRow> = sqlx::query_as(concat!(
             "select ",
             task_columns!(),
@@ -694,74 +692,112 @@ impl TaskStore for SqliteStore {
         ))
         .bind(owner.as_str())
         .bind(since.get())
-        .bind(i64::from(limit) + 1)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        let counters: Option<(i64, i64)> = sqlx::query_as(
+        let counters = sqlx::query_as(
             "select last_change, purged_through from task_owners where user_id = ?1",
         )
         .bind(owner.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        super::feed_page(rows, since, limit, counters)
+        Ok((row::changes(rows)?, counters))
     }
 
-    async fn purge(
-        &self,
-        trashed_before: DateTime<Utc>,
-        keys_before: DateTime<Utc>,
-    ) -> Result<Purged, StoreError> {
-        let mut purged = Purged::default();
-        // In batches, so that no single write holds SQLite's one write lock for long.
-        for (sql, before, total) in [
-            (
-                "delete from tasks where id in (
-                    select id from tasks where deleted_at < ?1 limit ?2)",
-                trashed_before,
-                &mut purged.tasks,
-            ),
-            (
-                "delete from idempotency_keys where rowid in (
-                    select rowid from idempotency_keys where created_at < ?1 limit ?2)",
-                keys_before,
-                &mut purged.keys,
-            ),
-        ] {
-            loop {
-                let batch = sqlx::query(sql)
-                    .bind(to_micros(before))
-                    .bind(PURGE_BATCH)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected();
-                *total += batch;
-                if batch < PURGE_BATCH as u64 {
-                    break;
-                }
-            }
-        }
-        Ok(purged)
-    }
-
-    async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError> {
+    async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {
         let owners = serde_json::to_string(&owners.iter().map(UserId::as_str).collect::<Vec<_>>())
             .map_err(|error| StoreError::Other(error.into()))?;
-        let rows = sqlx::query_as(
+        sqlx::query_as(
             "select user_id, last_change from task_owners
              where user_id in (select value from json_each(?1))",
         )
         .bind(owners)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok(super::counters(rows))
+        .map_err(db_error)
     }
 
     async fn announce(&self, _owners: &[UserId]) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn purge_batch(
+        &self,
+        what: Purge,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let sql = match what {
+            Purge::Trashed => {
+                "delete from tasks where id in (
+                    select id from tasks where deleted_at < ?1 limit ?2)"
+            }
+            Purge::Keys => {
+                "delete from idempotency_keys where rowid in (
+                    select rowid from idempotency_keys where created_at < ?1 limit ?2)"
+            }
+        };
+        let result = sqlx::query(sql)
+            .bind(to_micros(before))
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn run_migrations(
+        &self,
+    ) -> Result<(Vec<i64>, &'static sqlx::migrate::Migrator), StoreError> {
+        let before: Vec<i64> = sqlx::query_scalar(
+            "select version from _sqlx_migrations
+             where exists (select 1 from sqlite_master where name = '_sqlx_migrations')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        MIGRATOR.run(&self.pool).await?;
+        Ok((before, &MIGRATOR))
+    }
+
+    async fn unfolded(&self, limit: i64) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        sqlx::query_as("select id, title, description from tasks where title_key is null limit ?1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn set_folded(
+        &self,
+        id: i64,
+        title_key: String,
+        description_key: Option<String>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("update tasks set title_key = ?2, description_key = ?3 where id = ?1")
+            .bind(id)
+            .bind(title_key)
+            .bind(description_key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn keep_key(&self, name: &str, key: [u8; 32]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query("insert into service_keys (name, key) values (?1, ?2) on conflict do nothing")
+            .bind(name)
+            .bind(key.as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sqlx::query_scalar("select key from service_keys where name = ?1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -772,33 +808,8 @@ impl TaskStore for SqliteStore {
         Ok(())
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let before: Vec<i64> = sqlx::query_scalar(
-            "select version from _sqlx_migrations
-             where exists (select 1 from sqlite_master where name = '_sqlx_migrations')",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .unwrap_or_default();
-        MIGRATOR.run(&self.pool).await?;
-        super::report_migrations(&MIGRATOR, &before);
-        self.fold_unfolded_rows().await
-    }
-
-    async fn shared_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
-        let candidate = super::random_key()?;
-        sqlx::query("insert into service_keys (name, key) values (?1, ?2) on conflict do nothing")
-            .bind(name)
-            .bind(candidate.as_slice())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        let key: Vec<u8> = sqlx::query_scalar("select key from service_keys where name = ?1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        super::key_from(key)
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     fn pool_status(&self) -> PoolStatus {
@@ -806,82 +817,6 @@ impl TaskStore for SqliteStore {
             open: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
             max: self.pool.options().get_max_connections(),
-        }
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-impl super::Positions for SqliteStore {
-    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Position, StoreError> {
-        let position: Option<String> = sqlx::query_scalar(
-            "select position from tasks where user_id = ?1 and id = ?2 and deleted_at is null",
-        )
-        .bind(owner.as_str())
-        .bind(id.get())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        super::stored_position(position.ok_or(StoreError::NotFound)?)
-    }
-
-    async fn neighbour(
-        &self,
-        owner: &UserId,
-        moving: TaskId,
-        from: Option<&Position>,
-        above: bool,
-    ) -> Result<Option<Position>, StoreError> {
-        let sql = match (above, from.is_some()) {
-            (true, true) => {
-                "select min(position) from tasks where user_id = ?1 and id <> ?2 and position > ?3"
-            }
-            (false, true) => {
-                "select max(position) from tasks where user_id = ?1 and id <> ?2 and position < ?3"
-            }
-            (true, false) => {
-                "select min(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
-            }
-            (false, false) => {
-                "select max(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
-            }
-        };
-        let position: Option<String> = sqlx::query_scalar(sql)
-            .bind(owner.as_str())
-            .bind(moving.get())
-            .bind(from.map(Position::as_str))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        position.map(super::stored_position).transpose()
-    }
-}
-
-impl SqliteStore {
-    /// Fills in the folded title and description of rows written before those columns
-    /// existed (see the PostgreSQL store).
-    async fn fold_unfolded_rows(&self) -> Result<(), StoreError> {
-        loop {
-            let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-                "select id, title, description from tasks where title_key is null limit 500",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for (id, title, description) in rows {
-                sqlx::query("update tasks set title_key = ?2, description_key = ?3 where id = ?1")
-                    .bind(id)
-                    .bind(fold(&title))
-                    .bind(description.as_deref().map(fold))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-            }
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::query::{ListParams, ListRequest};
 use super::{cursor, respond};
 use crate::domain::task::MoveTaskSchema;
-use crate::domain::{CreateTask, MoveTask, Task, UpdateTask};
+use crate::domain::{CreateTask, MoveTask, Outcome, Task, UpdateTask};
 use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
@@ -50,7 +50,7 @@ pub async fn create_task(
         .create(&user, body.value, body.key.as_ref())
         .await?;
     state.events.written(&user);
-    respond::once(StatusCode::CREATED, outcome)
+    respond::once(Outcome::Created, outcome)
 }
 
 /// Lists the caller's tasks that match the filters, in the order asked for (newest first by
@@ -270,7 +270,7 @@ pub async fn move_task(
         .move_task(&user, id, placement, &expect, body.key.as_ref())
         .await?;
     state.events.written(&user);
-    respond::once(StatusCode::OK, outcome)
+    respond::once(Outcome::Moved, outcome)
 }
 
 /// Moves one of the caller's tasks to the trash: from then on it is a missing task, except

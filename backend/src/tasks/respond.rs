@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::{Once, Replay, Task, TaskId};
+use crate::domain::{Once, Outcome, Replay, Task, TaskId};
 use crate::http::ApiError;
 use crate::http::etag::task_etag;
 
@@ -29,15 +29,23 @@ pub fn task(status: StatusCode, task: &Task, with_etag: bool) -> Result<Response
 
 /// The outcome of a write that may have been made before under the same key: the new
 /// task, or the original response again, marked as such.
-pub fn once(status: StatusCode, outcome: Once<Task>) -> Result<Response, ApiError> {
+pub fn once(what: Outcome, outcome: Once<Task>) -> Result<Response, ApiError> {
     match outcome {
-        Once::Done(done) => task(status, &done, true),
+        Once::Done(done) => task(status_of(what), &done, true),
         Once::Replayed(replay) => Ok(replayed(replay)),
     }
 }
 
+/// The status a write's outcome is answered with, the first time and on every replay.
+fn status_of(outcome: Outcome) -> StatusCode {
+    match outcome {
+        Outcome::Created => StatusCode::CREATED,
+        Outcome::Moved => StatusCode::OK,
+    }
+}
+
 fn replayed(replay: Replay) -> Response {
-    let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK);
+    let status = status_of(replay.outcome);
     let mut response = json(status, replay.body.into_bytes());
     let headers = response.headers_mut();
     headers.insert(header::ETAG, task_etag(replay.task_id, replay.version));

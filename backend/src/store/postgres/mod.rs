@@ -3,36 +3,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres, QueryBuilder, Transaction};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::error::classify;
 use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
-use super::{
-    POSITION_ATTEMPTS, PoolSettings, PoolStatus, Purged, StoreError, TaskStore, classify,
-    is_unique_violation, now, position_after, position_contention, text,
-};
-use crate::domain::query::fold;
+use super::statements::{FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::{
-    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement,
-    Position, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, Timestamp, UpdateTask, UserId,
+    ChangeCursor, Expect, Filter, IdempotencyKey, Outcome, Position, Tags, Task, TaskId, TaskQuery,
+    Timestamp, UpdateTask, UserId,
 };
 
+mod filter;
 mod pooler;
+mod writes;
 
 pub use pooler::TransactionPooler;
+
+use filter::{push_filter, push_sort_value};
+use writes::apply;
 
 type Row = TaskRow<DateTime<Utc>, Vec<String>>;
 type FeedRow = ChangeRow<DateTime<Utc>, Vec<String>>;
 
 /// The channel writes are announced on, for instances that `LISTEN`.
 pub const NOTIFY_CHANNEL: &str = "todo_changes";
-
-/// How many rows one purge statement removes.
-const PURGE_BATCH: i64 = 500;
 
 /// Tasks in PostgreSQL, through a connection pool.
 #[derive(Debug, Clone)]
@@ -105,9 +104,9 @@ impl PgStore {
     /// Waits for a connection's worth of room ([`PgStore::slots`]), and returns it with the
     /// deadline that also bounds taking the connection: the acquire timeout covers both waits
     /// together. Past it, the answer is the pool's own "timed out", a 503.
-    async fn slot(&self) -> Result<(SemaphorePermit<'_>, Instant), StoreError> {
+    async fn slot(&self) -> Result<(OwnedSemaphorePermit, Instant), StoreError> {
         let deadline = Instant::now() + self.acquire_timeout;
-        match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+        match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok((permit, deadline)),
             // Elapsed, or closed (which the store never does).
             _ => Err(timed_out()),
@@ -122,7 +121,10 @@ impl PgStore {
     /// ends: every later query on it would run inside that transaction, hold its locks and
     /// never commit (transact-rs/sqlx#4393). Spawned, `BEGIN` is always answered; if nobody
     /// is left to take the transaction, it is dropped, and so rolled back, as any other.
-    async fn begin(&self, deadline: Instant) -> Result<Transaction<'static, Postgres>, StoreError> {
+    async fn begin_by(
+        &self,
+        deadline: Instant,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let pool = self.pool.clone();
         let begun = tokio::spawn(async move { pool.begin().await });
         tokio::time::timeout_at(deadline, begun)
@@ -150,7 +152,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         let (_slot, deadline) = self.slot().await?;
         if self.transaction_pooler {
-            let mut transaction = self.begin(deadline).await?;
+            let mut transaction = self.begin_by(deadline).await?;
             let value = Box::pin(work(&mut transaction, false))
                 .await
                 .map_err(db_error)?;
@@ -196,203 +198,14 @@ fn timed_out() -> StoreError {
     db_error(sqlx::Error::PoolTimedOut)
 }
 
-/// Binds a sort value as PostgreSQL compares it with its column.
-fn push_sort_value(query: &mut QueryBuilder<Postgres>, value: &SortValue) {
-    match value {
-        SortValue::Micros(micros) => {
-            query.push_bind(micros.and_then(DateTime::<Utc>::from_timestamp_micros));
-        }
-        SortValue::Rank(rank) => {
-            query.push_bind(i32::try_from(*rank).unwrap_or(i32::MAX));
-        }
-        SortValue::Text(text) => {
-            query.push_bind(text.clone());
-        }
-    }
+fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
+    row.map(Task::try_from).transpose()
 }
 
-/// `where` with the owner and every filter of `filter`.
-fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
-    query
-        .push(" where user_id = ")
-        .push_bind(owner.as_str().to_owned());
-    query.push(if filter.trashed {
-        " and deleted_at is not null"
-    } else {
-        " and deleted_at is null"
-    });
-    if !filter.statuses.is_empty() {
-        let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        query
-            .push(" and status = any(")
-            .push_bind(statuses)
-            .push(")");
-    }
-    if !filter.tags.is_empty() {
-        query
-            .push(" and tag_keys @> ")
-            .push_bind(text::tag_keys(&filter.tags));
-    }
-    if !filter.priorities.is_empty() {
-        let ranks: Vec<i32> = filter.priorities.iter().map(|p| p.rank().into()).collect();
-        query
-            .push(" and priority = any(")
-            .push_bind(ranks)
-            .push(")");
-    }
-    if let Some(search) = &filter.search {
-        let pattern = text::like_pattern(search);
-        query
-            .push(" and (title_key like ")
-            .push_bind(pattern.clone())
-            .push(" escape '\\' or description_key like ")
-            .push_bind(pattern)
-            .push(" escape '\\')");
-    }
-    if let Some(before) = filter.due_before {
-        query.push(" and due_at < ").push_bind(before);
-    }
-    if let Some(after) = filter.due_after {
-        query.push(" and due_at > ").push_bind(after);
-    }
-    match filter.has_due {
-        Some(true) => {
-            query.push(" and due_at is not null");
-        }
-        Some(false) => {
-            query.push(" and due_at is null");
-        }
-        None => {}
-    }
-    if let Some(since) = filter.updated_since {
-        query.push(" and updated_at >= ").push_bind(since);
-    }
-}
-
-/// The insert of a new task, at `position` or, without one, after the owner's last task
-/// (computed in the statement: one round trip).
-async fn insert_task(
-    conn: &mut PgConnection,
-    persistent: bool,
-    owner: &UserId,
-    task: &CreateTask,
-    position: Option<&Position>,
-) -> Result<Row, sqlx::Error> {
-    let now = now();
-    let status = task.status.unwrap_or_default();
-    let tags = task.tags.clone().unwrap_or_default();
-    sqlx::query_as(concat!(
-        "insert into tasks (user_id, title, title_key, description,
-            description_key, status, created_at, updated_at, due_at, priority,
-            tags, tag_keys, position, completed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
-            coalesce($12, task_position_after(
-                (select max(position) from tasks where user_id = $1))),
-            $13)
-         returning ",
-        task_columns!()
-    ))
-    .persistent(persistent)
-    .bind(owner.as_str())
-    .bind(task.title.as_str())
-    .bind(text::title_key(&task.title))
-    .bind(task.description.as_ref().map(|d| d.as_str()))
-    .bind(text::description_key(task.description.as_ref()))
-    .bind(status.as_str())
-    .bind(now)
-    .bind(task.due_at.map(Timestamp::get))
-    .bind(i32::from(task.priority.unwrap_or_default().rank()))
-    .bind(tags.names())
-    .bind(tags.keys())
-    .bind(position.map(Position::as_str))
-    .bind((status == TaskStatus::Completed).then_some(now))
-    .fetch_one(conn)
-    .await
-}
-
-/// The move of a live task to `position`, if its version is one of `versions`.
-async fn reposition(
-    conn: &mut PgConnection,
-    persistent: bool,
-    owner: &UserId,
-    id: TaskId,
-    position: &Position,
-    versions: Option<&[i64]>,
-) -> Result<Option<Row>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "update tasks set position = $3, version = version + 1,
-            updated_at = greatest($4, updated_at + interval '1 microsecond')
-         where user_id = $1 and id = $2 and deleted_at is null
-            and ($5::bigint[] is null or version = any($5))
-         returning ",
-        task_columns!()
-    ))
-    .persistent(persistent)
-    .bind(owner.as_str())
-    .bind(id.get())
-    .bind(position.as_str())
-    .bind(now())
-    .bind(versions)
-    .fetch_optional(conn)
-    .await
-}
-
-/// The move of a live task by `placement` with every key of the owner rewritten (see
-/// [`super::rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
-/// transaction, in which the owner's rows are locked first.
-async fn rekeyed_move(
-    conn: &mut PgConnection,
-    persistent: bool,
-    owner: &UserId,
-    id: TaskId,
-    placement: Placement,
-    versions: Option<&[i64]>,
-) -> Result<Option<Row>, sqlx::Error> {
-    let rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(
-        "select id, position, deleted_at is null, version from tasks
-         where user_id = $1 order by position for update",
-    )
-    .persistent(persistent)
-    .bind(owner.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let admitted = rows.iter().any(|(task, _, live, version)| {
-        *task == id.get() && *live && versions.is_none_or(|versions| versions.contains(version))
-    });
-    let rows: Vec<super::OrderRow> = rows
-        .into_iter()
-        .map(|(task, key, live, _)| (task, key, live))
-        .collect();
-    let Some(plan) = super::rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
-        return Ok(None);
-    };
-    let (ids, keys): (Vec<i64>, Vec<String>) = plan
-        .into_iter()
-        .map(|(task, key)| (task, key.as_str().to_owned()))
-        .unzip();
-    sqlx::query(
-        "update tasks set position = new.position, version = tasks.version + 1,
-            updated_at = greatest($4, tasks.updated_at + interval '1 microsecond')
-         from unnest($2::bigint[], $3::text[]) as new(id, position)
-         where tasks.user_id = $1 and tasks.id = new.id",
-    )
-    .persistent(persistent)
-    .bind(owner.as_str())
-    .bind(&ids)
-    .bind(&keys)
-    .bind(now())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query_as(concat!(
-        "select ",
-        task_columns!(),
-        " from tasks where user_id = $1 and id = $2"
-    ))
-    .persistent(persistent)
-    .bind(owner.as_str())
-    .bind(id.get())
-    .fetch_optional(conn)
-    .await
+/// A transaction of a write under a key, with the pool slot it holds.
+pub struct PgTransaction {
+    transaction: Transaction<'static, Postgres>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl PgStore {
@@ -403,7 +216,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         let persistent = !self.transaction_pooler;
         let (_slot, deadline) = self.slot().await?;
-        let mut transaction = self.begin(deadline).await?;
+        let mut transaction = self.begin_by(deadline).await?;
         let value = Box::pin(work(&mut transaction, persistent))
             .await
             .map_err(db_error)?;
@@ -411,171 +224,29 @@ impl PgStore {
         Ok(value)
     }
 
-    /// Runs `write` and records its outcome under `key`, in one transaction; a request seen
-    /// before under the key gets its recorded outcome instead. `Ok(None)` when `write`
-    /// matched no task (nothing is recorded).
-    ///
-    /// Two requests with one key may arrive at once, on different instances: a transaction
-    /// lock on the key lets the first proceed and tells the other it is in flight. The
-    /// primary key on (user, key) stands behind it.
-    async fn once(
-        &self,
-        owner: &UserId,
-        key: &IdempotencyKey,
-        status: u16,
-        write: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<Option<Row>, sqlx::Error>,
-    ) -> Result<Option<Once<Task>>, StoreError> {
-        let persistent = !self.transaction_pooler;
-        let now = now();
-        let (_slot, deadline) = self.slot().await?;
-        let mut transaction = self.begin(deadline).await?;
-        // Boxed, as in `run`.
-        let outcome = Box::pin(async {
-            let locked: bool =
-                sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtext($1), hashtext($2))")
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(key.key())
-                    .fetch_one(&mut *transaction)
-                    .await
-                    .map_err(db_error)?;
-            if !locked {
-                return Err(StoreError::KeyInFlight);
-            }
-            let recorded: Option<ReplayRow> = sqlx::query_as(
-                "select fingerprint, status, body, task_id, version from idempotency_keys
-                 where user_id = $1 and key = $2 and created_at > $3",
-            )
-            .persistent(persistent)
-            .bind(owner.as_str())
-            .bind(key.key())
-            .bind(super::keys_valid_after(now))
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(db_error)?;
-            if let Some(recorded) = recorded {
-                return super::replay(recorded, key).map(Some);
-            }
-            let Some(row) = write(&mut transaction, persistent)
-                .await
-                .map_err(db_error)?
-            else {
-                return Ok(None);
-            };
-            let task = Task::try_from(row)?;
-            // An expired record of the key is replaced; a live one cannot be there (the lock).
-            let recorded = sqlx::query(
-                "insert into idempotency_keys
-                    (user_id, key, fingerprint, status, body, task_id, version, created_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)
-                 on conflict (user_id, key) do update set
-                    fingerprint = excluded.fingerprint, status = excluded.status,
-                    body = excluded.body, task_id = excluded.task_id,
-                    version = excluded.version, created_at = excluded.created_at
-                 where idempotency_keys.created_at <= $9",
-            )
-            .persistent(persistent)
-            .bind(owner.as_str())
-            .bind(key.key())
-            .bind(key.fingerprint().as_slice())
-            .bind(i32::from(status))
-            .bind(super::recorded_body(&task)?)
-            .bind(task.id.get())
-            .bind(task.version)
-            .bind(now)
-            .bind(super::keys_valid_after(now))
-            .execute(&mut *transaction)
-            .await
-            .map_err(db_error)?;
-            if recorded.rows_affected() == 0 {
-                return Err(StoreError::KeyInFlight);
-            }
-            Ok(Some(Once::Done(task)))
-        })
-        .await;
-        match outcome {
-            Ok(Some(Once::Done(task))) => {
-                transaction.commit().await.map_err(db_error)?;
-                Ok(Some(Once::Done(task)))
-            }
-            other => {
-                // At once, not when the pool next hands the connection out: until then the
-                // key's lock would be held, and a retry of this very request would be told
-                // that it is in flight.
-                let _ = transaction.rollback().await;
-                other
-            }
-        }
-    }
-
-    /// The task a conditional write matched nothing of: missing, or at another version.
-    async fn unwritten(
-        &self,
-        owner: &UserId,
-        id: TaskId,
-        expect: &Expect,
-    ) -> Result<Task, StoreError> {
-        super::admitted(self.get(owner, id).await?, expect)
+    fn persistent(&self) -> bool {
+        !self.transaction_pooler
     }
 }
 
-#[async_trait]
-impl TaskStore for PgStore {
-    async fn create(
+/// A transaction-level advisory lock on the key lets one request with it proceed and tells
+/// any other, on any instance, that it is in flight.
+impl Statements for PgStore {
+    type Transaction = PgTransaction;
+    type Claim = ();
+
+    const POSITION_IN_INSERT: bool = true;
+
+    async fn select_page(
         &self,
         owner: &UserId,
-        task: CreateTask,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Once<Task>, StoreError> {
-        for attempt in 0..POSITION_ATTEMPTS {
-            // The first try computes the position in the insert itself (one round trip); a
-            // retry after losing the race for it adds a random fraction, computed here.
-            let position = match attempt {
-                0 => None,
-                _ => {
-                    let last: Option<String> = self
-                        .run(async |conn, persistent| {
-                            sqlx::query_scalar("select max(position) from tasks where user_id = $1")
-                                .persistent(persistent)
-                                .bind(owner.as_str())
-                                .fetch_one(conn)
-                                .await
-                        })
-                        .await?;
-                    Some(position_after(last, attempt)?)
-                }
-            };
-            let position = position.as_ref();
-            let inserted = match key {
-                None => self
-                    .run(async |conn, persistent| {
-                        insert_task(conn, persistent, owner, &task, position).await
-                    })
-                    .await
-                    .and_then(|row| Ok(Once::Done(row.try_into()?))),
-                Some(key) => self
-                    .once(owner, key, 201, async |conn, persistent| {
-                        insert_task(conn, persistent, owner, &task, position)
-                            .await
-                            .map(Some)
-                    })
-                    .await
-                    .and_then(|once| once.ok_or(StoreError::NotFound)),
-            };
-            match inserted {
-                Err(error) if is_unique_violation(&error) => continue,
-                result => return result,
-            }
-        }
-        Err(position_contention())
-    }
-
-    async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        query: &TaskQuery,
+    ) -> Result<Vec<Task>, StoreError> {
         let rows: Vec<Row> = self
             .run(async |conn, persistent| {
                 let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
                 push_filter(&mut sql, owner, &query.filter);
-                super::push_page(&mut sql, query, push_sort_value);
+                super::sql::push_page(&mut sql, query, push_sort_value);
                 sql.build_query_as()
                     .persistent(persistent)
                     .fetch_all(conn)
@@ -585,7 +256,7 @@ impl TaskStore for PgStore {
         row::all(rows)
     }
 
-    async fn count(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
+    async fn count_matching(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
         self.run(async |conn, persistent| {
             if *filter == Filter::default() {
                 // Kept by a trigger: one row, however many tasks.
@@ -607,7 +278,7 @@ impl TaskStore for PgStore {
         .await
     }
 
-    async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+    async fn select_task(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let row: Option<Row> = self
             .run(async |conn, persistent| {
                 sqlx::query_as(concat!(
@@ -622,22 +293,92 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        row::found(row)
+        task(row)
     }
 
-    async fn update(
+    async fn last_position(&self, owner: &UserId) -> Result<Option<String>, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_scalar("select max(position) from tasks where user_id = $1")
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .fetch_one(conn)
+                .await
+        })
+        .await
+    }
+
+    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Option<String>, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_scalar(
+                "select position from tasks
+                 where user_id = $1 and id = $2 and deleted_at is null",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(id.get())
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+    }
+
+    async fn neighbour(
+        &self,
+        owner: &UserId,
+        moving: TaskId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(async |conn, persistent| {
+            let sql = match (above, from.is_some()) {
+                (true, true) => {
+                    "select min(position) from tasks
+                     where user_id = $1 and id <> $2 and position > $3"
+                }
+                (true, false) => {
+                    "select min(position) from tasks
+                     where user_id = $1 and id <> $2 and $3::text is null"
+                }
+                (false, true) => {
+                    "select max(position) from tasks
+                     where user_id = $1 and id <> $2 and position < $3"
+                }
+                (false, false) => {
+                    "select max(position) from tasks
+                     where user_id = $1 and id <> $2 and $3::text is null"
+                }
+            };
+            sqlx::query_scalar(sql)
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(moving.get())
+                .bind(from.map(Position::as_str))
+                .fetch_one(conn)
+                .await
+        })
+        .await
+    }
+
+    async fn execute(&self, owner: &UserId, write: Write<'_>) -> Result<Option<Task>, StoreError> {
+        let work =
+            async |conn: &mut PgConnection, persistent| apply(conn, persistent, owner, write).await;
+        let row = match write {
+            Write::Rekey { .. } => self.transaction(work).await?,
+            _ => self.run(work).await?,
+        };
+        task(row)
+    }
+
+    async fn update_fields(
         &self,
         owner: &UserId,
         id: TaskId,
-        changes: UpdateTask,
+        changes: &UpdateTask,
         expect: &Expect,
-    ) -> Result<Task, StoreError> {
-        if changes.is_empty() {
-            return self.unwritten(owner, id, expect).await;
-        }
+    ) -> Result<Option<Task>, StoreError> {
         let now = now();
         let description = changes.description.as_ref().map(|d| d.as_ref());
-        let versions = super::admitted_versions(expect);
+        let versions = admitted_versions(expect);
         // One statement: the row changes only when some field really differs and its version
         // is one the caller expects, so a change that changes nothing moves neither `version`
         // nor `updated_at`, and two writers holding the same version cannot both win.
@@ -693,63 +434,11 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        match row {
-            Some(row) => row.try_into(),
-            // Missing, foreign, at another version, or unchanged: the task tells which.
-            None => self.unwritten(owner, id, expect).await,
-        }
+        task(row)
     }
 
-    async fn move_task(
-        &self,
-        owner: &UserId,
-        id: TaskId,
-        placement: Placement,
-        expect: &Expect,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Once<Task>, StoreError> {
-        let versions = super::admitted_versions(expect);
-        let versions = versions.as_deref();
-        for _ in 0..POSITION_ATTEMPTS {
-            let Some((lower, upper)) = super::bounds(self, owner, id, placement).await? else {
-                return Ok(Once::Done(self.unwritten(owner, id, expect).await?));
-            };
-            let position = Position::between(lower.as_ref(), upper.as_ref())
-                .map_err(|error| StoreError::Other(error.into()))?;
-            let position = &position;
-            // A key past the limit: every key of the owner is rewritten, in one transaction.
-            let rekey = position.is_too_long();
-            let write = async |conn: &mut PgConnection, persistent| match rekey {
-                true => rekeyed_move(conn, persistent, owner, id, placement, versions).await,
-                false => reposition(conn, persistent, owner, id, position, versions).await,
-            };
-            let done = |row: Result<Option<Row>, StoreError>| {
-                row.and_then(|row| row.map(Task::try_from).transpose())
-                    .map(|task| task.map(Once::Done))
-            };
-            let moved = match (key, rekey) {
-                (None, false) => done(self.run(write).await),
-                (None, true) => done(self.transaction(write).await),
-                (Some(key), _) => self.once(owner, key, 200, write).await,
-            };
-            match moved {
-                Err(error) if is_unique_violation(&error) => continue,
-                Err(error) => return Err(error),
-                Ok(Some(once)) => return Ok(once),
-                // Missing or at another version; one that matched was trashed in between.
-                Ok(None) => {
-                    return self
-                        .unwritten(owner, id, expect)
-                        .await
-                        .and(Err(StoreError::NotFound));
-                }
-            }
-        }
-        Err(position_contention())
-    }
-
-    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
-        let versions = super::admitted_versions(expect);
+    async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
+        let versions = admitted_versions(expect);
         let result = self
             .run(async |conn, persistent| {
                 sqlx::query(
@@ -766,17 +455,10 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        match result.rows_affected() {
-            // Missing or at another version; one that matched was trashed in between.
-            0 => self
-                .unwritten(owner, id, expect)
-                .await
-                .and(Err(StoreError::NotFound)),
-            _ => Ok(()),
-        }
+        Ok(result.rows_affected() > 0)
     }
 
-    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+    async fn untrash(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
         let row: Option<Row> = self
             .run(async |conn, persistent| {
                 sqlx::query_as(concat!(
@@ -794,19 +476,127 @@ impl TaskStore for PgStore {
                 .await
             })
             .await?;
-        match row {
-            Some(row) => row.try_into(),
-            None => self.get(owner, id).await,
-        }
+        task(row)
     }
 
-    async fn changes(
+    fn claim(&self, _owner: &UserId, _key: &IdempotencyKey) -> Result<(), StoreError> {
+        // The advisory lock of `lock_key` does this, across instances.
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<PgTransaction, StoreError> {
+        let (slot, deadline) = self.slot().await?;
+        Ok(PgTransaction {
+            transaction: self.begin_by(deadline).await?,
+            _slot: slot,
+        })
+    }
+
+    async fn lock_key(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        key: &IdempotencyKey,
+    ) -> Result<bool, StoreError> {
+        sqlx::query_scalar("select pg_try_advisory_xact_lock(hashtext($1), hashtext($2))")
+            .persistent(self.persistent())
+            .bind(owner.as_str())
+            .bind(key.key())
+            .fetch_one(&mut *transaction.transaction)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn recorded(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        valid_after: DateTime<Utc>,
+    ) -> Result<Option<ReplayRow>, StoreError> {
+        sqlx::query_as(
+            "select fingerprint, status, body, task_id, version from idempotency_keys
+             where user_id = $1 and key = $2 and created_at > $3",
+        )
+        .persistent(self.persistent())
+        .bind(owner.as_str())
+        .bind(key.key())
+        .bind(valid_after)
+        .fetch_optional(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn execute_in(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        write: Write<'_>,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = apply(
+            &mut transaction.transaction,
+            self.persistent(),
+            owner,
+            write,
+        )
+        .await
+        .map_err(db_error)?;
+        task(row)
+    }
+
+    async fn record(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+        task: &Task,
+        body: &str,
+        now: DateTime<Utc>,
+        valid_after: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // An expired record of the key is replaced; a live one cannot be there (the lock).
+        let recorded = sqlx::query(
+            "insert into idempotency_keys
+                (user_id, key, fingerprint, status, body, task_id, version, created_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             on conflict (user_id, key) do update set
+                fingerprint = excluded.fingerprint, status = excluded.status,
+                body = excluded.body, task_id = excluded.task_id,
+                version = excluded.version, created_at = excluded.created_at
+             where idempotency_keys.created_at <= $9",
+        )
+        .persistent(self.persistent())
+        .bind(owner.as_str())
+        .bind(key.key())
+        .bind(key.fingerprint().as_slice())
+        .bind(row::outcome_code(outcome))
+        .bind(body)
+        .bind(task.id.get())
+        .bind(task.version)
+        .bind(now)
+        .bind(valid_after)
+        .execute(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)?;
+        Ok(recorded.rows_affected() > 0)
+    }
+
+    async fn commit(&self, transaction: PgTransaction) -> Result<(), StoreError> {
+        transaction.transaction.commit().await.map_err(db_error)
+    }
+
+    async fn rollback(&self, transaction: PgTransaction) {
+        let _ = transaction.transaction.rollback().await;
+    }
+
+    async fn feed_rows(
         &self,
         owner: &UserId,
         since: ChangeCursor,
-        limit: u32,
-    ) -> Result<ChangePage, StoreError> {
-        let (rows, counters): (Vec<FeedRow>, Option<(i64, i64)>) = self
+        limit: i64,
+    ) -> Result<FeedRows, StoreError> {
+        let (rows, counters): (Vec<FeedRow>, _) = self
             .run(async |conn, persistent| {
                 let rows = sqlx::query_as(concat!(
                     "select ",
@@ -817,7 +607,7 @@ impl TaskStore for PgStore {
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(since.get())
-                .bind(i64::from(limit) + 1)
+                .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
                 let counters = sqlx::query_as(
@@ -830,68 +620,19 @@ impl TaskStore for PgStore {
                 Ok((rows, counters))
             })
             .await?;
-        super::feed_page(rows, since, limit, counters)
+        Ok((row::changes(rows)?, counters))
     }
 
-    async fn purge(
-        &self,
-        trashed_before: DateTime<Utc>,
-        keys_before: DateTime<Utc>,
-    ) -> Result<Purged, StoreError> {
-        let mut purged = Purged::default();
-        // In batches, skipping rows another instance's purge holds: many instances may purge
-        // at once without waiting on each other or deleting anything twice.
-        for (sql, before, total) in [
-            (
-                "delete from tasks where id in (
-                    select id from tasks where deleted_at < $1
-                    limit $2 for update skip locked)",
-                trashed_before,
-                &mut purged.tasks,
-            ),
-            (
-                "delete from idempotency_keys where (user_id, key) in (
-                    select user_id, key from idempotency_keys where created_at < $1
-                    limit $2 for update skip locked)",
-                keys_before,
-                &mut purged.keys,
-            ),
-        ] {
-            loop {
-                let batch = self
-                    .run(async |conn, persistent| {
-                        sqlx::query(sql)
-                            .persistent(persistent)
-                            .bind(before)
-                            .bind(PURGE_BATCH)
-                            .execute(conn)
-                            .await
-                    })
-                    .await?
-                    .rows_affected();
-                *total += batch;
-                if batch < PURGE_BATCH as u64 {
-                    break;
-                }
-            }
-        }
-        Ok(purged)
-    }
-
-    async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError> {
+    async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {
         let owners: Vec<&str> = owners.iter().map(UserId::as_str).collect();
-        let rows = self
-            .run(async |conn, persistent| {
-                sqlx::query_as(
-                    "select user_id, last_change from task_owners where user_id = any($1)",
-                )
+        self.run(async |conn, persistent| {
+            sqlx::query_as("select user_id, last_change from task_owners where user_id = any($1)")
                 .persistent(persistent)
                 .bind(&owners)
                 .fetch_all(conn)
                 .await
-            })
-            .await?;
-        Ok(super::counters(rows))
+        })
+        .await
     }
 
     async fn announce(&self, owners: &[UserId]) -> Result<(), StoreError> {
@@ -911,19 +652,43 @@ impl TaskStore for PgStore {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(async |conn, persistent| {
-            sqlx::query("select 1")
-                .persistent(persistent)
-                .execute(conn)
-                .await
-        })
-        .await?;
-        Ok(())
+    async fn purge_batch(
+        &self,
+        what: Purge,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        // Skipping rows another instance's purge holds: many instances may purge at once
+        // without waiting on each other or deleting anything twice.
+        let sql = match what {
+            Purge::Trashed => {
+                "delete from tasks where id in (
+                    select id from tasks where deleted_at < $1
+                    limit $2 for update skip locked)"
+            }
+            Purge::Keys => {
+                "delete from idempotency_keys where (user_id, key) in (
+                    select user_id, key from idempotency_keys where created_at < $1
+                    limit $2 for update skip locked)"
+            }
+        };
+        let result = self
+            .run(async |conn, persistent| {
+                sqlx::query(sql)
+                    .persistent(persistent)
+                    .bind(before)
+                    .bind(limit)
+                    .execute(conn)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = sqlx::migrate!("./migrations/postgres");
+    async fn run_migrations(
+        &self,
+    ) -> Result<(Vec<i64>, &'static sqlx::migrate::Migrator), StoreError> {
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
         let before: Vec<i64> = self
             .run(async |conn, persistent| {
                 let exists: bool =
@@ -941,35 +706,78 @@ impl TaskStore for PgStore {
             })
             .await?;
         if self.transaction_pooler {
-            pooler::migrate(&migrator, &self.pool).await?;
+            pooler::migrate(&MIGRATOR, &self.pool).await?;
         } else {
-            migrator.run(&self.pool).await?;
+            MIGRATOR.run(&self.pool).await?;
         }
-        super::report_migrations(&migrator, &before);
-        self.fold_unfolded_rows().await
+        Ok((before, &MIGRATOR))
     }
 
-    async fn shared_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
-        let candidate = super::random_key()?;
-        let key: Vec<u8> = self
-            .run(async |conn, persistent| {
-                sqlx::query(
-                    "insert into service_keys (name, key) values ($1, $2)
-                     on conflict (name) do nothing",
-                )
+    async fn unfolded(&self, limit: i64) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_as(
+                "select id, title, description from tasks where title_key is null limit $1",
+            )
+            .persistent(persistent)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        })
+        .await
+    }
+
+    async fn set_folded(
+        &self,
+        id: i64,
+        title_key: String,
+        description_key: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query("update tasks set title_key = $2, description_key = $3 where id = $1")
+                .persistent(persistent)
+                .bind(id)
+                .bind(&title_key)
+                .bind(&description_key)
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn keep_key(&self, name: &str, key: [u8; 32]) -> Result<Vec<u8>, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query(
+                "insert into service_keys (name, key) values ($1, $2)
+                 on conflict (name) do nothing",
+            )
+            .persistent(persistent)
+            .bind(name)
+            .bind(key.as_slice())
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query_scalar("select key from service_keys where name = $1")
                 .persistent(persistent)
                 .bind(name)
-                .bind(candidate.as_slice())
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query_scalar("select key from service_keys where name = $1")
-                    .persistent(persistent)
-                    .bind(name)
-                    .fetch_one(&mut *conn)
-                    .await
-            })
-            .await?;
-        super::key_from(key)
+                .fetch_one(&mut *conn)
+                .await
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query("select 1")
+                .persistent(persistent)
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     fn pool_status(&self) -> PoolStatus {
@@ -977,106 +785,6 @@ impl TaskStore for PgStore {
             open: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
             max: self.pool.options().get_max_connections(),
-        }
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-impl super::Positions for PgStore {
-    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Position, StoreError> {
-        let position: Option<String> = self
-            .run(async |conn, persistent| {
-                sqlx::query_scalar(
-                    "select position from tasks
-                     where user_id = $1 and id = $2 and deleted_at is null",
-                )
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(id.get())
-                .fetch_optional(conn)
-                .await
-            })
-            .await?;
-        super::stored_position(position.ok_or(StoreError::NotFound)?)
-    }
-
-    async fn neighbour(
-        &self,
-        owner: &UserId,
-        moving: TaskId,
-        from: Option<&Position>,
-        above: bool,
-    ) -> Result<Option<Position>, StoreError> {
-        let position: Option<String> = self
-            .run(async |conn, persistent| {
-                let sql = match (above, from.is_some()) {
-                    (true, true) => {
-                        "select min(position) from tasks
-                         where user_id = $1 and id <> $2 and position > $3"
-                    }
-                    (true, false) => {
-                        "select min(position) from tasks
-                         where user_id = $1 and id <> $2 and $3::text is null"
-                    }
-                    (false, true) => {
-                        "select max(position) from tasks
-                         where user_id = $1 and id <> $2 and position < $3"
-                    }
-                    (false, false) => {
-                        "select max(position) from tasks
-                         where user_id = $1 and id <> $2 and $3::text is null"
-                    }
-                };
-                sqlx::query_scalar(sql)
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .bind(moving.get())
-                    .bind(from.map(Position::as_str))
-                    .fetch_one(conn)
-                    .await
-            })
-            .await?;
-        position.map(super::stored_position).transpose()
-    }
-}
-
-impl PgStore {
-    /// Fills in the folded title and description of rows written before those columns
-    /// existed. A maintenance pass over all owners, run at start-up; every instance computes
-    /// the same values, so running it on several at once is harmless.
-    async fn fold_unfolded_rows(&self) -> Result<(), StoreError> {
-        loop {
-            let rows: Vec<(i64, String, Option<String>)> = self
-                .run(async |conn, persistent| {
-                    sqlx::query_as(
-                        "select id, title, description from tasks
-                         where title_key is null limit 500",
-                    )
-                    .persistent(persistent)
-                    .fetch_all(conn)
-                    .await
-                })
-                .await?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for (id, title, description) in rows {
-                self.run(async |conn, persistent| {
-                    sqlx::query(
-                        "update tasks set title_key = $2, description_key = $3 where id = $1",
-                    )
-                    .persistent(persistent)
-                    .bind(id)
-                    .bind(fold(&title))
-                    .bind(description.as_deref().map(fold))
-                    .execute(conn)
-                    .await
-                })
-                .await?;
-            }
         }
     }
 }

@@ -1,0 +1,426 @@
+//! The task operations, written once over a backend's [`Statements`]: the create retry when
+//! a concurrent write took the position, the move loop, the fallback of a conditional write
+//! that matched nothing, and the claim → replay → write → record of a write under an
+//! idempotency key.
+
+use async_trait::async_trait;
+
+use super::error::is_unique_violation;
+use super::statements::{Statements, Write, now};
+use super::{StoreError, Tasks};
+use crate::domain::{
+    CreateTask, Expect, Filter, IdempotencyKey, Once, Placement, Position, Task, TaskId, TaskQuery,
+    UpdateTask, UserId,
+};
+
+/// How often a write that lost a race for a unique position is tried again.
+const POSITION_ATTEMPTS: usize = 16;
+
+#[async_trait]
+impl<S: Statements> Tasks for S {
+    async fn create(
+        &self,
+        owner: &UserId,
+        task: CreateTask,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
+        for attempt in 0..POSITION_ATTEMPTS {
+            // Where the backend can, the first try finds the position in the insert itself
+            // (one round trip); a retry after losing the race for it adds a random fraction.
+            let position = match attempt == 0 && S::POSITION_IN_INSERT {
+                true => None,
+                false => Some(position_after(self.last_position(owner).await?, attempt)?),
+            };
+            let write = Write::Insert {
+                task: &task,
+                position: position.as_ref(),
+            };
+            match write_once(self, owner, write, key).await {
+                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) => return Err(error),
+                Ok(created) => return created.ok_or(StoreError::NotFound),
+            }
+        }
+        Err(position_contention())
+    }
+
+    async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        self.select_page(owner, query).await
+    }
+
+    async fn count(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
+        self.count_matching(owner, filter).await
+    }
+
+    async fn get(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        self.select_task(owner, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn update(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        changes: UpdateTask,
+        expect: &Expect,
+    ) -> Result<Task, StoreError> {
+        if changes.is_empty() {
+            return unwritten(self, owner, id, expect).await;
+        }
+        match self.update_fields(owner, id, &changes, expect).await? {
+            Some(task) => Ok(task),
+            // Missing, foreign, at another version, or unchanged: the task tells which.
+            None => unwritten(self, owner, id, expect).await,
+        }
+    }
+
+    async fn move_task(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        placement: Placement,
+        expect: &Expect,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<Task>, StoreError> {
+        for _ in 0..POSITION_ATTEMPTS {
+            let Some((lower, upper)) = bounds(self, owner, id, placement).await? else {
+                return Ok(Once::Done(unwritten(self, owner, id, expect).await?));
+            };
+            let position = Position::between(lower.as_ref(), upper.as_ref())
+                .map_err(|error| StoreError::Other(error.into()))?;
+            // A key past the limit: every key of the owner is rewritten, in one transaction.
+            let write = match position.is_too_long() {
+                true => Write::Rekey {
+                    id,
+                    placement,
+                    expect,
+                },
+                false => Write::Move {
+                    id,
+                    position: &position,
+                    expect,
+                },
+            };
+            match write_once(self, owner, write, key).await {
+                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) => return Err(error),
+                Ok(Some(once)) => return Ok(once),
+                // Missing or at another version; one that matched was trashed in between.
+                Ok(None) => {
+                    return unwritten(self, owner, id, expect)
+                        .await
+                        .and(Err(StoreError::NotFound));
+                }
+            }
+        }
+        Err(position_contention())
+    }
+
+    async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
+        match self.trash(owner, id, expect).await? {
+            true => Ok(()),
+            // Missing or at another version; one that matched was trashed in between.
+            false => unwritten(self, owner, id, expect)
+                .await
+                .and(Err(StoreError::NotFound)),
+        }
+    }
+
+    async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        match self.untrash(owner, id).await? {
+            Some(task) => Ok(task),
+            None => self.get(owner, id).await,
+        }
+    }
+}
+
+/// `write`, without a key or under one; `None` when it matched no task.
+async fn write_once<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    write: Write<'_>,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<Once<Task>>, StoreError> {
+    match key {
+        None => Ok(store.execute(owner, write).await?.map(Once::Done)),
+        Some(key) => once(store, owner, key, write).await,
+    }
+}
+
+/// Runs `write` and records its outcome under `key`, in one transaction; a request seen before
+/// under the key gets its recorded outcome instead. `Ok(None)` when `write` matched no task
+/// (nothing is recorded).
+///
+/// Two requests with one key may arrive at once, on different instances: the key's lock (or,
+/// where the backend has no such lock, its claim in this process) lets the first proceed and
+/// tells the other it is in flight. The primary key on (user, key) stands behind it.
+async fn once<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    key: &IdempotencyKey,
+    write: Write<'_>,
+) -> Result<Option<Once<Task>>, StoreError> {
+    let _claim = store.claim(owner, key)?;
+    let now = now();
+    let valid_after = keys_valid_after(now);
+    let mut transaction = store.begin().await?;
+    // Boxed: a request still waiting to begin holds none of this.
+    let outcome = Box::pin(async {
+        if !store.lock_key(&mut transaction, owner, key).await? {
+            return Err(StoreError::KeyInFlight);
+        }
+        if let Some(recorded) = store
+            .recorded(&mut transaction, owner, key, valid_after)
+            .await?
+        {
+            return replay(recorded, key);
+        }
+        let Some(task) = store.execute_in(&mut transaction, owner, write).await? else {
+            return Ok(None);
+        };
+        let body = recorded_body(&task)?;
+        let recorded = store
+            .record(
+                &mut transaction,
+                owner,
+                key,
+                write.outcome(),
+                &task,
+                &body,
+                now,
+                valid_after,
+            )
+            .await?;
+        if !recorded {
+            return Err(StoreError::KeyInFlight);
+        }
+        Ok(Some(Once::Done(task)))
+    })
+    .await;
+    match outcome {
+        Ok(Some(Once::Done(task))) => {
+            store.commit(transaction).await?;
+            Ok(Some(Once::Done(task)))
+        }
+        other => {
+            // At once, not when the pool next hands the connection out: until then the key's
+            // lock would be held, and a retry of this very request would be told that it is in
+            // flight.
+            store.rollback(transaction).await;
+            other
+        }
+    }
+}
+
+/// The task a conditional write matched nothing of: missing, or at another version.
+async fn unwritten<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    id: TaskId,
+    expect: &Expect,
+) -> Result<Task, StoreError> {
+    admitted(store.get(owner, id).await?, expect)
+}
+
+/// The positions a task moved by `placement` must fall between, or `None` when it is to go
+/// next to itself, which leaves it where it is. 404 when a named neighbour is not the owner's.
+async fn bounds<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    id: TaskId,
+    placement: Placement,
+) -> Result<Option<(Option<Position>, Option<Position>)>, StoreError> {
+    let position_of = async |anchor: TaskId| match store.position_of(owner, anchor).await? {
+        Some(key) => stored_position(key),
+        None => Err(StoreError::NotFound),
+    };
+    let neighbour = async |from: Option<&Position>, above: bool| {
+        store
+            .neighbour(owner, id, from, above)
+            .await?
+            .map(stored_position)
+            .transpose()
+    };
+    match placement {
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == id => {
+            Ok(None)
+        }
+        Placement::After(anchor) => {
+            let lower = match anchor {
+                Some(anchor) => Some(position_of(anchor).await?),
+                None => None,
+            };
+            let upper = neighbour(lower.as_ref(), true).await?;
+            Ok(Some((lower, upper)))
+        }
+        Placement::Before(anchor) => {
+            let upper = match anchor {
+                Some(anchor) => Some(position_of(anchor).await?),
+                None => None,
+            };
+            let lower = neighbour(upper.as_ref(), false).await?;
+            Ok(Some((lower, upper)))
+        }
+    }
+}
+
+/// One of the owner's tasks as a re-key reads it: id, position, and whether it is live.
+pub(super) type OrderRow = (i64, String, bool);
+
+/// A new key for every one of the owner's tasks (`rows`, in position order, trashed ones
+/// included), in the same order except that `moving` goes where `placement` says: what a move
+/// writes when the key it would get is too long. `None` when `moving` or the named neighbour
+/// is not one of the owner's live tasks (the caller then answers as for any failed move).
+///
+/// The new keys start after the largest key in use, so that no row's new key can equal
+/// another row's old one while the rows are rewritten one by one under the unique index.
+pub(super) fn rekeyed_order(
+    rows: &[OrderRow],
+    moving: TaskId,
+    placement: Placement,
+) -> Option<Vec<(i64, Position)>> {
+    let live = |id: i64| rows.iter().any(|(row, _, live)| *row == id && *live);
+    if !live(moving.get()) {
+        return None;
+    }
+    let mut order: Vec<i64> = rows
+        .iter()
+        .map(|(id, _, _)| *id)
+        .filter(|id| *id != moving.get())
+        .collect();
+    let at = match placement {
+        Placement::After(None) => 0,
+        Placement::Before(None) => order.len(),
+        // Next to itself: where it is (the rows before it, in order).
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == moving => {
+            rows.iter().position(|(id, _, _)| *id == moving.get())?
+        }
+        Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) => {
+            if !live(anchor.get()) {
+                return None;
+            }
+            let index = order.iter().position(|id| *id == anchor.get())?;
+            match placement {
+                Placement::After(_) => index + 1,
+                Placement::Before(_) => index,
+            }
+        }
+    };
+    order.insert(at, moving.get());
+    let mut last = rows
+        .iter()
+        .map(|(_, key, _)| key)
+        .max()
+        .map(|key| stored_position(key.clone()))
+        .transpose()
+        .ok()?;
+    let mut keys = Vec::with_capacity(order.len());
+    for id in order {
+        let key = Position::between(last.as_ref(), None).ok()?;
+        keys.push((id, key.clone()));
+        last = Some(key);
+    }
+    Some(keys)
+}
+
+fn position_contention() -> StoreError {
+    StoreError::Other("too many concurrent writes competed for the same position".into())
+}
+
+/// A position read back from the database.
+fn stored_position(key: String) -> Result<Position, StoreError> {
+    Position::parse(key).map_err(|error| StoreError::Other(error.into()))
+}
+
+/// The position after the owner's last one (`None` when they have no task yet). A retry
+/// after losing a race (`attempt` > 0) adds a random fraction, so that many creates racing
+/// for the same slot spread out instead of colliding again.
+fn position_after(last: Option<String>, attempt: usize) -> Result<Position, StoreError> {
+    let last = last.map(stored_position).transpose()?;
+    let next =
+        Position::between(last.as_ref(), None).map_err(|error| StoreError::Other(error.into()))?;
+    if attempt == 0 {
+        return Ok(next);
+    }
+    let mut entropy = [0u8; 3];
+    getrandom::fill(&mut entropy).map_err(|error| StoreError::Other(error.to_string().into()))?;
+    Ok(next.spread(entropy))
+}
+
+/// The task a conditional write found, when the write itself matched nothing: a version the
+/// condition admits means the write had nothing to change; any other is a mismatch.
+fn admitted(task: Task, expect: &Expect) -> Result<Task, StoreError> {
+    if expect.admits(task.version) {
+        Ok(task)
+    } else {
+        Err(StoreError::VersionMismatch {
+            id: task.id,
+            version: task.version,
+        })
+    }
+}
+
+/// A recorded outcome found under `key`: replayed for the same request, refused for another.
+fn replay(
+    recorded: super::row::ReplayRow,
+    key: &IdempotencyKey,
+) -> Result<Option<Once<Task>>, StoreError> {
+    if recorded.fingerprint.as_slice() != key.fingerprint().as_slice() {
+        return Err(StoreError::KeyReused);
+    }
+    Ok(Some(Once::Replayed(recorded.try_into()?)))
+}
+
+/// The response body recorded for a replay: the task exactly as the first response sent it.
+fn recorded_body(task: &Task) -> Result<String, StoreError> {
+    serde_json::to_string(task).map_err(|error| StoreError::Other(error.into()))
+}
+
+/// The oldest idempotency record that still counts, as of `now`.
+pub(super) fn keys_valid_after(
+    now: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    now - crate::domain::sync::IDEMPOTENCY_KEY_LIFETIME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_re_key_keeps_the_order_and_places_the_moving_task() {
+        let rows: Vec<OrderRow> = vec![
+            (1, "a0".into(), true),
+            (2, "a0V".into(), false),
+            (3, "a1".into(), true),
+            (4, "a2".into(), true),
+        ];
+        let ids = |plan: Option<Vec<(i64, Position)>>| {
+            let plan = plan.expect("a plan");
+            let keys: Vec<&Position> = plan.iter().map(|(_, key)| key).collect();
+            assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
+            assert!(keys.iter().all(|key| key.as_str() > "a2"), "{keys:?}");
+            plan.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        };
+        let id = |n: i64| TaskId::try_from(n).expect("positive");
+        let after = |n| Placement::After(Some(id(n)));
+        let before = |n| Placement::Before(Some(id(n)));
+        assert_eq!(ids(rekeyed_order(&rows, id(4), after(1))), [1, 4, 2, 3]);
+        assert_eq!(ids(rekeyed_order(&rows, id(1), before(4))), [2, 3, 1, 4]);
+        assert_eq!(
+            ids(rekeyed_order(&rows, id(3), Placement::After(None))),
+            [3, 1, 2, 4]
+        );
+        assert_eq!(
+            ids(rekeyed_order(&rows, id(1), Placement::Before(None))),
+            [2, 3, 4, 1]
+        );
+        assert_eq!(ids(rekeyed_order(&rows, id(3), after(3))), [1, 2, 3, 4]);
+        // A trashed or missing task, moved or named, is no move.
+        assert!(rekeyed_order(&rows, id(2), after(1)).is_none());
+        assert!(rekeyed_order(&rows, id(1), after(2)).is_none());
+        assert!(rekeyed_order(&rows, id(9), after(1)).is_none());
+        assert!(rekeyed_order(&rows, id(1), after(9)).is_none());
+    }
+}
