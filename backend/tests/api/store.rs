@@ -240,7 +240,7 @@ async fn postgres_honours_sslmode_require_in_the_url() {
 #[tokio::test]
 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
 async fn pooler_mode_migrations_agree_with_the_migrator() {
-    use todo_backend::store::{PgStore, TaskStore, TransactionPooler};
+    use todo_backend::store::{PgStore, Pool, TransactionPooler, Upkeep};
 
     let database = PgTestDatabase::create().await;
     let settings = |transaction_pooler| PoolSettings {
