@@ -16,11 +16,11 @@ use url::Url;
 
 use crate::auth::hs256::HmacSecret;
 use crate::auth::{AuthSettings, JwksSettings};
-use crate::changes::hub::EventSettings;
 use crate::http::policy::HttpSettings;
 use crate::limits::RateLimitSettings;
 use crate::limits::client::{Cidr, TrustedProxies};
 use crate::limits::gcra::Rate;
+use crate::live::hub::EventSettings;
 use crate::server::ServeOptions;
 use crate::store::{DatabaseUrl, PoolSettings, TransactionPooler};
 use crate::telemetry::{self, LogFormat};
@@ -42,6 +42,22 @@ pub struct ServeConfig {
     pub limits: RateLimitConfig,
     #[command(flatten)]
     pub log: LogConfig,
+}
+
+impl ServeConfig {
+    /// The configuration that `args` (flags as `serve` takes them) give, every other setting
+    /// from the environment or at its default: how a test assembles the service as
+    /// production does, with the few settings it needs.
+    pub fn from_args(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        let argv = std::iter::once("serve").chain(args.iter().copied());
+        Serve::try_parse_from(argv).map(|serve| serve.config)
+    }
 }
 
 /// Rate limits and where their counts live.
@@ -150,6 +166,17 @@ pub struct EventsConfig {
     )]
     pub events_poll_ms: u64,
 
+    /// How often, in milliseconds, an idle event stream sends a comment, so that proxies and
+    /// load balancers with an idle timeout keep it open.
+    #[arg(
+        long,
+        env = "EVENTS_HEARTBEAT_MS",
+        value_name = "EVENTS_HEARTBEAT_MS",
+        default_value_t = 15_000,
+        value_parser = clap::value_parser!(u64).range(100..=300_000)
+    )]
+    pub events_heartbeat_ms: u64,
+
     /// Most open event streams per user on this instance; past it, 429.
     #[arg(
         long,
@@ -194,7 +221,7 @@ impl EventsConfig {
             poll_interval: Duration::from_millis(self.events_poll_ms),
             max_per_user: self.events_max_per_user as usize,
             max_streams: (self.events_max_streams as usize).min(stream_share(max_connections)),
-            ..EventSettings::default()
+            heartbeat: Duration::from_millis(self.events_heartbeat_ms),
         }
     }
 }
@@ -650,7 +677,7 @@ mod tests {
         assert!(parse_host("localhost").is_ok_and(|ip| ip.is_loopback()));
         assert!(parse_host("no such host!").is_err());
         assert!(parse_redis_url("redis://127.0.0.1:6379/").is_ok());
-        assert!(parse_redis_url("rediss://cache.example.com/0").is_ok());
+        assert!(parse_redis_url("redis://cache.example.com:6380/0").is_ok());
         for bad in ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis//x"] {
             let error = parse_redis_url(bad).expect_err(bad);
             assert!(error.contains("redis://"), "{bad}: {error}");

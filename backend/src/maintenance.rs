@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::domain::sync::IDEMPOTENCY_KEY_LIFETIME;
-use crate::store::TaskStore;
+use crate::store::Upkeep;
 
 /// How often an instance purges.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
@@ -15,7 +15,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// Purges now and then every [`PURGE_INTERVAL`], starting at a random point of the first
 /// minute so that instances started together spread out. A failed purge is logged and tried
 /// again at the next tick.
-pub fn spawn(store: Arc<dyn TaskStore>, trash_retention: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(store: Arc<dyn Upkeep>, trash_retention: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut jitter = [0u8; 1];
         let first = match getrandom::fill(&mut jitter) {
@@ -32,7 +32,7 @@ pub fn spawn(store: Arc<dyn TaskStore>, trash_retention: Duration) -> tokio::tas
 }
 
 /// One purge of what is older than its retention, as of now.
-pub async fn purge_once(store: &dyn TaskStore, trash_retention: Duration) {
+pub async fn purge_once(store: &dyn Upkeep, trash_retention: Duration) {
     let now = Utc::now();
     let (Ok(trash), Ok(keys)) = (
         chrono::Duration::from_std(trash_retention),

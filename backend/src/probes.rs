@@ -41,7 +41,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<ProbeStatus>, A
     if state.shutdown.is_raised() {
         return Err(ApiError::Unavailable);
     }
-    state.store.ping().await.map_err(|error| {
+    state.pool.ping().await.map_err(|error| {
         tracing::warn!(%error, "readiness check failed");
         ApiError::Unavailable
     })?;

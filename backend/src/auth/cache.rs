@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::UserId;
+use super::claims::Verified;
 
 /// Identifies the exact key a token was verified with: its `kid` and a digest of the key
 /// itself, so a key id reused for new key material does not inherit old entries.
@@ -34,7 +34,7 @@ pub(super) struct VerifiedTokens {
 }
 
 struct Entry {
-    user: UserId,
+    verified: Verified,
     /// The token's `exp` or the cap, whichever is sooner: the entry is never used after it.
     expires_at: u64,
     key: KeyIdentity,
@@ -47,12 +47,12 @@ impl VerifiedTokens {
         token: &str,
         now: u64,
         is_current: impl Fn(&KeyIdentity) -> bool,
-    ) -> Option<UserId> {
+    ) -> Option<Verified> {
         let key = digest(token);
         let mut entries = self.lock();
         match entries.get(&key) {
             Some(entry) if entry.expires_at > now && is_current(&entry.key) => {
-                Some(entry.user.clone())
+                Some(entry.verified.clone())
             }
             Some(_) => {
                 entries.remove(&key);
@@ -66,7 +66,7 @@ impl VerifiedTokens {
     pub(super) fn insert(
         &self,
         token: &str,
-        user: UserId,
+        verified: Verified,
         key: KeyIdentity,
         expires_at: u64,
         now: u64,
@@ -83,7 +83,7 @@ impl VerifiedTokens {
         entries.insert(
             digest(token),
             Entry {
-                user,
+                verified,
                 expires_at,
                 key,
             },
@@ -113,8 +113,11 @@ fn digest(token: &str) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> UserId {
-        UserId::parse(name).expect("valid")
+    fn user(name: &str) -> Verified {
+        Verified {
+            user: crate::domain::UserId::parse(name).expect("valid"),
+            expires_at: 2_000,
+        }
     }
 
     fn key(kid: &str) -> KeyIdentity {

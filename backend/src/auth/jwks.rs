@@ -21,8 +21,7 @@ use url::Url;
 
 use super::AuthError;
 use super::cache::{KeyIdentity, VerifiedTokens};
-use super::claims::Claims;
-use crate::domain::UserId;
+use super::claims::{Claims, Verified};
 
 /// The algorithms accepted on this path: what Better Auth can issue and this service can
 /// verify. (Better Auth's ES512 needs P-521, which the JWT library does not support.)
@@ -126,27 +125,25 @@ impl JwksKeys {
 
     /// Verifies a token whose header names an accepted asymmetric algorithm, from the cache
     /// of verified tokens when it was seen before with a key that is still current.
-    pub(super) async fn verify(&self, token: &str, header: &Header) -> Result<UserId, AuthError> {
+    pub(super) async fn verify(&self, token: &str, header: &Header) -> Result<Verified, AuthError> {
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(keys) = self.current()
-            && let Some(user) = self.verified.get(token, now, |id| is_current(&keys, id))
+            && let Some(verified) = self.verified.get(token, now, |id| is_current(&keys, id))
         {
             metrics::counter!("auth_verified_token_cache_total", "result" => "hit").increment(1);
-            return Ok(user);
+            return Ok(verified);
         }
         metrics::counter!("auth_verified_token_cache_total", "result" => "miss").increment(1);
         let (claims, key) = self.decode(token, header).await?;
         claims.require_string_issuer()?;
-        let expires_at = claims.exp.as_u64();
-        let user = claims.user()?;
-        if let Some(expires_at) = expires_at {
-            // Capped at the refresh interval, so that even a token with a far-off `exp` is
-            // checked again against a key set no older than one refresh.
-            let cap = now.saturating_add(self.settings.refresh_interval.as_secs());
-            self.verified
-                .insert(token, user.clone(), key, expires_at.min(cap), now);
-        }
-        Ok(user)
+        let verified = claims.verified()?;
+        // Capped at the refresh interval, so that even a token with a far-off `exp` is
+        // checked again against a key set no older than one refresh.
+        let cap = now.saturating_add(self.settings.refresh_interval.as_secs());
+        let until = verified.expires_at.min(cap);
+        self.verified
+            .insert(token, verified.clone(), key, until, now);
+        Ok(verified)
     }
 
     /// Checks the token's signature and claims with the key its `kid` names.

@@ -16,6 +16,7 @@ pub mod jwks;
 mod settings;
 mod verifier;
 
+pub use claims::Verified;
 pub use error::{AuthError, SetupError};
 pub use jwks::JwksSettings;
 pub use settings::{AuthSettings, SharedSecret};
@@ -45,24 +46,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     }
 }
 
-/// The `exp` (seconds since the epoch) of a token whose signature and claims have already
-/// been verified, for work that must end when the token does (an event stream). `None` for a
-/// token that does not parse, which a verified token always does.
-pub fn expiry(token: &str) -> Option<u64> {
-    use base64::Engine;
-    #[derive(serde::Deserialize)]
-    struct Expiry {
-        exp: f64,
-    }
-    let payload = token.split('.').nth(1)?;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let exp = serde_json::from_slice::<Expiry>(&payload).ok()?.exp;
-    // Saturating: a far-off or fractional `exp` is still a point in time.
-    (exp.is_finite() && exp >= 0.0).then_some(exp as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,17 +57,6 @@ mod tests {
             headers.append(header::AUTHORIZATION, HeaderValue::from_static(value));
         }
         headers
-    }
-
-    #[test]
-    fn expiry_of_a_token() {
-        let payload = base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            br#"{"sub":"a","exp":1800000000}"#,
-        );
-        assert_eq!(expiry(&format!("e30.{payload}.sig")), Some(1_800_000_000));
-        assert_eq!(expiry("not a token"), None);
-        assert_eq!(expiry("e30.e30.sig"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use jsonwebtoken::Algorithm;
 
 use super::hs256::{HmacSecret, Hs256Key};
 use super::jwks::{self, JwksKeys};
-use super::{AuthError, AuthSettings, MAX_TOKEN_BYTES, SetupError};
+use super::{AuthError, AuthSettings, MAX_TOKEN_BYTES, SetupError, Verified};
 use crate::domain::UserId;
 
 /// Verifies bearer tokens with every method the service is configured for.
@@ -61,6 +61,11 @@ impl Verifier {
 
     /// Checks the token and returns the user it was issued to.
     pub async fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        self.verify_until(token).await.map(|verified| verified.user)
+    }
+
+    /// Checks the token and returns the user it was issued to and when it expires.
+    pub async fn verify_until(&self, token: &str) -> Result<Verified, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
@@ -80,7 +85,7 @@ impl Verifier {
                 .as_ref()
                 .ok_or(AuthError::AlgorithmNotAccepted)?
                 .decode(token)?
-                .user(),
+                .verified(),
             alg if jwks::ACCEPTED.contains(&alg) => {
                 let jwks = self.jwks.as_ref().ok_or(AuthError::AlgorithmNotAccepted)?;
                 jwks.verify(token, &header).await

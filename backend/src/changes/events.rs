@@ -16,12 +16,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
-use super::hub::{Refused, Subscription};
 use super::query;
 use crate::domain::{Change, ChangeCursor, UserId};
-use crate::http::extract::AuthUser;
+use crate::http::extract::AuthUntil;
 use crate::http::{ApiError, AppState, ErrorBody};
-use crate::store::{StoreError, TaskStore};
+use crate::live::hub::{Refused, Subscription};
+use crate::store::{ChangeFeed, StoreError};
 
 /// How many changes one read of the feed takes: what a stream holds at most.
 const PAGE: u32 = 100;
@@ -62,15 +62,12 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 )]
 pub async fn stream_events(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUntil { user, expires_at }: AuthUntil,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let since = resume_point(&headers, uri.query().unwrap_or_default())?;
-    let expires = crate::auth::bearer_token(&headers)
-        .ok()
-        .and_then(crate::auth::expiry)
-        .map(until);
+    let expires = Some(until(expires_at));
     // Subscribed before the first read, so that a write between the two still wakes it.
     let subscription = state
         .events
@@ -79,9 +76,9 @@ pub async fn stream_events(
             Refused::User(max) => ApiError::TooManyStreams(max),
             Refused::Instance => ApiError::Unavailable,
         })?;
-    let first = state.store.changes(&user, since, PAGE).await?;
+    let first = state.feed.changes(&user, since, PAGE).await?;
     let tail = Tail {
-        store: state.store.clone(),
+        store: state.feed.clone(),
         user,
         cursor: since,
         pending: first.changes.into(),
@@ -145,7 +142,7 @@ fn until(exp: u64) -> Instant {
 
 /// One stream: where it is in the feed and what it has read but not yet sent.
 struct Tail {
-    store: Arc<dyn TaskStore>,
+    store: Arc<dyn ChangeFeed>,
     user: UserId,
     /// The cursor of the last change handed out.
     cursor: ChangeCursor,

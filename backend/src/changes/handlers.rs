@@ -1,4 +1,4 @@
-//! The change feed's route: a thin handler over [`crate::store::TaskStore::changes`].
+//! The change feed's route: a thin handler over [`crate::store::ChangeFeed::changes`].
 
 use axum::Json;
 use axum::extract::State;
@@ -32,7 +32,7 @@ pub async fn list_changes(
     request: FeedRequest,
 ) -> Result<Json<ChangePage>, ApiError> {
     let page = state
-        .store
+        .feed
         .changes(&user, request.since, request.limit)
         .await?;
     Ok(Json(page))

@@ -3,8 +3,6 @@
 
 pub mod events;
 pub mod handlers;
-pub mod hub;
-pub mod listen;
 pub mod query;
 
 use utoipa_axum::router::OpenApiRouter;

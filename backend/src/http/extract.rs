@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, FieldError};
-use crate::auth::{self, AuthError, Verifier};
+use crate::auth::{self, AuthError, Verified, Verifier};
 use crate::domain::{TaskId, UserId};
 use crate::limits::client::PeerAddr;
 use crate::limits::{Limiter, QuotaSlot};
@@ -22,6 +22,14 @@ use crate::limits::{Limiter, QuotaSlot};
 /// valid bearer token; without one the request gets a 401 before the handler runs.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub UserId);
+
+/// The authenticated caller and when their token expires (`exp`, seconds since the Unix
+/// epoch): for a response that outlives the request, such as the event stream.
+#[derive(Debug, Clone)]
+pub struct AuthUntil {
+    pub user: UserId,
+    pub expires_at: u64,
+}
 
 impl<S> FromRequestParts<S> for AuthUser
 where
@@ -32,13 +40,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        AuthUntil::from_request_parts(parts, state)
+            .await
+            .map(|caller| AuthUser(caller.user))
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUntil
+where
+    Arc<Verifier>: FromRef<S>,
+    Arc<Limiter>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let limiter = Arc::<Limiter>::from_ref(state);
         let verified = match auth::bearer_token(&parts.headers) {
-            Ok(token) => Arc::<Verifier>::from_ref(state).verify(token).await,
+            Ok(token) => Arc::<Verifier>::from_ref(state).verify_until(token).await,
             Err(error) => Err(error),
         };
-        let user = match verified {
-            Ok(user) => user,
+        let Verified { user, expires_at } = match verified {
+            Ok(verified) => verified,
             Err(error) => {
                 // The client gets the reason in its detail; the operator gets it here, with
                 // the request's id from the span (a wrong `iss` or `aud` is a configuration
@@ -68,7 +91,7 @@ where
                 slot.put(verdict);
             }
         }
-        Ok(AuthUser(user))
+        Ok(AuthUntil { user, expires_at })
     }
 }
 

@@ -6,50 +6,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::FromRef;
 
 use crate::auth::Verifier;
-use crate::changes::hub::{EventSettings, Hub};
 use crate::limits::Limiter;
-use crate::store::TaskStore;
+use crate::live::hub::Hub;
+use crate::store::{ChangeFeed, Pool, Tasks};
 
-/// The application state: the store, the token verifier, the key list cursors are signed
-/// with, the live streams, the rate limits and the shutdown flag.
+/// The application state: the parts of the store the handlers use, the token verifier, the
+/// key list cursors are signed with, the live streams, the rate limits and the shutdown flag.
+/// Assembled once, by [`crate::startup`].
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn TaskStore>,
+    /// The tasks, with every write announced to [`AppState::events`].
+    pub tasks: Arc<dyn Tasks>,
+    pub feed: Arc<dyn ChangeFeed>,
+    pub pool: Arc<dyn Pool>,
     pub verifier: Arc<Verifier>,
     pub cursor_key: CursorKey,
     pub events: Arc<Hub>,
     pub limits: Arc<Limiter>,
     pub shutdown: ShutdownFlag,
-}
-
-impl AppState {
-    /// With default stream settings, no announcing of writes to other instances and no rate
-    /// limits.
-    pub fn new(store: Arc<dyn TaskStore>, verifier: Arc<Verifier>, cursor_key: CursorKey) -> Self {
-        let events = Hub::new(store.clone(), EventSettings::default());
-        AppState::with_events(store, verifier, cursor_key, events)
-    }
-
-    pub fn with_events(
-        store: Arc<dyn TaskStore>,
-        verifier: Arc<Verifier>,
-        cursor_key: CursorKey,
-        events: Arc<Hub>,
-    ) -> Self {
-        AppState {
-            store,
-            verifier,
-            cursor_key,
-            events,
-            limits: Arc::new(Limiter::off()),
-            shutdown: ShutdownFlag::default(),
-        }
-    }
-
-    pub fn with_limits(mut self, limits: Arc<Limiter>) -> Self {
-        self.limits = limits;
-        self
-    }
 }
 
 impl FromRef<AppState> for Arc<Limiter> {

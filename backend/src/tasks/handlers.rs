@@ -46,10 +46,9 @@ pub async fn create_task(
     body: IdempotentJson<CreateTask>,
 ) -> Result<Response, ApiError> {
     let outcome = state
-        .store
+        .tasks
         .create(&user, body.value, body.key.as_ref())
         .await?;
-    state.events.written(&user);
     respond::once(Outcome::Created, outcome)
 }
 
@@ -94,8 +93,8 @@ pub async fn list_tasks(
     // One task more than the page, to know whether another page follows.
     query.limit += 1;
     let (mut tasks, total) = tokio::try_join!(
-        state.store.list(&user, &query),
-        state.store.count(&user, &query.filter)
+        state.tasks.list(&user, &query),
+        state.tasks.count(&user, &query.filter)
     )?;
     let mut response = respond::json(StatusCode::OK, Vec::new());
     let headers = response.headers_mut();
@@ -144,7 +143,7 @@ pub async fn get_task(
     TaskIdParam(id): TaskIdParam,
     conditions: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let task = state.store.get(&user, id).await?;
+    let task = state.tasks.get(&user, id).await?;
     let etag = task_etag(task.id, task.version);
     if none_match(&conditions, &etag)? {
         return Ok(respond::not_modified(etag));
@@ -182,8 +181,7 @@ pub async fn update_task(
     ValidJson(changes): ValidJson<UpdateTask>,
 ) -> Result<Response, ApiError> {
     let expect = condition.expect(id);
-    let task = state.store.update(&user, id, changes, &expect).await?;
-    state.events.written(&user);
+    let task = state.tasks.update(&user, id, changes, &expect).await?;
     respond::task(StatusCode::OK, &task, false)
 }
 
@@ -220,8 +218,7 @@ pub async fn patch_task(
 ) -> Result<Response, ApiError> {
     let expect = condition.expect(id);
     // For an object of scalars and arrays, a merge patch is exactly a partial update.
-    let task = state.store.update(&user, id, patch, &expect).await?;
-    state.events.written(&user);
+    let task = state.tasks.update(&user, id, patch, &expect).await?;
     respond::task(StatusCode::OK, &task, true)
 }
 
@@ -266,10 +263,9 @@ pub async fn move_task(
         .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
     let expect = condition.expect(id);
     let outcome = state
-        .store
+        .tasks
         .move_task(&user, id, placement, &expect, body.key.as_ref())
         .await?;
-    state.events.written(&user);
     respond::once(Outcome::Moved, outcome)
 }
 
@@ -297,8 +293,7 @@ pub async fn delete_task(
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete(&user, id, &condition.expect(id)).await?;
-    state.events.written(&user);
+    state.tasks.delete(&user, id, &condition.expect(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -324,8 +319,7 @@ pub async fn restore_task(
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
 ) -> Result<Response, ApiError> {
-    let task = state.store.restore(&user, id).await?;
-    state.events.written(&user);
+    let task = state.tasks.restore(&user, id).await?;
     respond::task(StatusCode::OK, &task, true)
 }
 

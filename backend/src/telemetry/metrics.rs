@@ -5,7 +5,7 @@
 //! OpenTelemetry's HTTP semantic conventions in Prometheus form, with the route template as
 //! the route (never the raw path, whose ids would make a series per task).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::State;
@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::changes::hub::Hub;
-use crate::store::TaskStore;
+use crate::live::hub::Hub;
+use crate::store::Pool;
 
 /// `http.server.request.duration`, in seconds.
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -47,21 +47,28 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Installs the process's recorder; a process has one, so this is called once, at start-up.
-/// Without it the `metrics` macros record nothing and cost next to nothing.
+/// The process's recorder, installed on first use; a process has one, so every service a
+/// process assembles (the tests assemble many) shares it. Without it the `metrics` macros
+/// record nothing and cost next to nothing.
 pub fn install() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), &BUCKETS)
         .map_err(|error| error.to_string())?
         .install_recorder()
-        .map_err(|error| format!("cannot install the metrics recorder: {error}"))
+        .map_err(|error| format!("cannot install the metrics recorder: {error}"))?;
+    Ok(installed.insert(handle).clone())
 }
 
 /// What a scrape reads besides the recorded series: gauges of state owned elsewhere.
 #[derive(Clone)]
 pub struct Scrape {
     pub handle: PrometheusHandle,
-    pub store: Arc<dyn TaskStore>,
+    pub pool: Arc<dyn Pool>,
     pub events: Arc<Hub>,
 }
 
@@ -73,7 +80,7 @@ pub fn router(scrape: Scrape) -> Router {
 }
 
 async fn render(State(scrape): State<Scrape>) -> Response {
-    let pool = scrape.store.pool_status();
+    let pool = scrape.pool.pool_status();
     metrics::gauge!("db_client_connections_usage", "state" => "idle").set(pool.idle);
     metrics::gauge!("db_client_connections_usage", "state" => "used")
         .set(pool.open.saturating_sub(pool.idle));

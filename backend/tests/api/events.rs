@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use todo_backend::changes::hub::EventSettings;
+use todo_backend::live::hub::EventSettings;
 use todo_backend::server::{ServeOptions, serve_with};
 
 use crate::helpers::{TestApp, now, sign, token};

@@ -14,12 +14,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use tower::ServiceExt;
 
-use todo_backend::app;
 use todo_backend::auth::Verifier;
 use todo_backend::auth::hs256::HmacSecret;
-use todo_backend::changes::hub::{EventSettings, Hub};
+use todo_backend::config::ServeConfig;
+use todo_backend::http::ShutdownFlag;
 use todo_backend::http::policy::HttpSettings;
-use todo_backend::http::{AppState, CursorKey, ShutdownFlag};
+use todo_backend::live::hub::{EventSettings, Hub};
+use todo_backend::startup::Service;
 use todo_backend::store::{self, PgStore, PoolSettings, TaskStore, TransactionPooler};
 
 /// The shared secret every test app verifies HS256 tokens with.
@@ -146,21 +147,49 @@ impl TestAppBuilder {
         };
         store.migrate().await.expect("migrations apply");
         let verifier = self.verifier.unwrap_or_else(test_verifier);
-        let key = store
-            .shared_key(CursorKey::NAME)
+        // The production assembly, with the settings a test needs: limits far above what one
+        // test sends (their own tests set them), metrics on the API's port (no fixed port
+        // that parallel tests would fight over), and the streams' timings under test.
+        let origins: Vec<&str> = self
+            .settings
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|origin| origin.to_str().ok())
+            .collect();
+        let events = self.events;
+        let flags = [
+            ("--rate-limit-per-minute", "0".to_owned()),
+            ("--auth-failures-per-minute", "0".to_owned()),
+            ("--metrics-addr", "main".to_owned()),
+            ("--shutdown-grace-seconds", "0".to_owned()),
+            (
+                "--events-poll-ms",
+                events.poll_interval.as_millis().to_string(),
+            ),
+            (
+                "--events-heartbeat-ms",
+                events.heartbeat.as_millis().to_string(),
+            ),
+            ("--events-max-per-user", events.max_per_user.to_string()),
+            ("--events-max-streams", events.max_streams.to_string()),
+            ("--cors-allowed-origins", origins.join(",")),
+        ];
+        let args: Vec<String> = flags
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .flat_map(|(flag, value)| [flag.to_owned(), value])
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let config = ServeConfig::from_args(&args).expect("the test configuration parses");
+        let service = Service::builder(&config, store.clone())
+            .verifier(verifier)
+            .build()
             .await
-            .expect("a cursor key");
-        let events = Hub::new(store.clone(), self.events);
-        let state = AppState::with_events(
-            store.clone(),
-            Arc::new(verifier),
-            CursorKey(Arc::new(key)),
-            events.clone(),
-        );
+            .expect("the service assembles");
         TestApp {
-            events,
-            shutdown: state.shutdown.clone(),
-            router: app::router(state, &self.settings),
+            events: service.events.clone(),
+            shutdown: service.shutdown.clone(),
+            router: service.router.clone(),
             store,
             pg_options,
             sqlite_path,

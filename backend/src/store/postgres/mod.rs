@@ -19,6 +19,7 @@ use crate::domain::{
 };
 
 mod filter;
+pub mod notify;
 mod pooler;
 mod writes;
 
@@ -30,8 +31,7 @@ use writes::apply;
 type Row = TaskRow<DateTime<Utc>, Vec<String>>;
 type FeedRow = ChangeRow<DateTime<Utc>, Vec<String>>;
 
-/// The channel writes are announced on, for instances that `LISTEN`.
-pub const NOTIFY_CHANNEL: &str = "todo_changes";
+pub use notify::NOTIFY_CHANNEL;
 
 /// Tasks in PostgreSQL, through a connection pool.
 #[derive(Debug, Clone)]
@@ -636,20 +636,9 @@ impl Statements for PgStore {
     }
 
     async fn announce(&self, owners: &[UserId]) -> Result<(), StoreError> {
-        // One statement for many writers; a payload is one user id, far below NOTIFY's
-        // 8000-byte cap. Its own transaction, never a writer's: NOTIFY takes a database-wide
-        // lock at commit.
-        let owners: Vec<&str> = owners.iter().map(UserId::as_str).collect();
-        self.run(async |conn, persistent| {
-            sqlx::query("select pg_notify($1, owner) from unnest($2::text[]) as owner")
-                .persistent(persistent)
-                .bind(NOTIFY_CHANNEL)
-                .bind(&owners)
-                .execute(conn)
-                .await
-        })
-        .await?;
-        Ok(())
+        // Its own transaction, never a writer's: NOTIFY takes a database-wide lock at commit.
+        self.run(async |conn, persistent| notify::announce(conn, persistent, owners).await)
+            .await
     }
 
     async fn purge_batch(

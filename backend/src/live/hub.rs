@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::domain::UserId;
-use crate::store::TaskStore;
+use crate::store::ChangeFeed;
 
 /// The limits and timings of live streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub enum Refused {
 
 /// The streams open on this instance, by user.
 pub struct Hub {
-    store: Arc<dyn TaskStore>,
+    store: Arc<dyn ChangeFeed>,
     settings: EventSettings,
     state: Mutex<State>,
     /// Raised when the instance stops: every stream ends.
@@ -87,14 +87,14 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn TaskStore>, settings: EventSettings) -> Arc<Self> {
+    pub fn new(store: Arc<dyn ChangeFeed>, settings: EventSettings) -> Arc<Self> {
         Hub::with(store, settings, None)
     }
 
     /// As [`Hub::new`], and every write through this instance is also queued on
-    /// `announcements` (made by `listen::announcements`), to tell the other instances.
+    /// `announcements` (made by [`super::announce::announcements`]), to tell the other instances.
     pub fn announcing(
-        store: Arc<dyn TaskStore>,
+        store: Arc<dyn ChangeFeed>,
         settings: EventSettings,
         announcements: mpsc::Sender<UserId>,
     ) -> Arc<Self> {
@@ -102,7 +102,7 @@ impl Hub {
     }
 
     fn with(
-        store: Arc<dyn TaskStore>,
+        store: Arc<dyn ChangeFeed>,
         settings: EventSettings,
         announcements: Option<mpsc::Sender<UserId>>,
     ) -> Arc<Self> {
