@@ -158,7 +158,7 @@ impl ServiceBuilder<'_> {
             .await
             .map_err(|error| format!("cannot read the cursor key: {error}"))?;
         let state = AppState {
-            tasks: Announcing::new(store.clone(), events.clone()),
+            tasks: Announcing::wrap(store.clone(), events.clone()),
             feed: store.clone(),
             pool: store.clone(),
             verifier,

@@ -20,7 +20,7 @@ pub struct Announcing {
 }
 
 impl Announcing {
-    pub fn new(inner: Arc<dyn Tasks>, hub: Arc<Hub>) -> Arc<dyn Tasks> {
+    pub fn wrap(inner: Arc<dyn Tasks>, hub: Arc<Hub>) -> Arc<dyn Tasks> {
         Arc::new(Announcing { inner, hub })
     }
 
