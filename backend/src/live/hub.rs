@@ -16,6 +16,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::domain::UserId;
+
+/// What a stream follows and what a write wakes: one change feed, today a user's. It is the
+/// key of everything here (the streams, the counters polled, the announcements), so that when
+/// the feed's unit becomes a list, this is the one name to change.
+pub type Topic = UserId;
 use crate::store::ChangeFeed;
 
 /// The limits and timings of live streams.
@@ -60,12 +65,12 @@ pub struct Hub {
     closing: watch::Sender<bool>,
     polling: AtomicBool,
     /// Users whose writes other instances should hear of, when they listen.
-    announcements: Option<mpsc::Sender<UserId>>,
+    announcements: Option<mpsc::Sender<Topic>>,
 }
 
 #[derive(Default)]
 struct State {
-    users: HashMap<UserId, Listeners>,
+    users: HashMap<Topic, Listeners>,
     streams: usize,
 }
 
@@ -96,7 +101,7 @@ impl Hub {
     pub fn announcing(
         store: Arc<dyn ChangeFeed>,
         settings: EventSettings,
-        announcements: mpsc::Sender<UserId>,
+        announcements: mpsc::Sender<Topic>,
     ) -> Arc<Self> {
         Hub::with(store, settings, Some(announcements))
     }
@@ -104,7 +109,7 @@ impl Hub {
     fn with(
         store: Arc<dyn ChangeFeed>,
         settings: EventSettings,
-        announcements: Option<mpsc::Sender<UserId>>,
+        announcements: Option<mpsc::Sender<Topic>>,
     ) -> Arc<Self> {
         Arc::new(Hub {
             store,
@@ -121,7 +126,7 @@ impl Hub {
     }
 
     /// Opens a stream for `user`, within the limits. The first stream starts the poll.
-    pub fn subscribe(self: &Arc<Self>, user: &UserId) -> Result<Subscription, Refused> {
+    pub fn subscribe(self: &Arc<Self>, user: &Topic) -> Result<Subscription, Refused> {
         let wake = {
             let mut state = self.lock();
             if state.streams >= self.settings.max_streams {
@@ -156,7 +161,7 @@ impl Hub {
 
     /// `user` wrote through this instance: wakes their streams here, and tells the other
     /// instances when they listen. Called once the write has committed.
-    pub fn written(&self, user: &UserId) {
+    pub fn written(&self, user: &Topic) {
         self.wake(user);
         if let Some(announcements) = &self.announcements {
             // Full means the database is slow or gone; the poll still carries the change.
@@ -165,7 +170,7 @@ impl Hub {
     }
 
     /// Wakes `user`'s streams on this instance, if they have any.
-    pub fn wake(&self, user: &UserId) {
+    pub fn wake(&self, user: &Topic) {
         if let Some(listeners) = self.lock().users.get(user) {
             listeners.wake.send_replace(());
         }
@@ -189,7 +194,7 @@ impl Hub {
         self.lock().streams
     }
 
-    fn leave(&self, user: &UserId) {
+    fn leave(&self, user: &Topic) {
         let mut state = self.lock();
         state.streams -= 1;
         if let Some(listeners) = state.users.get_mut(user) {
@@ -204,7 +209,7 @@ impl Hub {
     /// moved. A user's first reading always wakes: a write may have landed between the
     /// stream's first read and it.
     async fn poll_once(&self) {
-        let users: Vec<UserId> = self.lock().users.keys().cloned().collect();
+        let users: Vec<Topic> = self.lock().users.keys().cloned().collect();
         if users.is_empty() {
             return;
         }
@@ -249,7 +254,7 @@ async fn poll(hub: Weak<Hub>) {
 /// One open stream's place in the hub; leaving it when dropped.
 pub struct Subscription {
     hub: Arc<Hub>,
-    user: UserId,
+    user: Topic,
     wake: watch::Receiver<()>,
     closing: watch::Receiver<bool>,
 }
