@@ -57,6 +57,8 @@ ROUNDS=${ROUNDS:-3}
 [ "${BENCH_SMOKE:-0}" = 1 ] && ROUNDS=1
 BENCH_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/}
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then EVENTS=${EVENTS-"20:4:20"}; else EVENTS=${EVENTS-"1000:100:100"}; fi
+# The smoke run only checks that every step still runs: a small seed keeps it short.
+if [ "${BENCH_SMOKE:-0}" = 1 ]; then TASKS=${TASKS:-200} USERS=${USERS:-4}; fi
 TASKS=${TASKS:-10000}
 USERS=${USERS:-20}
 # Digit strings, so that pgbench, whose variables are numbers, can bind them.
