@@ -3,11 +3,12 @@
 //! A request flows through the policies of [`http::policy`] (request id, log line, security
 //! headers, CORS, limits, deadline), is authenticated by [`http::extract::AuthUser`] with the
 //! [`auth::Verifier`], validated by the types in [`domain`], and served by a handler in
-//! [`tasks`] through a [`store::TaskStore`] that scopes every query to the caller. Failures
-//! become [`http::ApiError`], whose JSON body is the same everywhere.
+//! [`tasks`] through a [`store::Tasks`] that scopes every query to the caller. Failures
+//! become [`http::ApiError`], whose JSON body is the same everywhere. [`startup`] assembles
+//! the whole service, for the binary and for the tests alike.
 //!
-//! Modules depend downwards only: `app` (the router) → `tasks`, `probes` → `http` → `auth`,
-//! `store`, `telemetry` → `domain`.
+//! Modules depend downwards only: `commands` → `startup` → `app` (the router) → `tasks`,
+//! `changes`, `probes` → `http` → `telemetry`, `live` → `auth`, `limits`, `store` → `domain`.
 
 #![forbid(unsafe_code)]
 
