@@ -5,7 +5,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, TestResponse, token};
+use crate::support::app::{TestApp, TestResponse, token};
 
 fn etag_of(task: &Value) -> String {
     format!("\"{}-{}\"", task["id"], task["version"])

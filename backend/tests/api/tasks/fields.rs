@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn a_new_task_has_every_field_with_its_default(app: &TestApp) {
     let task = app

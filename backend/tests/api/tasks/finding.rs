@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 const TITLES: [&str; 8] = [
     "Buy milk",

@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, TestResponse, token};
+use crate::support::app::{TestApp, TestResponse, token};
 
 async fn post_with_key(app: &TestApp, user: &str, key: &str, body: &Value) -> TestResponse {
     app.request(Method::POST, "/api/tasks")

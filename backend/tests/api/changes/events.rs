@@ -9,8 +9,8 @@ use tokio::sync::oneshot;
 use todo_backend::changes::hub::EventSettings;
 use todo_backend::server::{ServeOptions, serve_with};
 
-use crate::helpers::{TestApp, now, sign, token};
-use crate::sse::{self, Frame};
+use crate::support::app::{TestApp, now, sign, token};
+use crate::support::sse::{self, Frame};
 
 /// Long enough for a loaded machine; a stream that is silent this long is a failure.
 const PATIENCE: Duration = Duration::from_secs(10);

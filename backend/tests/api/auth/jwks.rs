@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use todo_backend::auth::hs256::HmacSecret;
 use todo_backend::auth::{AuthSettings, JwksSettings, Verifier};
 
-use crate::helpers::{SECRET, TestApp, TestResponse, now, sign_with, token};
-use crate::jwks_server::{Behaviour, JwksServer, ed25519, p256, rsa};
+use crate::support::app::{SECRET, TestApp, TestResponse, now, sign_with, token};
+use crate::support::jwks_server::{Behaviour, JwksServer, ed25519, p256, rsa};
 
 /// Settings as `BETTER_AUTH_URL=<server>` gives them, with a short refetch cooldown so tests
 /// need not wait 30 s.

@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn unknown_routes_and_wrong_methods_get_json_errors(app: &TestApp) {
     let alice = token("alice");

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{SECRET, token};
-use crate::spawned::Server;
+use crate::support::app::{SECRET, token};
+use crate::support::spawned::Server;
 
 /// HTTP/2's connection preface followed by an empty SETTINGS frame: a valid, idle h2 client.
 const H2_PREFACE_AND_SETTINGS: &[u8] =

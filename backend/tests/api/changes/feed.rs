@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn page(app: &TestApp, user: &str, since: &str, limit: u32) -> Value {
     let response = app

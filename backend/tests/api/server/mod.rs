@@ -1,4 +1,8 @@
-//! The server over real TCP: graceful shutdown, slow clients, connection limits.
+//! The accept loop (`src/server.rs`) over real TCP, serving the in-process app: graceful
+//! shutdown, slow clients, what only the HTTP parser answers. `connections` runs the binary
+//! for the connection deadlines and cap.
+
+mod connections;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use todo_backend::server::{ServeOptions, serve_with, shutdown_after_grace};
 
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 /// Starts `app` on a loopback port; returns its address, the trigger that stops it, and the
 /// server's task (which ends when serving has finished).

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{PgTestDatabase, SECRET, token};
-use crate::spawned::{RawResponse, Server, exchange, run};
+use crate::support::app::{PgTestDatabase, SECRET, token};
+use crate::support::spawned::{RawResponse, Server, exchange, run};
 
 fn request(
     port: u16,
@@ -614,7 +614,7 @@ fn json_logs_carry_each_field_once_and_a_rounded_latency() {
         request(server.port, "GET", "/api/tasks", Some(&token("alice")), &[]).status,
         200
     );
-    let expired = crate::helpers::sign(&serde_json::json!({"sub": "alice", "exp": 1_000_000}));
+    let expired = crate::support::app::sign(&serde_json::json!({"sub": "alice", "exp": 1_000_000}));
     let refused = request(server.port, "GET", "/api/tasks", Some(&expired), &[]);
     assert_eq!(refused.status, 401);
     let request_id = refused
@@ -736,7 +736,7 @@ async fn start_up_succeeds_once_the_database_comes_up() {
         started.elapsed() >= Duration::from_millis(1400),
         "it cannot have connected before the port opened"
     );
-    let (status, _) = crate::spawned::http(
+    let (status, _) = crate::support::spawned::http(
         server.port,
         "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );

@@ -1,9 +1,9 @@
 //! Two instances of the service on one PostgreSQL, as behind a load balancer: what one
 //! records, the other honours (SPEC §9, §11).
 
-use crate::helpers::{PgTestDatabase, SECRET, token};
-use crate::spawned::{RawResponse, Server, exchange};
-use crate::sse;
+use crate::support::app::{PgTestDatabase, SECRET, token};
+use crate::support::spawned::{RawResponse, Server, exchange};
+use crate::support::sse;
 
 mod postgres {
     use super::*;
