@@ -55,7 +55,8 @@ fn a_user_over_the_limit_gets_429_with_the_headers() {
         request(server.port, "GET", "/api/tasks", Some(&token("bob")), &[]).status,
         200
     );
-    // One interval later, exactly one more.
+    // One interval later, exactly one more. The wait is the scenario, not a condition: the
+    // quota refills one request per second (60 a minute), and that is what is checked.
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
         request(server.port, "GET", "/api/tasks", Some(&alice), &[]).status,

@@ -84,6 +84,7 @@ async fn silent_and_idle_connections_are_closed_and_health_keeps_answering() {
         let (status, took) = health(port).await;
         assert_eq!(status, Some(200), "/health answered during the flood");
         latencies.push(took);
+        // The pace of the probes while the flood lasts, not a wait for anything.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
