@@ -1,5 +1,6 @@
-//! Live updates (SPEC §10): `GET /api/tasks/events` is the live tail of the change feed,
-//! read here over real HTTP, event by event.
+//! The live event stream (docs/sync-and-live-updates.md, "The live event stream"):
+//! `GET /api/tasks/events` is the live tail of the change feed, read here over real HTTP, event
+//! by event.
 
 use std::time::{Duration, Instant};
 

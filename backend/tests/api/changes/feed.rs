@@ -1,5 +1,5 @@
-//! The change feed (SPEC §9): an offline client catches up in commit order and ends with
-//! exactly the server's tasks.
+//! The change feed (docs/sync-and-live-updates.md, "The change feed"): an offline client
+//! catches up in commit order and ends with exactly the server's tasks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -1,4 +1,5 @@
-//! HTTP behaviour every route shares: JSON errors for unknown routes and methods, request ids, safety headers, probes.
+//! HTTP behaviour every route shares: JSON errors for unknown routes and methods, request ids,
+//! safety headers, and the health and readiness probes.
 
 use std::collections::HashSet;
 

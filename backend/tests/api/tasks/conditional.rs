@@ -1,4 +1,5 @@
-//! ETags, `If-None-Match` and `If-Match` (SPEC §9): a lost update becomes a 412.
+//! ETags, `If-None-Match` and `If-Match` (docs/api.md, "ETags and If-Match"): a lost update
+//! becomes a 412.
 
 use axum::http::{Method, StatusCode};
 use futures_util::future::join_all;

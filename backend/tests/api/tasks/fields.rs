@@ -1,5 +1,5 @@
-//! The richer task (SPEC §7): due dates, priorities, tags, completed_at, version, and the
-//! rules each follows on create, PUT and PATCH.
+//! The task's fields (docs/api.md, "The task"): due dates, priorities, tags, completed_at,
+//! version, and the rules each follows on create, PUT and PATCH.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
-//! Finding tasks (SPEC §8): every filter and sort, checked against a reference computed in the
-//! test over ~500 seeded tasks, with offset pages, cursor pages and the total agreeing.
+//! Finding tasks (docs/api.md, "Lists: filters, sorting, paging"): every filter and sort,
+//! checked against a reference computed in the test over ~500 seeded tasks, with offset pages,
+//! cursor pages and the total agreeing.
 
 use std::cmp::Ordering;
 

@@ -1,5 +1,5 @@
-//! `Idempotency-Key` on create and move (SPEC §9): a retried request is answered, not
-//! repeated.
+//! `Idempotency-Key` on create and move (docs/api.md, "Idempotency-Key"): a retried request is
+//! answered, not repeated.
 
 use axum::http::{Method, StatusCode};
 use futures_util::future::join_all;

@@ -1,5 +1,5 @@
-//! The trash (SPEC §9): a deleted task is gone for Part one, listed with `deleted=true`,
-//! restorable until it is purged.
+//! The trash (docs/api.md, "The trash"): a deleted task is a 404 and absent from every list
+//! but `deleted=true`, and can be restored until it is purged.
 
 use std::time::Duration;
 
