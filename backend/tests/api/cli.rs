@@ -1,6 +1,6 @@
 //! The binary as a newcomer runs it: no configuration, `token`, `openapi`, bad settings.
 
-use crate::spawned::{Server, http, run};
+use crate::support::spawned::{Server, http, run};
 
 #[test]
 fn a_first_run_with_no_configuration_serves_tasks_to_a_cli_token() {

@@ -1,22 +1,15 @@
 //! Integration tests: the real router, on SQLite and (when `TEST_DATABASE_URL` is set) on
-//! PostgreSQL, each test with a fresh database of its own.
+//! PostgreSQL, each test with a fresh database of its own. The modules mirror `src/`; the
+//! machinery they share is in `support`.
 
-mod helpers;
-mod jwks_server;
-mod spawned;
-mod sse;
+mod support;
 
 mod auth;
-mod cancelled;
+mod changes;
 mod cli;
-mod connections;
-mod events;
-mod instances;
-mod jwks;
+mod http;
 mod openapi;
 mod operations;
 mod server;
 mod store;
 mod tasks;
-mod unavailable;
-mod upgrade;

@@ -3,7 +3,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn served_document(app: &TestApp) -> Value {
     let response = app.request(Method::GET, "/openapi.json").send().await;

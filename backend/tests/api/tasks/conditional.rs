@@ -1,11 +1,12 @@
-//! ETags, `If-None-Match` and `If-Match` (SPEC §9): a lost update becomes a 412.
+//! ETags, `If-None-Match` and `If-Match` (docs/api.md, "ETags and If-Match"): a lost update
+//! becomes a 412.
 
 use axum::http::{Method, StatusCode};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, TestResponse, token};
+use crate::support::app::{TestApp, TestResponse, token};
 
 fn etag_of(task: &Value) -> String {
     format!("\"{}-{}\"", task["id"], task["version"])

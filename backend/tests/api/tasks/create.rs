@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn create_returns_201_with_the_task_and_its_location(app: &TestApp) {
     let alice = token("alice");

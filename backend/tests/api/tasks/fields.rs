@@ -1,11 +1,11 @@
-//! The richer task (SPEC §7): due dates, priorities, tags, completed_at, version, and the
-//! rules each follows on create, PUT and PATCH.
+//! The task's fields (docs/api.md, "The task"): due dates, priorities, tags, completed_at,
+//! version, and the rules each follows on create, PUT and PATCH.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn a_new_task_has_every_field_with_its_default(app: &TestApp) {
     let task = app

@@ -1,5 +1,6 @@
-//! Finding tasks (SPEC §8): every filter and sort, checked against a reference computed in the
-//! test over ~500 seeded tasks, with offset pages, cursor pages and the total agreeing.
+//! Finding tasks (docs/api.md, "Lists: filters, sorting, paging"): every filter and sort,
+//! checked against a reference computed in the test over ~500 seeded tasks, with offset pages,
+//! cursor pages and the total agreeing.
 
 use std::cmp::Ordering;
 
@@ -8,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 const TITLES: [&str; 8] = [
     "Buy milk",

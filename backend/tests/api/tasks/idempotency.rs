@@ -1,12 +1,12 @@
-//! `Idempotency-Key` on create and move (SPEC §9): a retried request is answered, not
-//! repeated.
+//! `Idempotency-Key` on create and move (docs/api.md, "Idempotency-Key"): a retried request is
+//! answered, not repeated.
 
 use axum::http::{Method, StatusCode};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, TestResponse, token};
+use crate::support::app::{TestApp, TestResponse, token};
 
 async fn post_with_key(app: &TestApp, user: &str, key: &str, body: &Value) -> TestResponse {
     app.request(Method::POST, "/api/tasks")

@@ -8,7 +8,7 @@ use todo_backend::domain::{
 };
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn ids_in_position_order(app: &TestApp, token: &str) -> Vec<i64> {
     let listed = app

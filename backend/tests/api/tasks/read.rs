@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn get_returns_404_for_a_missing_task(app: &TestApp) {
     let response = app.get("/api/tasks/999999", &token("alice")).await;

@@ -1,5 +1,5 @@
-//! The trash (SPEC §9): a deleted task is gone for Part one, listed with `deleted=true`,
-//! restorable until it is purged.
+//! The trash (docs/api.md, "The trash"): a deleted task is a 404 and absent from every list
+//! but `deleted=true`, and can be restored until it is purged.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn trash(app: &TestApp, user: &str) -> Value {
     app.get("/api/tasks?deleted=true", &token(user))
@@ -16,7 +16,7 @@ async fn trash(app: &TestApp, user: &str) -> Value {
         .json()
 }
 
-async fn restore(app: &TestApp, url: &str, user: &str) -> crate::helpers::TestResponse {
+async fn restore(app: &TestApp, url: &str, user: &str) -> crate::support::app::TestResponse {
     app.request(Method::POST, &format!("{url}/restore"))
         .token(&token(user))
         .send()

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use todo_backend::auth::hs256::HmacSecret;
 use todo_backend::auth::{AuthSettings, JwksSettings, Verifier};
 
-use crate::helpers::{SECRET, TestApp, TestResponse, now, sign_with, token};
-use crate::jwks_server::{Behaviour, JwksServer, ed25519, p256, rsa};
+use crate::support::app::{SECRET, TestApp, TestResponse, now, sign_with, token};
+use crate::support::jwks_server::{Behaviour, JwksServer, ed25519, p256, rsa};
 
 /// Settings as `BETTER_AUTH_URL=<server>` gives them, with a short refetch cooldown so tests
 /// need not wait 30 s.
@@ -191,6 +191,8 @@ async fn a_rotated_in_key_is_picked_up_by_one_refetch_and_both_keys_work() {
 
     let new = ed25519("new");
     server.publish(&[&old, &new]);
+    // Not a wait for a condition but the scenario: the verifier refetches at most once per
+    // cooldown, so the new key is first shown once a cooldown has passed since the last load.
     tokio::time::sleep(cooldown).await;
     let response = app.get("/api/tasks", &new.sign(&alice)).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
@@ -339,6 +341,8 @@ async fn a_failing_or_slow_jwks_keeps_the_old_keys_and_never_hangs() {
     ] {
         server.behave(behaviour);
         let hits = server.hits();
+        // Past the 100 ms cooldown since the last fetch, so that the unknown key may cost one
+        // refetch: a span the verifier enforces, not a condition to poll.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let started = Instant::now();
         let response = app.get("/api/tasks", &stranger.sign(&alice)).await;
@@ -411,6 +415,8 @@ async fn a_key_removed_from_the_set_revokes_tokens_already_seen() {
 
     // The old key is rotated out; a token naming the new key makes the service refetch.
     server.publish(&[&new]);
+    // Past the cooldown since the last fetch (a span, not a condition), so the new key's token
+    // is allowed its refetch.
     tokio::time::sleep(cooldown).await;
     let fresh = new.sign(&claims(&server, "alice"));
     assert_eq!(app.get("/api/tasks", &fresh).await.status, StatusCode::OK);

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{SECRET, token};
-use crate::spawned::Server;
+use crate::support::app::{SECRET, token};
+use crate::support::spawned::Server;
 
 /// HTTP/2's connection preface followed by an empty SETTINGS frame: a valid, idle h2 client.
 const H2_PREFACE_AND_SETTINGS: &[u8] =
@@ -84,6 +84,7 @@ async fn silent_and_idle_connections_are_closed_and_health_keeps_answering() {
         let (status, took) = health(port).await;
         assert_eq!(status, Some(200), "/health answered during the flood");
         latencies.push(took);
+        // The pace of the probes while the flood lasts, not a wait for anything.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -1,5 +1,5 @@
-//! The change feed (SPEC §9): an offline client catches up in commit order and ends with
-//! exactly the server's tasks.
+//! The change feed (docs/sync-and-live-updates.md, "The change feed"): an offline client
+//! catches up in commit order and ends with exactly the server's tasks.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn page(app: &TestApp, user: &str, since: &str, limit: u32) -> Value {
     let response = app

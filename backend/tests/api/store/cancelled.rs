@@ -8,7 +8,7 @@ use serde_json::json;
 
 use todo_backend::store::PoolSettings;
 
-use crate::helpers::{POOL, TestApp, token};
+use crate::support::app::{POOL, TestApp, token};
 
 /// One connection, so that a connection left inside a transaction is the one every later
 /// request gets.
@@ -158,7 +158,7 @@ async fn busy_until(deadline: Instant) {
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropped_writes_leave_no_transaction_open() {
-        let app = crate::helpers::TestApp::builder()
+        let app = crate::support::app::TestApp::builder()
             .pool(super::ONE_CONNECTION)
             .build()
             .await;
@@ -170,7 +170,7 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
     async fn dropped_writes_leave_no_transaction_open() {
-        let app = crate::helpers::TestApp::builder()
+        let app = crate::support::app::TestApp::builder()
             .pool(super::ONE_CONNECTION)
             .postgres()
             .build()

@@ -1,5 +1,6 @@
-//! Live updates (SPEC §10): `GET /api/tasks/events` is the live tail of the change feed,
-//! read here over real HTTP, event by event.
+//! The live event stream (docs/sync-and-live-updates.md, "The live event stream"):
+//! `GET /api/tasks/events` is the live tail of the change feed, read here over real HTTP, event
+//! by event.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,8 @@ use tokio::sync::oneshot;
 use todo_backend::live::hub::EventSettings;
 use todo_backend::server::{ServeOptions, serve_with};
 
-use crate::helpers::{TestApp, now, sign, token};
-use crate::sse::{self, Frame};
+use crate::support::app::{TestApp, now, sign, token};
+use crate::support::sse::{self, Frame};
 
 /// Long enough for a loaded machine; a stream that is silent this long is a failure.
 const PATIENCE: Duration = Duration::from_secs(10);

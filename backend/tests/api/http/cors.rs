@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 
 use todo_backend::http::policy::HttpSettings;
 
-use crate::helpers::{TestApp, TestResponse};
+use crate::support::app::{TestApp, TestResponse};
 
 async fn preflight(app: &TestApp, origin: &str) -> TestResponse {
     app.request(Method::OPTIONS, "/api/tasks")

@@ -43,7 +43,7 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let app = $crate::helpers::TestApp::builder().build().await;
+                    let app = $crate::support::app::TestApp::builder().build().await;
                     super::$test(&app).await;
                 }
             )*
@@ -53,7 +53,7 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
                 async fn $test() {
-                    let app = $crate::helpers::TestApp::builder().postgres().build().await;
+                    let app = $crate::support::app::TestApp::builder().postgres().build().await;
                     super::$test(&app).await;
                 }
             )*

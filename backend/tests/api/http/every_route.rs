@@ -1,4 +1,5 @@
-//! HTTP behaviour every route shares: JSON errors for unknown routes and methods, request ids, safety headers, probes.
+//! HTTP behaviour every route shares: JSON errors for unknown routes and methods, request ids,
+//! safety headers, and the health and readiness probes.
 
 use std::collections::HashSet;
 
@@ -6,7 +7,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 async fn unknown_routes_and_wrong_methods_get_json_errors(app: &TestApp) {
     let alice = token("alice");

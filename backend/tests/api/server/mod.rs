@@ -1,25 +1,46 @@
-//! The server over real TCP: graceful shutdown, slow clients, connection limits.
+//! The accept loop (`src/server.rs`) over real TCP, serving the in-process app: graceful
+//! shutdown, slow clients, what only the HTTP parser answers. `connections` runs the binary
+//! for the connection deadlines and cap.
 
+mod connections;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tower::util::MapRequestLayer;
 
 use todo_backend::server::{ServeOptions, serve_with, shutdown_after_grace};
 
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
-/// Starts `app` on a loopback port; returns its address, the trigger that stops it, and the
-/// server's task (which ends when serving has finished).
-async fn start(
-    app: &TestApp,
-    options: ServeOptions,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+/// The app served on a loopback port, as [`start`] leaves it.
+struct Running {
+    address: std::net::SocketAddr,
+    /// Raises the shutdown signal.
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// The server's task, which ends when serving has finished.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// How many requests have reached the router: their heads are read, their bodies may not be.
+    begun: tokio::sync::watch::Receiver<usize>,
+}
+
+impl Running {
+    /// Waits (bounded) until `count` requests have reached the router, so that a request a
+    /// test has started sending is in the server's hands before the test signals shutdown.
+    async fn until_begun(&mut self, count: usize) {
+        tokio::time::timeout(Duration::from_secs(5), self.begun.wait_for(|n| *n >= count))
+            .await
+            .unwrap_or_else(|_| panic!("{count} request(s) never reached the router"))
+            .expect("the router is alive");
+    }
+}
+
+/// Starts `app` on a loopback port.
+async fn start(app: &TestApp, options: ServeOptions) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -28,8 +49,22 @@ async fn start(
         let _ = stopped.await;
         flag.raise();
     };
-    let server = tokio::spawn(serve_with(listener, app.router.clone(), signal, options));
-    (address, stop, server)
+    let (counter, begun) = tokio::sync::watch::channel(0);
+    let counter = Arc::new(counter);
+    let router = app
+        .router
+        .clone()
+        .layer(MapRequestLayer::new(move |request: Request<Body>| {
+            counter.send_modify(|n| *n += 1);
+            request
+        }));
+    let server = tokio::spawn(serve_with(listener, router, signal, options));
+    Running {
+        address,
+        stop,
+        server,
+        begun,
+    }
 }
 
 /// Reads until the peer closes, or `limit` passes. Returns what was read and whether the
@@ -51,7 +86,8 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_ones() {
     let app = TestApp::builder().build().await;
-    let (address, stop, server) = start(&app, ServeOptions::default()).await;
+    let mut running = start(&app, ServeOptions::default()).await;
+    let address = running.address;
     let alice = token("alice");
 
     // An idle keep-alive client, which must not delay the exit.
@@ -73,10 +109,11 @@ async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_on
         body.len()
     );
     slow.write_all(request.as_bytes()).await.expect("write");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The idle client's request and the slow one are both in the server's hands.
+    running.until_begun(2).await;
 
     let signalled = Instant::now();
-    stop.send(()).expect("server is running");
+    running.stop.send(()).expect("server is running");
 
     // /ready fails as soon as the flag is up.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -116,7 +153,7 @@ async fn shutdown_finishes_in_flight_requests_refuses_new_ones_and_drops_idle_on
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     assert!(response.contains("sent slowly"), "{response}");
 
-    let finished = tokio::time::timeout(Duration::from_secs(5), server)
+    let finished = tokio::time::timeout(Duration::from_secs(5), running.server)
         .await
         .expect("server stops")
         .expect("server task");
@@ -134,17 +171,17 @@ async fn the_drain_is_bounded_by_its_timeout() {
         drain_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    let (address, stop, server) = start(&app, options).await;
+    let mut running = start(&app, options).await;
     // A request whose body never finishes.
-    let mut stuck = TcpStream::connect(address).await.expect("connect");
+    let mut stuck = TcpStream::connect(running.address).await.expect("connect");
     stuck
         .write_all(b"POST /api/tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
         .await
         .expect("write");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    running.until_begun(1).await;
     let signalled = Instant::now();
-    stop.send(()).expect("running");
-    tokio::time::timeout(Duration::from_secs(5), server)
+    running.stop.send(()).expect("running");
+    tokio::time::timeout(Duration::from_secs(5), running.server)
         .await
         .expect("the server gave up on the stuck request")
         .expect("task")
@@ -163,7 +200,12 @@ async fn a_client_that_trickles_its_headers_is_cut_off_and_others_are_served() {
         header_timeout: Duration::from_millis(500),
         ..ServeOptions::default()
     };
-    let (address, stop, server) = start(&app, options).await;
+    let Running {
+        address,
+        stop,
+        server,
+        ..
+    } = start(&app, options).await;
 
     let mut slowloris = TcpStream::connect(address).await.expect("connect");
     slowloris
@@ -271,7 +313,8 @@ async fn get(address: std::net::SocketAddr, path: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_body_too_large_is_refused_at_once_over_tcp() {
     let app = TestApp::builder().build().await;
-    let (address, _stop, _server) = start(&app, ServeOptions::default()).await;
+    let running = start(&app, ServeOptions::default()).await;
+    let address = running.address;
     let mut stream = TcpStream::connect(address).await.expect("connect");
     let request = format!(
         "POST /api/tasks HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\
@@ -289,7 +332,8 @@ async fn a_declared_body_too_large_is_refused_at_once_over_tcp() {
 async fn malformed_heads_are_refused_by_the_parser() {
     // These never reach the service; hyper answers them with a bare status (see docs/security.md).
     let app = TestApp::builder().build().await;
-    let (address, _stop, _server) = start(&app, ServeOptions::default()).await;
+    let running = start(&app, ServeOptions::default()).await;
+    let address = running.address;
     for head in [
         "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
         "GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",

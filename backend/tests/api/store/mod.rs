@@ -1,4 +1,10 @@
-//! The storage layer on its own: the same suite against each backend.
+//! The storage layer (`src/store/`): here on its own, the same suite against each backend;
+//! in the modules below, upgrades of a live database and the pool under pressure, seen
+//! through the API.
+
+mod cancelled;
+mod unavailable;
+mod upgrade;
 
 use chrono::{DateTime, Utc};
 
@@ -9,7 +15,7 @@ use todo_backend::domain::{CreateTask, Expect, Once, Task, TaskId, TaskQuery, Up
 use todo_backend::store::{PoolSettings, StoreError, TaskStore};
 
 use crate::backend_tests;
-use crate::helpers::{PgTestDatabase, TestApp};
+use crate::support::app::{PgTestDatabase, TestApp};
 
 fn user(name: &str) -> UserId {
     UserId::parse(name).expect("valid user id")

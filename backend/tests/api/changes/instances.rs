@@ -1,9 +1,11 @@
-//! Two instances of the service on one PostgreSQL, as behind a load balancer: what one
-//! records, the other honours (SPEC §9, §11).
+//! Running many instances (docs/operating.md, "Many instances"): two copies of the binary on
+//! one PostgreSQL, as behind a load balancer. What one records (idempotency keys, versions, the
+//! change feed), the other honours, and a stream open on one hears the writes made through the
+//! other.
 
-use crate::helpers::{PgTestDatabase, SECRET, token};
-use crate::spawned::{RawResponse, Server, exchange};
-use crate::sse;
+use crate::support::app::{PgTestDatabase, SECRET, token};
+use crate::support::spawned::{RawResponse, Server, exchange};
+use crate::support::sse;
 
 mod postgres {
     use super::*;

@@ -5,11 +5,16 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{SECRET, TestApp, now, sign, sign_with, token};
+use crate::support::app::{SECRET, TestApp, now, sign, sign_with, token};
 
 /// Asserts a 401 whose detail mentions `reason` and never echoes the token.
 #[track_caller]
-fn assert_refused(case: &str, response: &crate::helpers::TestResponse, token: &str, reason: &str) {
+fn assert_refused(
+    case: &str,
+    response: &crate::support::app::TestResponse,
+    token: &str,
+    reason: &str,
+) {
     let body = response.assert_error(StatusCode::UNAUTHORIZED);
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(

@@ -10,7 +10,7 @@ use sqlx::{Connection, Executor};
 
 use todo_backend::store::PoolSettings;
 
-use crate::helpers::{TestApp, token};
+use crate::support::app::{TestApp, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]

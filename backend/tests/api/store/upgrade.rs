@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Executor};
 use todo_backend::domain::{Priority, SortKey, TaskQuery, UserId};
 use todo_backend::store::{self, TaskStore};
 
-use crate::helpers::{POOL, PgTestDatabase};
+use crate::support::app::{POOL, PgTestDatabase};
 
 /// The first release's schema: only its own migration.
 async fn previous_release(backend: &str) -> Migrator {
