@@ -1,6 +1,6 @@
 //! The binary as a newcomer runs it: no configuration, `token`, `openapi`, bad settings.
 
-use crate::support::spawned::{Server, http, run};
+use crate::support::spawned::{Server, free_port, http, run};
 
 #[test]
 fn a_first_run_with_no_configuration_serves_tasks_to_a_cli_token() {
@@ -89,10 +89,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 fn an_unreachable_database_is_named_with_its_cause() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A port nothing listens on: the kernel refuses at once.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
     // Tried once (the retries of start-up are tested in `operations`).
     let output = run(

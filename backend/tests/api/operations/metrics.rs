@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{SECRET, token};
-use crate::support::spawned::Server;
+use crate::support::spawned::{Server, free_port};
 
 use super::request;
 
@@ -223,9 +223,7 @@ fn random_method_names_add_no_metric_series() {
 #[test]
 fn metrics_can_live_on_an_address_of_their_own() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let metrics_port = probe.local_addr().expect("address").port();
-    drop(probe);
+    let metrics_port = free_port();
     let address = format!("127.0.0.1:{metrics_port}");
     let server = Server::start(
         dir.path(),

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::app::{SECRET, token};
-use crate::support::spawned::Server;
+use crate::support::spawned::{Server, free_port};
 
 use super::request;
 
@@ -224,9 +224,7 @@ fn with_redis_down_requests_go_through_and_limits_return_with_it() {
     if redis_url().is_none() {
         return;
     }
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = probe.local_addr().expect("address").port();
-    drop(probe);
+    let port = free_port();
     let mut redis = private_redis(port);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("redis://127.0.0.1:{port}/");
@@ -288,9 +286,7 @@ fn redis_unreachable_at_start_is_said_at_once_and_its_recovery_once() {
     if redis_url().is_none() {
         return;
     }
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = probe.local_addr().expect("address").port();
-    drop(probe);
+    let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("redis://127.0.0.1:{port}/");
     let server = Server::start(

@@ -4,15 +4,13 @@
 use std::time::{Duration, Instant};
 
 use crate::support::app::{PgTestDatabase, SECRET};
-use crate::support::spawned::{Server, run};
+use crate::support::spawned::{Server, free_port, run};
 
 #[test]
 fn start_up_waits_for_a_database_that_is_still_booting() {
     // Nothing listens: the service retries, saying why, then gives up with the cause.
     let dir = tempfile::tempdir().expect("tempdir");
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = probe.local_addr().expect("address").port();
-    drop(probe);
+    let port = free_port();
     let url = format!("postgres://todo@127.0.0.1:{port}/todo");
     let started = Instant::now();
     let output = run(
@@ -44,9 +42,7 @@ async fn start_up_succeeds_once_the_database_comes_up() {
     let (pg_host, pg_port) = (options.get_host().to_owned(), options.get_port());
     let host = pg_host.clone();
     // A port that refuses connections for 1.5 s, then forwards them to PostgreSQL.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = probe.local_addr().expect("address").port();
-    drop(probe);
+    let port = free_port();
     let forwarder = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

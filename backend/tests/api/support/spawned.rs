@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_todo-backend");
 
+/// A port nothing listens on now (the kernel picked it, and it was let go at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// The binary in `dir` with none of the service's variables inherited from the test's
 /// environment, so the defaults are what is tested.
 pub fn todo_backend(dir: &Path) -> Command {
