@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod middleware;
 pub mod policy;
+pub mod responses;
 pub mod state;
 
 pub use error::{ApiError, ErrorBody};
