@@ -171,7 +171,7 @@ pub async fn update_task(
     condition: IfMatch,
     ValidJson(changes): ValidJson<UpdateTask>,
 ) -> Result<Response, ApiError> {
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     let task = state.store.update(&user, id, changes, &expect).await?;
     state.events.written(&user);
     respond::task(StatusCode::OK, &task, false)
@@ -202,7 +202,7 @@ pub async fn patch_task(
     condition: IfMatch,
     MergePatch(patch): MergePatch<UpdateTask>,
 ) -> Result<Response, ApiError> {
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     // For an object of scalars and arrays, a merge patch is exactly a partial update.
     let task = state.store.update(&user, id, patch, &expect).await?;
     state.events.written(&user);
@@ -244,7 +244,7 @@ pub async fn move_task(
         .value
         .placement()
         .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     let outcome = state
         .store
         .move_task(&user, id, placement, &expect, body.key.as_ref())
@@ -272,7 +272,10 @@ pub async fn delete_task(
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete(&user, id, &condition.expect(id)).await?;
+    state
+        .store
+        .delete(&user, id, &condition.versions_for(id))
+        .await?;
     state.events.written(&user);
     Ok(StatusCode::NO_CONTENT)
 }
