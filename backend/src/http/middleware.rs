@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{self, ApiError};
-use super::limits::{
+use super::request_limits::{
     BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, REQUEST_TIMEOUT,
 };
 use crate::telemetry::{self, X_REQUEST_ID};

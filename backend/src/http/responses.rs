@@ -69,7 +69,7 @@ pub struct PreconditionFailed(ErrorBody);
 )]
 pub struct KeyInFlight(ErrorBody);
 
-/// The body is over [`BODY_LIMIT_BYTES`](super::limits::BODY_LIMIT_BYTES).
+/// The body is over [`BODY_LIMIT_BYTES`](super::request_limits::BODY_LIMIT_BYTES).
 #[derive(IntoResponses)]
 #[response(status = 413, description = "Body larger than 64 KiB")]
 pub struct PayloadTooLarge(ErrorBody);
@@ -82,7 +82,7 @@ pub struct UnsupportedMediaType(ErrorBody);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::limits::BODY_LIMIT_BYTES;
+    use crate::http::request_limits::BODY_LIMIT_BYTES;
 
     #[test]
     fn the_documented_body_limit_is_the_enforced_one() {
