@@ -22,9 +22,9 @@ use crate::auth::hs256::HmacSecret;
 use crate::auth::{AuthSettings, JwksSettings};
 use crate::changes::hub::EventSettings;
 use crate::http::policy::HttpSettings;
-use crate::limits::RateLimitSettings;
-use crate::limits::client::{Cidr, TrustedProxies};
-use crate::limits::gcra::Rate;
+use crate::rate_limits::RateLimitSettings;
+use crate::rate_limits::client::{Cidr, TrustedProxies};
+use crate::rate_limits::gcra::Rate;
 use crate::server::ServeOptions;
 use crate::store::{DatabaseUrl, PoolSettings, TransactionPooler};
 use crate::telemetry::{self, LogFormat};
@@ -43,7 +43,7 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub events: EventsConfig,
     #[command(flatten)]
-    pub limits: RateLimitConfig,
+    pub rate_limits: RateLimitConfig,
     #[command(flatten)]
     pub log: LogConfig,
 }

@@ -7,7 +7,7 @@
 //! become [`http::ApiError`], whose JSON body is the same everywhere.
 //!
 //! Modules depend downwards only: `app` (the router) → `tasks`, `probes` → `http` → `auth`,
-//! `store`, `telemetry` → `domain`.
+//! `rate_limits`, `store`, `telemetry` → `domain`.
 
 #![forbid(unsafe_code)]
 
@@ -18,9 +18,9 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod limits;
 pub mod maintenance;
 pub mod probes;
+pub mod rate_limits;
 pub mod server;
 pub mod store;
 pub mod tasks;

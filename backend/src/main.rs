@@ -13,8 +13,8 @@ use todo_backend::cli::{self, Command, HealthcheckArgs, TokenArgs};
 use todo_backend::config::{DatabaseConfig, MetricsAddr, ServeConfig};
 use todo_backend::domain::UserId;
 use todo_backend::http::{AppState, CursorKey};
-use todo_backend::limits::Limiter;
-use todo_backend::limits::redis::RedisLimits;
+use todo_backend::rate_limits::Limiter;
+use todo_backend::rate_limits::redis::RedisLimits;
 use todo_backend::store::{self, TaskStore};
 use todo_backend::telemetry::metrics::{self, Scrape};
 use todo_backend::{app, maintenance, server, telemetry};
@@ -67,7 +67,7 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
         .settings()
         .unwrap_or_else(|problem| cli::exit_for_setting(&problem));
     let redis = config
-        .limits
+        .rate_limits
         .redis()
         .unwrap_or_else(|problem| cli::exit_for_setting(&problem));
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "todo-backend starting");
@@ -102,12 +102,12 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     let listening = listen
         .and_then(|url| url.postgres_options())
         .map(|options| tokio::spawn(listen::listen(options.clone(), Arc::downgrade(&events))));
-    let limits = match redis {
+    let limiter = match redis {
         Some(client) => Limiter::shared(
-            config.limits.settings(),
-            RedisLimits::connect(client, config.limits.redis_timeout()),
+            config.rate_limits.settings(),
+            RedisLimits::connect(client, config.rate_limits.redis_timeout()),
         ),
-        None => Limiter::local(config.limits.settings()),
+        None => Limiter::local(config.rate_limits.settings()),
     };
     let state = AppState::with_events(
         store.clone(),
@@ -115,7 +115,7 @@ async fn serve(config: ServeConfig) -> Result<(), StartupError> {
         CursorKey(Arc::new(cursor_key)),
         events.clone(),
     )
-    .with_limits(Arc::new(limits));
+    .with_limiter(Arc::new(limiter));
     let grace = server::shutdown_after_grace(
         server::shutdown_signal(),
         state.shutdown.clone(),

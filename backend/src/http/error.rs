@@ -90,7 +90,7 @@ pub enum ApiError {
     Unavailable,
     /// Over a rate limit; the verdict says which, and when to retry.
     #[error("too many requests: over the {} rate limit; retry in {} s", .0.policy, .0.retry_after_seconds())]
-    RateLimited(crate::limits::Verdict),
+    RateLimited(crate::rate_limits::Verdict),
     /// The user already has this many event streams open on this instance.
     #[error("too many open event streams for this user (at most {0}); close one and retry")]
     TooManyStreams(usize),

@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, FieldError};
 use crate::auth::{self, AuthError, Verifier};
 use crate::domain::{TaskId, UserId};
-use crate::limits::client::PeerAddr;
-use crate::limits::{Limiter, QuotaSlot};
+use crate::rate_limits::client::PeerAddr;
+use crate::rate_limits::{Limiter, QuotaSlot};
 
 /// The authenticated caller. Taking this as a handler argument makes the route require a
 /// valid bearer token; without one the request gets a 401 before the handler runs.

@@ -53,7 +53,7 @@ pub async fn inner(request: Request, next: Next) -> Response {
     if let Err(refusal) = check_request_head(&request) {
         return refusal.into_response();
     }
-    let handled = crate::limits::quota_headers(request, next);
+    let handled = crate::rate_limits::quota_headers(request, next);
     match tokio::time::timeout(REQUEST_TIMEOUT, handled).await {
         Ok(response) => response,
         // The handler has not finished within the deadline.

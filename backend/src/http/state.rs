@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 
 use crate::auth::Verifier;
 use crate::changes::hub::{EventSettings, Hub};
-use crate::limits::Limiter;
+use crate::rate_limits::Limiter;
 use crate::store::TaskStore;
 
 /// The application state: the store, the token verifier, the key list cursors are signed
@@ -18,7 +18,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub cursor_key: CursorKey,
     pub events: Arc<Hub>,
-    pub limits: Arc<Limiter>,
+    pub limiter: Arc<Limiter>,
     pub shutdown: ShutdownFlag,
 }
 
@@ -41,20 +41,20 @@ impl AppState {
             verifier,
             cursor_key,
             events,
-            limits: Arc::new(Limiter::off()),
+            limiter: Arc::new(Limiter::off()),
             shutdown: ShutdownFlag::default(),
         }
     }
 
-    pub fn with_limits(mut self, limits: Arc<Limiter>) -> Self {
-        self.limits = limits;
+    pub fn with_limiter(mut self, limiter: Arc<Limiter>) -> Self {
+        self.limiter = limiter;
         self
     }
 }
 
 impl FromRef<AppState> for Arc<Limiter> {
     fn from_ref(state: &AppState) -> Self {
-        state.limits.clone()
+        state.limiter.clone()
     }
 }
 
