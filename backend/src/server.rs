@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::http::ShutdownFlag;
-use crate::rate_limits::client::PeerAddr;
+use crate::http::extract::PeerAddr;
 
 /// How many not-yet-accepted connections the kernel may queue (capped by
 /// `net.core.somaxconn`). The usual default of 128 drops connections in a burst of a
