@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::query::{ListParams, ListRequest};
 use super::{cursor, respond};
 use crate::domain::task::MoveTaskSchema;
-use crate::domain::{CreateTask, MoveTask, Task, UpdateTask};
+use crate::domain::{CreateTask, Placement, Task, UpdateTask};
 use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
@@ -238,16 +238,15 @@ pub async fn move_task(
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
-    body: IdempotentJson<MoveTask>,
+    IdempotentJson {
+        value: placement,
+        key,
+    }: IdempotentJson<Placement>,
 ) -> Result<Response, ApiError> {
-    let placement = body
-        .value
-        .placement()
-        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
     let expect = condition.versions_for(id);
     let outcome = state
         .store
-        .move_task(&user, id, placement, &expect, body.key.as_ref())
+        .move_task(&user, id, placement, &expect, key.as_ref())
         .await?;
     state.events.written(&user);
     respond::once(StatusCode::OK, outcome)
