@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::policy::{self, HttpSettings};
-use crate::http::{AppState, error};
+use crate::http::{AppState, ErrorBody, error};
 use crate::{changes, probes, tasks};
 
 #[derive(OpenApi)]
@@ -26,6 +26,9 @@ use crate::{changes, probes, tasks};
             parameters are ignored. A PUT with an empty object changes nothing and returns the \
             task as it is."
     ),
+    // The shared error responses of `http::responses` refer to `ErrorBody` without
+    // registering it, as a route's own `body = ...` does.
+    components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
         (name = "tasks", description = "The caller's tasks"),

@@ -41,10 +41,10 @@ pub enum Command {
 pub struct HealthcheckArgs {
     /// The service's address, as it was given to `serve` (0.0.0.0 and :: are asked on
     /// loopback).
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, env, default_value = "127.0.0.1")]
     pub host: String,
     /// The service's port.
-    #[arg(long, env = "PORT", default_value_t = 8000)]
+    #[arg(long, env, default_value_t = 8000)]
     pub port: u16,
 }
 

@@ -27,7 +27,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
 async fn start_and_serve(config: ServeConfig) -> Result<(), StartupError> {
     // Everything is validated before anything is created (the development secret, a SQLite
     // file, a connection). A setting found wrong here is reported as a bad flag is.
-    if let Err(problem) = config.auth.settings().and(config.limits.redis()) {
+    if let Err(problem) = config.auth.settings().and(config.rate_limits.redis()) {
         cli::exit_for_setting(&problem);
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "todo-backend starting");

@@ -4,6 +4,10 @@
 //! working directory fills in variables that are not already set. `.env.example` documents
 //! each one. Each command takes only the groups it uses, and every value is checked while
 //! the command line is parsed, before anything is written. Secrets never show in `Debug`.
+//!
+//! A bare `env` names the variable after the field in SCREAMING_SNAKE_CASE, which is also the
+//! value's placeholder in `--help`: `db_max_connections` is `DB_MAX_CONNECTIONS`. Only a
+//! variable named otherwise than its field needs `env = "..."`.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -17,10 +21,10 @@ use url::Url;
 use crate::auth::hs256::HmacSecret;
 use crate::auth::{AuthSettings, JwksSettings};
 use crate::http::policy::HttpSettings;
-use crate::limits::RateLimitSettings;
-use crate::limits::client::{Cidr, TrustedProxies};
-use crate::limits::gcra::Rate;
 use crate::live::hub::EventSettings;
+use crate::rate_limits::RateLimitSettings;
+use crate::rate_limits::client::{Cidr, TrustedProxies};
+use crate::rate_limits::gcra::Rate;
 use crate::server::ServeOptions;
 use crate::store::{DatabaseUrl, PoolSettings, TransactionPooler};
 use crate::telemetry::{self, LogFormat};
@@ -39,7 +43,7 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub events: EventsConfig,
     #[command(flatten)]
-    pub limits: RateLimitConfig,
+    pub rate_limits: RateLimitConfig,
     #[command(flatten)]
     pub log: LogConfig,
 }
@@ -67,8 +71,7 @@ pub struct RateLimitConfig {
     /// Requests a minute one user may make, on average (0: no limit).
     #[arg(
         long,
-        env = "RATE_LIMIT_PER_MINUTE",
-        value_name = "RATE_LIMIT_PER_MINUTE",
+        env,
         default_value_t = 600,
         value_parser = clap::value_parser!(u32).range(0..=1_000_000)
     )]
@@ -77,8 +80,7 @@ pub struct RateLimitConfig {
     /// How many requests a user may make at once, after a quiet spell.
     #[arg(
         long,
-        env = "RATE_LIMIT_BURST",
-        value_name = "RATE_LIMIT_BURST",
+        env,
         default_value_t = 100,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
@@ -88,41 +90,27 @@ pub struct RateLimitConfig {
     /// of a sixth of it.
     #[arg(
         long,
-        env = "AUTH_FAILURES_PER_MINUTE",
-        value_name = "AUTH_FAILURES_PER_MINUTE",
+        env,
         default_value_t = 60,
         value_parser = clap::value_parser!(u32).range(0..=1_000_000)
     )]
     pub auth_failures_per_minute: u32,
 
     /// Redis to keep the counts in, shared by every instance (redis://…); unset: in process.
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        value_name = "REDIS_URL",
-        hide_env_values = true,
-        value_parser = parse_redis_url
-    )]
+    #[arg(long, env, hide_env_values = true, value_parser = parse_redis_url)]
     pub redis_url: Option<String>,
 
     /// How long a request waits for Redis before it goes through unlimited, in ms.
     #[arg(
         long,
-        env = "REDIS_TIMEOUT_MS",
-        value_name = "REDIS_TIMEOUT_MS",
+        env,
         default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..=10_000)
     )]
     pub redis_timeout_ms: u64,
 
     /// Comma-separated proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed.
-    #[arg(
-        long,
-        env = "TRUSTED_PROXIES",
-        value_name = "TRUSTED_PROXIES",
-        value_delimiter = ',',
-        value_parser = clap::value_parser!(Cidr)
-    )]
+    #[arg(long, env, value_delimiter = ',', value_parser = clap::value_parser!(Cidr))]
     pub trusted_proxies: Vec<Cidr>,
 }
 
@@ -159,8 +147,7 @@ pub struct EventsConfig {
     /// streams to (one query for all of them), to hear of writes made through other instances.
     #[arg(
         long,
-        env = "EVENTS_POLL_MS",
-        value_name = "EVENTS_POLL_MS",
+        env,
         default_value_t = 250,
         value_parser = clap::value_parser!(u64).range(10..=60_000)
     )]
@@ -180,8 +167,7 @@ pub struct EventsConfig {
     /// Most open event streams per user on this instance; past it, 429.
     #[arg(
         long,
-        env = "EVENTS_MAX_PER_USER",
-        value_name = "EVENTS_MAX_PER_USER",
+        env,
         default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..=10_000)
     )]
@@ -192,8 +178,7 @@ pub struct EventsConfig {
     /// ordinary requests need.
     #[arg(
         long,
-        env = "EVENTS_MAX_STREAMS",
-        value_name = "EVENTS_MAX_STREAMS",
+        env,
         default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
@@ -201,13 +186,7 @@ pub struct EventsConfig {
 
     /// A direct PostgreSQL connection (not through a transaction pooler) to `LISTEN` on, so
     /// that writes through other instances arrive sooner than the next poll.
-    #[arg(
-        long,
-        env = "DATABASE_LISTEN_URL",
-        value_name = "DATABASE_LISTEN_URL",
-        hide_env_values = true,
-        value_parser = parse_listen_url
-    )]
+    #[arg(long, env, hide_env_values = true, value_parser = parse_listen_url)]
     pub database_listen_url: Option<DatabaseUrl>,
 }
 
@@ -255,8 +234,14 @@ fn parse_host(raw: &str) -> Result<IpAddr, String> {
 /// A Redis URL the client accepts, checked (not connected) while the command line is parsed.
 fn parse_redis_url(raw: &str) -> Result<String, String> {
     let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
-    if !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix") {
-        return Err("must start with redis:// or rediss:// (e.g. redis://127.0.0.1:6379/)".into());
+    if scheme == "rediss" {
+        // The client is built without TLS; a TLS Redis is reached through a local proxy.
+        return Err(
+            "rediss:// (TLS) is not supported: use redis:// (e.g. redis://127.0.0.1:6379/)".into(),
+        );
+    }
+    if !matches!(scheme, "redis" | "redis+unix" | "unix") {
+        return Err("must start with redis:// (e.g. redis://127.0.0.1:6379/)".into());
     }
     redis::Client::open(raw)
         .map(|_| raw.to_owned())
@@ -277,13 +262,7 @@ fn parse_listen_url(raw: &str) -> Result<DatabaseUrl, String> {
 pub struct RetentionConfig {
     /// How many days a deleted task stays in the trash, where it can be restored, before it
     /// is purged for good.
-    #[arg(
-        long,
-        env = "TRASH_RETENTION_DAYS",
-        value_name = "TRASH_RETENTION_DAYS",
-        default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(1..=3650)
-    )]
+    #[arg(long, env, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub trash_retention_days: u32,
 }
 
@@ -300,8 +279,7 @@ pub struct DatabaseConfig {
     /// Where tasks are stored: postgres://… (sslmode, sslrootcert honoured) or sqlite://PATH.
     #[arg(
         long,
-        env = "DATABASE_URL",
-        value_name = "DATABASE_URL",
+        env,
         default_value = "sqlite://data/todo.db",
         hide_env_values = true
     )]
@@ -309,30 +287,17 @@ pub struct DatabaseConfig {
 
     /// At start-up, how long to keep trying a database that does not answer yet (still
     /// booting, as under compose or Kubernetes), in seconds; 0 tries once.
-    #[arg(
-        long,
-        env = "DB_STARTUP_TIMEOUT",
-        value_name = "DB_STARTUP_TIMEOUT",
-        default_value_t = 30,
-        value_parser = clap::value_parser!(u64).range(0..=3600)
-    )]
+    #[arg(long, env, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub db_startup_timeout: u64,
 
     /// Most database connections this instance opens.
-    #[arg(
-        long,
-        env = "DB_MAX_CONNECTIONS",
-        value_name = "DB_MAX_CONNECTIONS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(1..=1000)
-    )]
+    #[arg(long, env, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 
     /// How long a request waits for a database connection before it gets a 503, in ms.
     #[arg(
         long,
-        env = "DB_ACQUIRE_TIMEOUT_MS",
-        value_name = "DB_ACQUIRE_TIMEOUT_MS",
+        env,
         default_value_t = 2000,
         value_parser = clap::value_parser!(u64).range(1..=60_000)
     )]
@@ -340,12 +305,7 @@ pub struct DatabaseConfig {
 
     /// Whether PostgreSQL sits behind a transaction-mode pooler (PgBouncer, Neon's `-pooler`
     /// endpoints): `auto` (on for `-pooler` hosts and port 6432), `true` or `false`.
-    #[arg(
-        long,
-        env = "DB_TRANSACTION_POOLER",
-        value_name = "DB_TRANSACTION_POOLER",
-        default_value = "auto"
-    )]
+    #[arg(long, env, default_value = "auto")]
     pub db_transaction_pooler: TransactionPooler,
 }
 
@@ -364,48 +324,32 @@ impl DatabaseConfig {
 #[command(next_help_heading = "Authentication")]
 pub struct AuthConfig {
     /// Base URL of the Better Auth server; turns on JWKS verification of its tokens.
-    #[arg(long, env = "BETTER_AUTH_URL", value_name = "BETTER_AUTH_URL", value_parser = parse_http_url)]
+    #[arg(long, env, value_parser = parse_http_url)]
     pub better_auth_url: Option<Url>,
 
     /// Where the JWKS is published [default: ${BETTER_AUTH_URL}/api/auth/jwks].
-    #[arg(long, env = "JWT_JWKS_URL", value_name = "JWT_JWKS_URL", value_parser = parse_http_url)]
+    #[arg(long, env, value_parser = parse_http_url)]
     pub jwt_jwks_url: Option<Url>,
 
     /// The `iss` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
-    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
+    #[arg(long, env)]
     pub jwt_issuer: Option<String>,
 
     /// The `aud` JWKS tokens must carry [default: the origin of BETTER_AUTH_URL].
-    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE")]
+    #[arg(long, env)]
     pub jwt_audience: Option<String>,
 
     /// Shared secret for HS256 tokens (at least 32 bytes); a value of its own, not Better
     /// Auth's master secret.
-    #[arg(
-        long,
-        env = "JWT_SECRET",
-        value_name = "JWT_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env, hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
 
     /// The older name of JWT_SECRET, still honoured; JWT_SECRET wins when both are set.
-    #[arg(
-        long,
-        env = "BETTER_AUTH_SECRET",
-        value_name = "BETTER_AUTH_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env, hide_env_values = true)]
     pub better_auth_secret: Option<Secret>,
 
     /// Clock skew allowed on a token's `exp` and `nbf`, in seconds.
-    #[arg(
-        long,
-        env = "JWT_LEEWAY_SECONDS",
-        value_name = "JWT_LEEWAY_SECONDS",
-        default_value_t = 60,
-        value_parser = clap::value_parser!(u64).range(0..=600)
-    )]
+    #[arg(long, env, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub jwt_leeway_seconds: u64,
 }
 
@@ -463,85 +407,45 @@ impl AuthConfig {
 pub struct HttpConfig {
     /// Address to listen on: an IP address (0.0.0.0 for every interface) or a host name
     /// such as `localhost`.
-    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1", value_parser = parse_host)]
+    #[arg(long, env, default_value = "127.0.0.1", value_parser = parse_host)]
     pub host: IpAddr,
 
     /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8000)]
+    #[arg(long, env, default_value_t = 8000)]
     pub port: u16,
 
     /// Comma-separated origins allowed to call the API from a browser, or `*` for any.
-    #[arg(
-        long,
-        env = "CORS_ALLOWED_ORIGINS",
-        value_name = "CORS_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        value_parser = parse_origin
-    )]
+    #[arg(long, env, value_delimiter = ',', value_parser = parse_origin)]
     pub cors_allowed_origins: Vec<HeaderValue>,
 
     /// On SIGTERM, how long `/ready` fails while requests are still served, so that a load
     /// balancer stops sending traffic before the listener closes, in seconds.
-    #[arg(
-        long,
-        env = "SHUTDOWN_GRACE_SECONDS",
-        value_name = "SHUTDOWN_GRACE_SECONDS",
-        default_value_t = 5,
-        value_parser = clap::value_parser!(u64).range(0..=300)
-    )]
+    #[arg(long, env, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_grace_seconds: u64,
 
     /// How long a new connection may take to send its first complete request head, in
     /// seconds.
-    #[arg(
-        long,
-        env = "HTTP_HEADER_TIMEOUT_SECONDS",
-        value_name = "HTTP_HEADER_TIMEOUT_SECONDS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u64).range(1..=300)
-    )]
+    #[arg(long, env, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub http_header_timeout_seconds: u64,
 
     /// How long a connection may sit idle between requests (or trickle a later request's
     /// head) before it is closed, in seconds.
-    #[arg(
-        long,
-        env = "HTTP_IDLE_TIMEOUT_SECONDS",
-        value_name = "HTTP_IDLE_TIMEOUT_SECONDS",
-        default_value_t = 75,
-        value_parser = clap::value_parser!(u64).range(1..=3600)
-    )]
+    #[arg(long, env, default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub http_idle_timeout_seconds: u64,
 
     /// Most open client connections; past it the longest-idle ones are closed first
     /// [default: what the open-file limit leaves room for].
-    #[arg(
-        long,
-        env = "HTTP_MAX_CONNECTIONS",
-        value_name = "HTTP_MAX_CONNECTIONS",
-        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
-    )]
+    #[arg(long, env, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub http_max_connections: Option<u32>,
 
     /// Record and serve Prometheus metrics (`true` or `false`).
-    #[arg(
-        long,
-        env = "METRICS",
-        value_name = "METRICS",
-        default_value_t = true,
-        action = clap::ArgAction::Set
-    )]
+    #[arg(long, env, default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
     /// Where `/metrics` is served: an address of its own (loopback by default, so that it is
     /// never public by accident), or `main` for the main port, where anyone who reaches the
     /// API can read it.
-    #[arg(
-        long,
-        env = "METRICS_ADDR",
-        value_name = "METRICS_ADDR",
-        default_value = "127.0.0.1:9464"
-    )]
+    #[arg(long, env, default_value = "127.0.0.1:9464")]
     pub metrics_addr: MetricsAddr,
 }
 
@@ -600,17 +504,11 @@ impl HttpConfig {
 #[command(next_help_heading = "Logging")]
 pub struct LogConfig {
     /// Log format: human-readable `text` or one JSON object per line.
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_name = "LOG_FORMAT",
-        default_value = "text",
-        value_parser = parse_log_format
-    )]
+    #[arg(long, env, default_value = "text", value_parser = parse_log_format)]
     pub log_format: LogFormat,
 
     /// Which log lines to keep, e.g. `info` or `todo_backend=debug,sqlx=warn` [default: info].
-    #[arg(long = "log", env = "RUST_LOG", value_name = "RUST_LOG", value_parser = telemetry::parse_filter)]
+    #[arg(long = "log", env, value_parser = telemetry::parse_filter)]
     pub rust_log: Option<String>,
 }
 
@@ -678,7 +576,12 @@ mod tests {
         assert!(parse_host("no such host!").is_err());
         assert!(parse_redis_url("redis://127.0.0.1:6379/").is_ok());
         assert!(parse_redis_url("redis://cache.example.com:6380/0").is_ok());
-        for bad in ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis//x"] {
+        for bad in [
+            "http://127.0.0.1:6379",
+            "127.0.0.1:6379",
+            "redis//x",
+            "rediss://a/0",
+        ] {
             let error = parse_redis_url(bad).expect_err(bad);
             assert!(error.contains("redis://"), "{bad}: {error}");
         }

@@ -8,7 +8,8 @@
 //! the whole service, for the binary and for the tests alike.
 //!
 //! Modules depend downwards only: `commands` → `startup` → `app` (the router) → `tasks`,
-//! `changes`, `probes` → `http` → `telemetry`, `live` → `auth`, `limits`, `store` → `domain`.
+//! `changes`, `probes` → `http` → `telemetry`, `live` → `auth`, `rate_limits`, `store` →
+//! `domain`.
 
 #![forbid(unsafe_code)]
 
@@ -20,10 +21,10 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod limits;
 pub mod live;
 pub mod maintenance;
 pub mod probes;
+pub mod rate_limits;
 pub mod server;
 pub mod startup;
 pub mod store;

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::http::ShutdownFlag;
-use crate::limits::client::PeerAddr;
+use crate::http::extract::PeerAddr;
 
 /// How many not-yet-accepted connections the kernel may queue (capped by
 /// `net.core.somaxconn`). The usual default of 128 drops connections in a burst of a
@@ -194,7 +194,7 @@ fn protocol_builder() -> auto::Builder<TokioExecutor> {
         .header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BUFFER)
         // Above the service's own limit, which answers with a JSON 431.
-        .max_headers(crate::http::limits::MAX_HEADERS * 2);
+        .max_headers(crate::http::request_limits::MAX_HEADERS * 2);
     builder
         .http2()
         .timer(TokioTimer::new())

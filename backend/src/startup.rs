@@ -15,12 +15,12 @@ use crate::app;
 use crate::auth::Verifier;
 use crate::config::{MetricsAddr, ServeConfig};
 use crate::http::{AppState, CursorKey, ShutdownFlag};
-use crate::limits::Limiter;
-use crate::limits::redis::RedisLimits;
 use crate::live::announcing::Announcing;
 use crate::live::hub::Hub;
 use crate::live::{announce, listen};
 use crate::maintenance;
+use crate::rate_limits::Limiter;
+use crate::rate_limits::redis::RedisLimits;
 use crate::server::{self, ServeOptions};
 use crate::store::TaskStore;
 use crate::store::postgres::notify::Listening;
@@ -146,12 +146,12 @@ impl ServiceBuilder<'_> {
                 Arc::downgrade(&events),
             )));
         }
-        let limits = match config.limits.redis()? {
+        let limiter = match config.rate_limits.redis()? {
             Some(client) => Limiter::shared(
-                config.limits.settings(),
-                RedisLimits::connect(client, config.limits.redis_timeout()),
+                config.rate_limits.settings(),
+                RedisLimits::connect(client, config.rate_limits.redis_timeout()),
             ),
-            None => Limiter::local(config.limits.settings()),
+            None => Limiter::local(config.rate_limits.settings()),
         };
         let cursor_key = store
             .shared_key(CursorKey::NAME)
@@ -164,7 +164,7 @@ impl ServiceBuilder<'_> {
             verifier,
             cursor_key: CursorKey(Arc::new(cursor_key)),
             events: events.clone(),
-            limits: Arc::new(limits),
+            limiter: Arc::new(limiter),
             shutdown: ShutdownFlag::default(),
         };
         let shutdown = state.shutdown.clone();

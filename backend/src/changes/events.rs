@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::query;
 use crate::domain::{Change, ChangeCursor, UserId};
 use crate::http::extract::AuthUntil;
+use crate::http::responses::Unauthorized;
 use crate::http::{ApiError, AppState, ErrorBody};
 use crate::live::hub::{Refused, Subscription};
 use crate::store::{ChangeFeed, StoreError};
@@ -51,13 +52,13 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
         (status = 200, description = "A stream of `upsert` and `delete` events, each `data` \
             a change-feed entry", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 410, description = "The event id is older than the kept history: sync \
             again from the start", body = ErrorBody),
         (status = 422, description = "Invalid since", body = ErrorBody),
         (status = 429, description = "Too many open streams for this user", body = ErrorBody),
         (status = 503, description = "Too many open streams on this instance, or the \
             database is unavailable; retry", body = ErrorBody),
+        Unauthorized,
     )
 )]
 pub async fn stream_events(

@@ -6,6 +6,7 @@ use axum::extract::State;
 use super::query::{FeedParams, FeedRequest};
 use crate::domain::ChangePage;
 use crate::http::extract::AuthUser;
+use crate::http::responses::AuthenticatedErrors;
 use crate::http::{ApiError, AppState, ErrorBody};
 
 /// The caller's changes since a cursor, in the order they were committed: what an offline
@@ -19,11 +20,10 @@ use crate::http::{ApiError, AppState, ErrorBody};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page of changes", body = ChangePage),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 410, description = "The cursor is older than the kept history (or not from \
             this service): sync again from the start", body = ErrorBody),
         (status = 422, description = "Invalid since or limit", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        AuthenticatedErrors,
     )
 )]
 pub async fn list_changes(

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -245,22 +246,42 @@ impl UpdateTask {
 
 /// Where `POST /api/tasks/{task_id}/move` puts a task: right after one task (`after`), right
 /// before one (`before`), at the top (`after: null`) or at the bottom (`before: null`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The move body deserializes straight into it, so a handler that holds one knows the body
+/// named exactly one neighbour, a valid task id or `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "MoveTask")]
 pub enum Placement {
     After(Option<TaskId>),
     Before(Option<TaskId>),
 }
 
-/// The body of `POST /api/tasks/{task_id}/move`: exactly one of `after` and `before`.
-#[derive(Debug, Clone, Deserialize)]
+/// The body of `POST /api/tasks/{task_id}/move` as sent; [`Placement`] checks that it names
+/// exactly one of `after` and `before`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MoveTask {
+struct MoveTask {
     /// Put the task right after this one; `null` for the top of the list.
-    #[serde(default, deserialize_with = "nullable")]
-    pub after: Option<Option<serde_json::Number>>,
+    #[serde(default, deserialize_with = "neighbour")]
+    after: Option<Option<TaskId>>,
     /// Put the task right before this one; `null` for the bottom of the list.
-    #[serde(default, deserialize_with = "nullable")]
-    pub before: Option<Option<serde_json::Number>>,
+    #[serde(default, deserialize_with = "neighbour")]
+    before: Option<Option<TaskId>>,
+}
+
+impl TryFrom<MoveTask> for Placement {
+    /// What is wrong with the body as a whole; a neighbour that is not a task id is refused
+    /// earlier, while its own field is read, so that the error names the field.
+    type Error = &'static str;
+
+    fn try_from(body: MoveTask) -> Result<Self, Self::Error> {
+        match (body.after, body.before) {
+            (Some(after), None) => Ok(Placement::After(after)),
+            (None, Some(before)) => Ok(Placement::Before(before)),
+            (Some(_), Some(_)) => Err("give either `after` or `before`, not both"),
+            (None, None) => Err("give `after` or `before`"),
+        }
+    }
 }
 
 /// How the OpenAPI document describes a move: one of two shapes.
@@ -283,26 +304,18 @@ pub enum MoveTaskSchema {
     },
 }
 
-impl MoveTask {
-    /// The placement, or why the body does not name exactly one valid neighbour.
-    pub fn placement(&self) -> Result<Placement, (&'static str, &'static str)> {
-        let id = |field: &'static str, raw: &Option<serde_json::Number>| match raw {
-            None => Ok(None),
-            // Written as an integer only: `4.0` and `4e0` are refused, as `04` is in a path,
-            // so that an id has one spelling everywhere.
-            Some(number) => number
-                .as_i64()
-                .and_then(|raw| TaskId::try_from(raw).ok())
-                .map(Some)
-                .ok_or((field, "must be a positive task id or null")),
-        };
-        match (&self.after, &self.before) {
-            (Some(after), None) => Ok(Placement::After(id("after", after)?)),
-            (None, Some(before)) => Ok(Placement::Before(id("before", before)?)),
-            (Some(_), Some(_)) => Err(("body", "give either `after` or `before`, not both")),
-            (None, None) => Err(("body", "give `after` or `before`")),
-        }
-    }
+/// A neighbour in a move, present: a task id, or `null` for an end of the list. Written as an
+/// integer only: `4.0` and `4e0` are refused, as `04` is in a path, so that an id has one
+/// spelling everywhere.
+fn neighbour<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<TaskId>>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(Some(None));
+    };
+    number
+        .as_i64()
+        .and_then(|raw| TaskId::try_from(raw).ok())
+        .map(|id| Some(Some(id)))
+        .ok_or_else(|| D::Error::custom("must be a positive task id or null"))
 }
 
 /// A field that may be absent but, when present, must not be `null`.
@@ -460,5 +473,31 @@ mod tests {
         assert_eq!(cleared.description, Some(None));
         assert!(serde_json::from_str::<UpdateTask>(r#"{"title":null}"#).is_err());
         assert!(serde_json::from_str::<UpdateTask>(r#"{"status":null}"#).is_err());
+    }
+
+    #[test]
+    fn a_move_body_names_exactly_one_neighbour() {
+        let placement = |json: &str| serde_json::from_str::<Placement>(json);
+        let id = |n| TaskId::try_from(n).ok();
+        assert_eq!(
+            placement(r#"{"after": 4}"#).ok(),
+            Some(Placement::After(id(4)))
+        );
+        assert_eq!(
+            placement(r#"{"before": null}"#).ok(),
+            Some(Placement::Before(None))
+        );
+        for (json, why) in [
+            (r#"{"after": 4, "before": 5}"#, "not both"),
+            (r#"{"after": null, "before": null}"#, "not both"),
+            ("{}", "give `after` or `before`"),
+            (r#"{"after": 0}"#, "must be a positive task id or null"),
+            (r#"{"before": 4.0}"#, "must be a positive task id or null"),
+            (r#"{"after": "4"}"#, "expected a JSON number"),
+            (r#"{"after": 4, "x": 1}"#, "unknown field `x`"),
+        ] {
+            let error = placement(json).expect_err(json).to_string();
+            assert!(error.contains(why), "{json}: {error}");
+        }
     }
 }

@@ -20,9 +20,10 @@ enum Tag {
 pub struct IfMatch(Option<Vec<Tag>>);
 
 impl IfMatch {
-    /// What the header requires of the version of task `id`: strong comparison, so a weak
-    /// tag or another task's tag admits nothing.
-    pub fn expect(&self, id: TaskId) -> Expect {
+    /// The versions of task `id` the header admits: any without the header or with `*`, else
+    /// those its tags name. Strong comparison, so a weak tag or another task's tag admits
+    /// nothing.
+    pub fn versions_for(&self, id: TaskId) -> Expect {
         let Some(tags) = &self.0 else {
             return Expect::Any;
         };
@@ -139,7 +140,7 @@ mod tests {
 
     #[test]
     fn if_match_admits_the_versions_of_this_task_only() {
-        let expect = |value: &str| if_match(value).map(|m| m.expect(id(12))).ok();
+        let expect = |value: &str| if_match(value).map(|m| m.versions_for(id(12))).ok();
         assert_eq!(expect("\"12-3\""), Some(Expect::OneOf(vec![3])));
         assert_eq!(
             expect("\"12-3\", \"12-4\""),
@@ -151,7 +152,7 @@ mod tests {
         assert_eq!(expect("W/\"12-3\""), Some(Expect::OneOf(vec![])));
         assert_eq!(expect("\"112-3\""), Some(Expect::OneOf(vec![])));
         assert_eq!(expect("\"abc\""), Some(Expect::OneOf(vec![])));
-        assert_eq!(IfMatch::default().expect(id(12)), Expect::Any);
+        assert_eq!(IfMatch::default().versions_for(id(12)), Expect::Any);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
-use super::limits::BODY_LIMIT_BYTES;
+use super::request_limits::{BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 /// How long a client should wait before retrying after a 503, in seconds.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -72,12 +72,12 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    #[error("the request target is longer than {} KiB", super::limits::MAX_URI_BYTES / 1024)]
+    #[error("the request target is longer than {} KiB", MAX_URI_BYTES / 1024)]
     UriTooLong,
     #[error(
         "the request carries more than {} headers or {} KiB of them",
-        super::limits::MAX_HEADERS,
-        super::limits::MAX_HEADER_BYTES / 1024
+        MAX_HEADERS,
+        MAX_HEADER_BYTES / 1024
     )]
     HeadersTooLarge,
     #[error("request body must be JSON (Content-Type: application/json)")]
@@ -90,7 +90,7 @@ pub enum ApiError {
     Unavailable,
     /// Over a rate limit; the verdict says which, and when to retry.
     #[error("too many requests: over the {} rate limit; retry in {} s", .0.policy, .0.retry_after_seconds())]
-    RateLimited(crate::limits::Verdict),
+    RateLimited(crate::rate_limits::Verdict),
     /// The user already has this many event streams open on this instance.
     #[error("too many open event streams for this user (at most {0}); close one and retry")]
     TooManyStreams(usize),

@@ -5,6 +5,7 @@
 //! offending field, so a client can show the message next to the right input. [`AuthUser`]
 //! is the only way a handler learns who is calling.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,8 +16,14 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, FieldError};
 use crate::auth::{self, AuthError, Verified, Verifier};
 use crate::domain::{TaskId, UserId};
-use crate::limits::client::PeerAddr;
-use crate::limits::{Limiter, QuotaSlot};
+use crate::rate_limits::{Limiter, QuotaSlot};
+
+/// The TCP peer of a request: the server puts it into every request's extensions, and
+/// [`AuthUser`] counts a failed authentication against it (or against the client a trusted
+/// proxy names). It lives here, with its reader, because the server sits above the HTTP layer
+/// and this layer does not import it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// The authenticated caller. Taking this as a handler argument makes the route require a
 /// valid bearer token; without one the request gets a 401 before the handler runs.

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{self, ApiError};
-use super::limits::{
+use super::request_limits::{
     BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, REQUEST_TIMEOUT,
 };
 use crate::telemetry::{self, X_REQUEST_ID};
@@ -53,7 +53,7 @@ pub async fn inner(request: Request, next: Next) -> Response {
     if let Err(refusal) = check_request_head(&request) {
         return refusal.into_response();
     }
-    let handled = crate::limits::quota_headers(request, next);
+    let handled = crate::rate_limits::quota_headers(request, next);
     match tokio::time::timeout(REQUEST_TIMEOUT, handled).await {
         Ok(response) => response,
         // The handler has not finished within the deadline.

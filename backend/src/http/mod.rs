@@ -8,9 +8,10 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod idempotency;
-pub mod limits;
 pub mod middleware;
 pub mod policy;
+pub mod request_limits;
+pub mod responses;
 pub mod state;
 
 pub use error::{ApiError, ErrorBody};

@@ -11,8 +11,8 @@ use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::idempotency;
-use super::limits::BODY_LIMIT_BYTES;
 use super::middleware;
+use super::request_limits::BODY_LIMIT_BYTES;
 use crate::telemetry::X_REQUEST_ID;
 
 /// HTTP settings that shape the policies.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::FromRef;
 
 use crate::auth::Verifier;
-use crate::limits::Limiter;
 use crate::live::hub::Hub;
+use crate::rate_limits::Limiter;
 use crate::store::{ChangeFeed, Pool, Tasks};
 
 /// The application state: the parts of the store the handlers use, the token verifier, the
@@ -22,13 +22,13 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub cursor_key: CursorKey,
     pub events: Arc<Hub>,
-    pub limits: Arc<Limiter>,
+    pub limiter: Arc<Limiter>,
     pub shutdown: ShutdownFlag,
 }
 
 impl FromRef<AppState> for Arc<Limiter> {
     fn from_ref(state: &AppState) -> Self {
-        state.limits.clone()
+        state.limiter.clone()
     }
 }
 

@@ -8,11 +8,15 @@ use axum::response::Response;
 use super::query::{ListParams, ListRequest};
 use super::{cursor, respond};
 use crate::domain::task::MoveTaskSchema;
-use crate::domain::{CreateTask, MoveTask, Outcome, Task, UpdateTask};
+use crate::domain::{CreateTask, Outcome, Placement, Task, UpdateTask};
 use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
 use crate::http::idempotency::IdempotentJson;
+use crate::http::responses::{
+    AuthenticatedErrors, InvalidTaskId, KeyInFlight, MalformedIfMatch, PayloadTooLarge,
+    PreconditionFailed, TaskNotFound, UnsupportedMediaType,
+};
 use crate::http::{ApiError, AppState, ErrorBody};
 
 /// Creates a task owned by the caller.
@@ -32,12 +36,8 @@ use crate::http::{ApiError, AppState, ErrorBody};
                 ("idempotent-replayed" = bool, description = "`true` on a replay"),
             )),
         (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 409, description = "A request with this key is still in progress", body = ErrorBody),
-        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid body, or a key used with a different request", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        KeyInFlight, PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn create_task(
@@ -72,9 +72,8 @@ pub async fn create_task(
                 ("etag" = String, description = "A weak entity tag of this page, for `If-None-Match`"),
             )),
         (status = 304, description = "`If-None-Match` names this page as it still is"),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 422, description = "Invalid parameter or cursor", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        AuthenticatedErrors,
     )
 )]
 pub async fn list_tasks(
@@ -131,10 +130,7 @@ pub async fn list_tasks(
             headers(("etag" = String, description = "The task's strong entity tag"))),
         (status = 304, description = "`If-None-Match` names the task's current version"),
         (status = 400, description = "Malformed If-None-Match", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "No such task for this user", body = ErrorBody),
-        (status = 422, description = "Invalid task id", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        TaskNotFound, InvalidTaskId, AuthenticatedErrors,
     )
 )]
 pub async fn get_task(
@@ -162,15 +158,9 @@ pub async fn get_task(
     responses(
         (status = 200, description = "The updated task. No `ETag`: the stored task differs \
             from the body sent, so the client takes `version` from the body", body = Task),
-        (status = 400, description = "Malformed If-Match", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "No such task for this user", body = ErrorBody),
-        (status = 412, description = "`If-Match` does not name the current version; `ETag` \
-            carries it", body = ErrorBody),
-        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid task id or body", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        MalformedIfMatch, TaskNotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
+        AuthenticatedErrors,
     )
 )]
 pub async fn update_task(
@@ -180,7 +170,7 @@ pub async fn update_task(
     condition: IfMatch,
     ValidJson(changes): ValidJson<UpdateTask>,
 ) -> Result<Response, ApiError> {
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     let task = state.tasks.update(&user, id, changes, &expect).await?;
     respond::task(StatusCode::OK, &task, false)
 }
@@ -197,16 +187,10 @@ pub async fn update_task(
     responses(
         (status = 200, description = "The updated task", body = Task,
             headers(("etag" = String, description = "The task's strong entity tag"))),
-        (status = 400, description = "Malformed If-Match", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "No such task for this user", body = ErrorBody),
-        (status = 412, description = "`If-Match` does not name the current version; `ETag` \
-            carries it", body = ErrorBody),
-        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Body is not a JSON Merge Patch (`application/merge-patch+json` \
             or `application/json`)", body = ErrorBody),
         (status = 422, description = "Invalid task id or patch", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        MalformedIfMatch, TaskNotFound, PreconditionFailed, PayloadTooLarge, AuthenticatedErrors,
     )
 )]
 pub async fn patch_task(
@@ -216,7 +200,7 @@ pub async fn patch_task(
     condition: IfMatch,
     MergePatch(patch): MergePatch<UpdateTask>,
 ) -> Result<Response, ApiError> {
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     // For an object of scalars and arrays, a merge patch is exactly a partial update.
     let task = state.tasks.update(&user, id, patch, &expect).await?;
     respond::task(StatusCode::OK, &task, true)
@@ -240,14 +224,10 @@ pub async fn patch_task(
                 ("idempotent-replayed" = bool, description = "`true` on a replay"),
             )),
         (status = 400, description = "Malformed If-Match or Idempotency-Key", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "The task or its new neighbour is not the caller's", body = ErrorBody),
-        (status = 409, description = "A request with this key is still in progress", body = ErrorBody),
-        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Both or neither of after and before, or a key used with \
             a different request", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        KeyInFlight, PreconditionFailed, UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn move_task(
@@ -255,16 +235,15 @@ pub async fn move_task(
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
-    body: IdempotentJson<MoveTask>,
+    IdempotentJson {
+        value: placement,
+        key,
+    }: IdempotentJson<Placement>,
 ) -> Result<Response, ApiError> {
-    let placement = body
-        .value
-        .placement()
-        .map_err(|(field, message)| ApiError::invalid_field(field, message))?;
-    let expect = condition.expect(id);
+    let expect = condition.versions_for(id);
     let outcome = state
         .tasks
-        .move_task(&user, id, placement, &expect, body.key.as_ref())
+        .move_task(&user, id, placement, &expect, key.as_ref())
         .await?;
     respond::once(Outcome::Moved, outcome)
 }
@@ -279,12 +258,7 @@ pub async fn move_task(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Moved to the trash"),
-        (status = 400, description = "Malformed If-Match", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "No such task for this user", body = ErrorBody),
-        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
-        (status = 422, description = "Invalid task id", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        MalformedIfMatch, TaskNotFound, PreconditionFailed, InvalidTaskId, AuthenticatedErrors,
     )
 )]
 pub async fn delete_task(
@@ -293,7 +267,10 @@ pub async fn delete_task(
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    state.tasks.delete(&user, id, &condition.expect(id)).await?;
+    state
+        .tasks
+        .delete(&user, id, &condition.versions_for(id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -308,10 +285,8 @@ pub async fn delete_task(
     responses(
         (status = 200, description = "The restored task", body = Task,
             headers(("etag" = String, description = "The task's strong entity tag"))),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such task for this user, in the trash or out of it", body = ErrorBody),
-        (status = 422, description = "Invalid task id", body = ErrorBody),
-        (status = 503, description = "Database unavailable, retry", body = ErrorBody),
+        InvalidTaskId, AuthenticatedErrors,
     )
 )]
 pub async fn restore_task(

@@ -2,14 +2,10 @@
 //! proxy says it forwarded for. Anyone else's `X-Forwarded-For` is ignored, so a client cannot
 //! dodge its limit by writing the header itself.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use axum::http::HeaderMap;
-
-/// The TCP peer of a request, put into its extensions by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// An address block, `10.0.0.0/8` or `::1/128` (a bare address is a block of one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
