@@ -248,3 +248,23 @@ fn metrics_can_live_on_an_address_of_their_own() {
     assert!(scraped.body.contains("db_client_connections_max"));
     server.stop();
 }
+
+#[test]
+fn metrics_are_not_served_on_the_api_port_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The default METRICS_ADDR, not the harness's: a loopback port of its own.
+    let server = Server::start(dir.path(), &[("METRICS_ADDR", "")]);
+    assert_eq!(
+        request(server.port, "GET", "/metrics", None, &[]).status,
+        404,
+        "the API's port does not serve /metrics"
+    );
+    let scraped = request(9464, "GET", "/metrics", None, &[]);
+    assert_eq!(scraped.status, 200, "on 127.0.0.1:9464 instead");
+    let (_, log) = server.stop();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("metrics on http://127.0.0.1:9464/metrics")),
+        "{log:#?}"
+    );
+}

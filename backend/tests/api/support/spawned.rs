@@ -118,9 +118,16 @@ impl Server {
         Self::spawn(shell, env)
     }
 
+    /// An empty value in `env` removes the variable, so that a test sees a default that the
+    /// harness would otherwise set.
     fn spawn(mut command: Command, env: &[(&str, &str)]) -> Server {
+        for (name, value) in env {
+            match value.is_empty() {
+                true => command.env_remove(name),
+                false => command.env(name, value),
+            };
+        }
         let mut child = command
-            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("server starts");
