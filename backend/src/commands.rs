@@ -43,6 +43,7 @@ async fn start_and_serve(config: ServeConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Applies the migrations, then exits; the log names each one applied.
 pub async fn migrate(database: &DatabaseConfig) -> Result<(), StartupError> {
     open_store(database).await?.close().await;
     Ok(())
@@ -73,6 +74,7 @@ async fn open_store(database: &DatabaseConfig) -> Result<Arc<dyn TaskStore>, Sta
     Ok(store)
 }
 
+/// Prints an HS256 token for the user, signed with the secret in use.
 pub fn token(args: TokenArgs) -> Result<(), StartupError> {
     let user = UserId::parse(args.user_id)
         .unwrap_or_else(|error| cli::exit_for_setting(&format!("USER_ID: {error}")));
@@ -121,6 +123,7 @@ pub fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
     }
 }
 
+/// Prints the OpenAPI document.
 pub fn openapi() -> Result<(), StartupError> {
     println!("{}", app::openapi().to_pretty_json()?);
     Ok(())
