@@ -27,7 +27,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
 async fn start_and_serve(config: ServeConfig) -> Result<(), StartupError> {
     // Everything is validated before anything is created (the development secret, a SQLite
     // file, a connection). A setting found wrong here is reported as a bad flag is.
-    if let Err(problem) = config.auth.settings().and(config.rate_limits.redis()) {
+    let auth = match config.auth.settings() {
+        Ok(auth) => auth,
+        Err(problem) => cli::exit_for_setting(&problem),
+    };
+    if let Err(problem) = config.rate_limits.redis() {
         cli::exit_for_setting(&problem);
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "todo-backend starting");
@@ -35,7 +39,7 @@ async fn start_and_serve(config: ServeConfig) -> Result<(), StartupError> {
     let address = config.http.address();
     let listener =
         server::bind(address).map_err(|error| format!("cannot listen on {address}: {error}"))?;
-    let service = Service::builder(&config, store).build().await?;
+    let service = Service::builder(&config, store).auth(auth).build().await?;
     let local = listener.local_addr()?;
     tracing::info!("listening on http://{local} (API docs at http://{local}/docs)");
     service.run(listener, server::shutdown_signal()).await?;
@@ -98,10 +102,15 @@ pub fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
     };
     let check = || -> std::io::Result<bool> {
         let timeout = Duration::from_secs(5);
-        let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, args.port))?
-            .next()
+        // The address `serve` binds for a host name: its first IPv4 one, else its first.
+        let addresses: Vec<_> =
+            std::net::ToSocketAddrs::to_socket_addrs(&(host, args.port))?.collect();
+        let address = addresses
+            .iter()
+            .find(|address| address.is_ipv4())
+            .or(addresses.first())
             .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+        let mut stream = std::net::TcpStream::connect_timeout(address, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         stream

@@ -157,8 +157,7 @@ pub struct EventsConfig {
     /// load balancers with an idle timeout keep it open.
     #[arg(
         long,
-        env = "EVENTS_HEARTBEAT_MS",
-        value_name = "EVENTS_HEARTBEAT_MS",
+        env,
         default_value_t = 15_000,
         value_parser = clap::value_parser!(u64).range(100..=300_000)
     )]
@@ -207,7 +206,7 @@ impl EventsConfig {
 
 /// The most connections that event streams may hold, of `max_connections`.
 pub fn stream_share(max_connections: usize) -> usize {
-    (max_connections / 2).max(1)
+    max_connections / 2
 }
 
 /// An IP address, or a host name resolved now (its first IPv4 address, else its first).

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app;
-use crate::auth::Verifier;
+use crate::auth::{AuthSettings, Verifier};
 use crate::config::{MetricsAddr, ServeConfig};
 use crate::http::{AppState, CursorKey, ShutdownFlag};
 use crate::live::announcing::Announcing;
@@ -41,15 +41,35 @@ pub struct Service {
     /// `/metrics` on a listener of its own, when configured so.
     metrics: Option<(TcpListener, Router)>,
     /// Tasks that live as long as the service: the purge, the announcer, the listener.
-    background: Vec<JoinHandle<()>>,
+    background: Background,
     options: ServeOptions,
     grace: Duration,
+}
+
+/// Tasks that live as long as what holds them: aborted when it is dropped, so that a service
+/// that failed to assemble, or that a test built and let go, leaves none running.
+#[derive(Default)]
+struct Background(Vec<JoinHandle<()>>);
+
+impl Background {
+    fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// How a [`Service`] is assembled: from the configuration, with the parts a test replaces.
 pub struct ServiceBuilder<'a> {
     config: &'a ServeConfig,
     store: Arc<dyn TaskStore>,
+    auth: Option<AuthSettings>,
     verifier: Option<Arc<Verifier>>,
 }
 
@@ -59,6 +79,7 @@ impl Service {
         ServiceBuilder {
             config,
             store,
+            auth: None,
             verifier: None,
         }
     }
@@ -85,8 +106,9 @@ impl Service {
             })
         });
         let served = server::serve_with(listener, self.router, stop, self.options).await;
-        for task in self.background.iter().chain(&metrics) {
-            task.abort();
+        drop(self.background);
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
         // Bounded: a connection that is never given back must not keep the process from
         // exiting.
@@ -101,6 +123,13 @@ impl Service {
 }
 
 impl ServiceBuilder<'_> {
+    /// The authentication settings, already read from the configuration (reading them again
+    /// would log their warnings twice).
+    pub fn auth(mut self, settings: AuthSettings) -> Self {
+        self.auth = Some(settings);
+        self
+    }
+
     /// Verifies tokens with `verifier` instead of what the configuration names.
     pub fn verifier(mut self, verifier: Verifier) -> Self {
         self.verifier = Some(Arc::new(verifier));
@@ -113,9 +142,10 @@ impl ServiceBuilder<'_> {
     pub async fn build(self) -> Result<Service, StartupError> {
         let config = self.config;
         let store = self.store;
-        let verifier = match self.verifier {
-            Some(verifier) => verifier,
-            None => Arc::new(Verifier::from_settings(&config.auth.settings()?)?),
+        let verifier = match (self.verifier, self.auth) {
+            (Some(verifier), _) => verifier,
+            (None, Some(settings)) => Arc::new(Verifier::from_settings(&settings)?),
+            (None, None) => Arc::new(Verifier::from_settings(&config.auth.settings()?)?),
         };
         let options = config.http.serve_options();
         let event_settings = config.events.settings(options.max_connections);
@@ -125,7 +155,7 @@ impl ServiceBuilder<'_> {
             max_streams_per_user = event_settings.max_per_user,
             "connection and event stream caps (streams take at most half of the connections)"
         );
-        let mut background = Vec::new();
+        let mut background = Background::default();
         let listening = config
             .events
             .database_listen_url

@@ -68,7 +68,7 @@ pub async fn stream_events(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let since = resume_point(&headers, uri.query().unwrap_or_default())?;
-    let expires = Some(until(expires_at));
+    let expires = until(expires_at);
     // Subscribed before the first read, so that a write between the two still wakes it.
     let subscription = state
         .events
@@ -133,12 +133,13 @@ fn resume_point(headers: &HeaderMap, query: &str) -> Result<ChangeCursor, ApiErr
     }
 }
 
-/// The instant a token with this `exp` expires, on the runtime's clock.
-fn until(exp: u64) -> Instant {
+/// The instant a token with this `exp` expires, on the runtime's clock; `None` for one too
+/// far off for the clock to hold (such a stream ends only when the instance stops).
+fn until(exp: u64) -> Option<Instant> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+    Instant::now().checked_add(Duration::from_secs(exp.saturating_sub(now)))
 }
 
 /// One stream: where it is in the feed and what it has read but not yet sent.

@@ -12,8 +12,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
+use tracing::field;
 
 use super::error::{ApiError, FieldError};
+
 use crate::auth::{self, AuthError, Verified, Verifier};
 use crate::domain::{TaskId, UserId};
 use crate::rate_limits::{Limiter, QuotaSlot};
@@ -70,10 +72,10 @@ where
         let Verified { user, expires_at } = match verified {
             Ok(verified) => verified,
             Err(error) => {
-                // The client gets the reason in its detail; the operator gets it here, with
-                // the request's id from the span (a wrong `iss` or `aud` is a configuration
+                // The client gets the reason in its detail; the operator gets it in the
+                // request's log line, beside its id (a wrong `iss` or `aud` is a configuration
                 // mistake, and "401" alone does not say so).
-                tracing::info!(reason = %error, "authentication failed");
+                tracing::Span::current().record("auth_error", field::display(&error));
                 // Failed authentication counts against the client's address: guessing tokens
                 // costs a quota. (No peer in process-local tests: nothing to count.)
                 if matches!(error, AuthError::KeysUnavailable) {

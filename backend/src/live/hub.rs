@@ -16,12 +16,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::domain::UserId;
+use crate::store::ChangeFeed;
 
 /// What a stream follows and what a write wakes: one change feed, today a user's. It is the
 /// key of everything here (the streams, the counters polled, the announcements), so that when
 /// the feed's unit becomes a list, this is the one name to change.
 pub type Topic = UserId;
-use crate::store::ChangeFeed;
 
 /// The limits and timings of live streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

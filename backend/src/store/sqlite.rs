@@ -36,7 +36,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Idempotency keys whose request is being processed (see [`SqliteStore::once`]).
+    /// Idempotency keys whose request is being processed (see [`SqliteStore::claim`]).
     in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
@@ -285,7 +285,9 @@ async fn rekeyed_move(
     .bind(owner.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    let Some(plan) = rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
+    let plan = rekeyed_order(&rows, id, placement)
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    let Some(plan) = plan.filter(|_| admitted) else {
         return Ok(None);
     };
     let now = to_micros(now());

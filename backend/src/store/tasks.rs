@@ -9,8 +9,8 @@ use super::error::is_unique_violation;
 use super::statements::{Statements, Write, now};
 use super::{StoreError, Tasks};
 use crate::domain::{
-    CreateTask, Expect, Filter, IdempotencyKey, Once, Placement, Position, Task, TaskId, TaskQuery,
-    UpdateTask, UserId,
+    CreateTask, Expect, Filter, IdempotencyKey, Once, Placement, Position, PositionError, Task,
+    TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 /// How often a write that lost a race for a unique position is tried again.
@@ -271,7 +271,8 @@ pub(super) type OrderRow = (i64, String, bool);
 /// A new key for every one of the owner's tasks (`rows`, in position order, trashed ones
 /// included), in the same order except that `moving` goes where `placement` says: what a move
 /// writes when the key it would get is too long. `None` when `moving` or the named neighbour
-/// is not one of the owner's live tasks (the caller then answers as for any failed move).
+/// is not one of the owner's live tasks (the caller then answers as for any failed move); an
+/// error when a stored key is not a key.
 ///
 /// The new keys start after the largest key in use, so that no row's new key can equal
 /// another row's old one while the rows are rewritten one by one under the unique index.
@@ -279,10 +280,10 @@ pub(super) fn rekeyed_order(
     rows: &[OrderRow],
     moving: TaskId,
     placement: Placement,
-) -> Option<Vec<(i64, Position)>> {
+) -> Result<Option<Vec<(i64, Position)>>, PositionError> {
     let live = |id: i64| rows.iter().any(|(row, _, live)| *row == id && *live);
     if !live(moving.get()) {
-        return None;
+        return Ok(None);
     }
     let mut order: Vec<i64> = rows
         .iter()
@@ -294,13 +295,16 @@ pub(super) fn rekeyed_order(
         Placement::Before(None) => order.len(),
         // Next to itself: where it is (the rows before it, in order).
         Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) if anchor == moving => {
-            rows.iter().position(|(id, _, _)| *id == moving.get())?
+            let Some(at) = rows.iter().position(|(id, _, _)| *id == moving.get()) else {
+                return Ok(None);
+            };
+            at
         }
         Placement::After(Some(anchor)) | Placement::Before(Some(anchor)) => {
-            if !live(anchor.get()) {
-                return None;
-            }
-            let index = order.iter().position(|id| *id == anchor.get())?;
+            let index = order.iter().position(|id| *id == anchor.get());
+            let Some(index) = index.filter(|_| live(anchor.get())) else {
+                return Ok(None);
+            };
             match placement {
                 Placement::After(_) => index + 1,
                 Placement::Before(_) => index,
@@ -308,20 +312,20 @@ pub(super) fn rekeyed_order(
         }
     };
     order.insert(at, moving.get());
+    // A stored key that does not parse is corruption, and an error, not a missing task.
     let mut last = rows
         .iter()
         .map(|(_, key, _)| key)
         .max()
-        .map(|key| stored_position(key.clone()))
-        .transpose()
-        .ok()?;
+        .map(|key| Position::parse(key.clone()))
+        .transpose()?;
     let mut keys = Vec::with_capacity(order.len());
     for id in order {
-        let key = Position::between(last.as_ref(), None).ok()?;
+        let key = Position::between(last.as_ref(), None)?;
         keys.push((id, key.clone()));
         last = Some(key);
     }
-    Some(keys)
+    Ok(Some(keys))
 }
 
 fn position_contention() -> StoreError {
@@ -396,8 +400,8 @@ mod tests {
             (3, "a1".into(), true),
             (4, "a2".into(), true),
         ];
-        let ids = |plan: Option<Vec<(i64, Position)>>| {
-            let plan = plan.expect("a plan");
+        let ids = |plan: Result<Option<Vec<(i64, Position)>>, PositionError>| {
+            let plan = plan.expect("valid keys").expect("a plan");
             let keys: Vec<&Position> = plan.iter().map(|(_, key)| key).collect();
             assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
             assert!(keys.iter().all(|key| key.as_str() > "a2"), "{keys:?}");
@@ -418,9 +422,25 @@ mod tests {
         );
         assert_eq!(ids(rekeyed_order(&rows, id(3), after(3))), [1, 2, 3, 4]);
         // A trashed or missing task, moved or named, is no move.
-        assert!(rekeyed_order(&rows, id(2), after(1)).is_none());
-        assert!(rekeyed_order(&rows, id(1), after(2)).is_none());
-        assert!(rekeyed_order(&rows, id(9), after(1)).is_none());
-        assert!(rekeyed_order(&rows, id(1), after(9)).is_none());
+        assert!(
+            rekeyed_order(&rows, id(2), after(1))
+                .expect("valid keys")
+                .is_none()
+        );
+        assert!(
+            rekeyed_order(&rows, id(1), after(2))
+                .expect("valid keys")
+                .is_none()
+        );
+        assert!(
+            rekeyed_order(&rows, id(9), after(1))
+                .expect("valid keys")
+                .is_none()
+        );
+        assert!(
+            rekeyed_order(&rows, id(1), after(9))
+                .expect("valid keys")
+                .is_none()
+        );
     }
 }

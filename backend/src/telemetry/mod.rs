@@ -115,6 +115,7 @@ where
         route = %route,
         request_id = %request_id,
         user_id = field::Empty,
+        auth_error = field::Empty,
     );
     let method = metrics::method_label(request.method());
     let started = Instant::now();

@@ -88,14 +88,18 @@ async fn rekeyed_move(
     placement: Placement,
     versions: Option<&[i64]>,
 ) -> Result<Option<Row>, sqlx::Error> {
-    let rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(
+    // Locked in id order, which no write changes, so that two re-keys cannot deadlock; the
+    // rows' keys are their latest (a locking read waits for, and returns, the newest version),
+    // but a read that waited keeps its first order: the order is taken from the keys below.
+    let mut rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(
         "select id, position, deleted_at is null, version from tasks
-         where user_id = $1 order by position for update",
+         where user_id = $1 order by id for update",
     )
     .persistent(persistent)
     .bind(owner.as_str())
     .fetch_all(&mut *conn)
     .await?;
+    rows.sort_by(|a, b| a.1.cmp(&b.1));
     let admitted = rows.iter().any(|(task, _, live, version)| {
         *task == id.get() && *live && versions.is_none_or(|versions| versions.contains(version))
     });
@@ -103,7 +107,9 @@ async fn rekeyed_move(
         .into_iter()
         .map(|(task, key, live, _)| (task, key, live))
         .collect();
-    let Some(plan) = rekeyed_order(&rows, id, placement).filter(|_| admitted) else {
+    let plan = rekeyed_order(&rows, id, placement)
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    let Some(plan) = plan.filter(|_| admitted) else {
         return Ok(None);
     };
     let (ids, keys): (Vec<i64>, Vec<String>) = plan

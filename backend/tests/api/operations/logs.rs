@@ -33,12 +33,12 @@ fn json_logs_carry_each_field_once_and_a_rounded_latency() {
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .collect();
-    // Why a token was refused is in the operator's log, with the request's id.
+    // Why a token was refused is in the operator's log line of that request, with its id.
     let why = lines
         .iter()
-        .find(|line| line["message"] == "authentication failed")
-        .expect("the refusal is logged");
-    assert_eq!(why["reason"], "token has expired");
+        .find(|line| line["message"] == "response" && line["status"] == 401)
+        .expect("the refused request's line");
+    assert_eq!(why["span"]["auth_error"], "token has expired");
     assert_eq!(why["span"]["request_id"], request_id.as_str());
     let line = lines
         .iter()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::support::app::{SECRET, token};
-use crate::support::spawned::{Server, free_port};
+use crate::support::spawned::{Server, free_port, run};
 
 use super::request;
 
@@ -252,7 +252,23 @@ fn metrics_can_live_on_an_address_of_their_own() {
 #[test]
 fn metrics_are_not_served_on_the_api_port_by_default() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // The default METRICS_ADDR, not the harness's: a loopback port of its own.
+    // The default METRICS_ADDR, not the harness's: a loopback port of its own, 9464. Where
+    // something else holds that port (a developer's running service), the start must fail
+    // and say so, which shows the default as well.
+    if std::net::TcpListener::bind("127.0.0.1:9464").is_err() {
+        let output = run(
+            dir.path(),
+            &["serve", "--port", "0"],
+            &[("METRICS_ADDR", "")],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains("cannot listen on METRICS_ADDR 127.0.0.1:9464"),
+            "{stderr}"
+        );
+        return;
+    }
     let server = Server::start(dir.path(), &[("METRICS_ADDR", "")]);
     assert_eq!(
         request(server.port, "GET", "/metrics", None, &[]).status,

@@ -40,11 +40,20 @@ fn clean(program: &str, dir: &Path) -> Command {
 }
 
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    todo_backend(dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs")
+    let mut command = todo_backend(dir);
+    with_env(&mut command, env);
+    command.args(args).output().expect("the binary runs")
+}
+
+/// Sets `env` on `command`; an empty value removes the variable, so that a test sees a
+/// default that the harness would otherwise set.
+fn with_env(command: &mut Command, env: &[(&str, &str)]) {
+    for (name, value) in env {
+        match value.is_empty() {
+            true => command.env_remove(name),
+            false => command.env(name, value),
+        };
+    }
 }
 
 /// A minimal HTTP/1.1 exchange, enough to drive the server without another client crate.
@@ -118,15 +127,8 @@ impl Server {
         Self::spawn(shell, env)
     }
 
-    /// An empty value in `env` removes the variable, so that a test sees a default that the
-    /// harness would otherwise set.
     fn spawn(mut command: Command, env: &[(&str, &str)]) -> Server {
-        for (name, value) in env {
-            match value.is_empty() {
-                true => command.env_remove(name),
-                false => command.env(name, value),
-            };
-        }
+        with_env(&mut command, env);
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
