@@ -59,6 +59,26 @@ impl Position {
         key_between(before.map(|p| p.0.as_str()), after.map(|p| p.0.as_str())).map(Position)
     }
 
+    /// One of eight keys strictly between `before` and `after`, picked by the low three bits of
+    /// `entropy`: for writers that lost the middle of a gap to each other, so that they do not
+    /// all compute the same key again.
+    pub fn somewhere_between(
+        before: Option<&Position>,
+        after: Option<&Position>,
+        entropy: u8,
+    ) -> Result<Position, PositionError> {
+        let (mut low, mut high) = (before.cloned(), after.cloned());
+        let mut middle = Position::between(low.as_ref(), high.as_ref())?;
+        for bit in 0..3 {
+            match entropy >> bit & 1 {
+                0 => high = Some(middle),
+                _ => low = Some(middle),
+            }
+            middle = Position::between(low.as_ref(), high.as_ref())?;
+        }
+        Ok(middle)
+    }
+
     /// `self` with a fraction made of `entropy` appended, when `self` is a bare integer key:
     /// a key just above `self` that concurrent writers computing the same `self` are unlikely
     /// to share.
@@ -285,6 +305,23 @@ mod tests {
 
     fn between(a: Option<&str>, b: Option<&str>) -> String {
         key_between(a, b).expect("valid bounds")
+    }
+
+    #[test]
+    fn somewhere_between_spreads_over_the_gap() {
+        let low = Position::parse("a0").expect("key");
+        let high = Position::parse("a1").expect("key");
+        let mut keys: Vec<Position> = (0..8u8)
+            .map(|entropy| {
+                Position::somewhere_between(Some(&low), Some(&high), entropy).expect("a key")
+            })
+            .collect();
+        assert!(keys.iter().all(|key| &low < key && key < &high), "{keys:?}");
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 8, "eight distinct keys");
+        let open = Position::somewhere_between(None, Some(&low), 5).expect("a key");
+        assert!(open < low);
     }
 
     #[test]

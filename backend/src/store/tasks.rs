@@ -83,12 +83,22 @@ impl<S: Statements> Tasks for S {
         expect: &Expect,
         key: Option<&IdempotencyKey>,
     ) -> Result<Once<Task>, StoreError> {
-        for _ in 0..POSITION_ATTEMPTS {
+        for attempt in 0..POSITION_ATTEMPTS {
             let Some((lower, upper)) = bounds(self, owner, id, placement).await? else {
                 return Ok(Once::Done(unwritten(self, owner, id, expect).await?));
             };
-            let position = Position::between(lower.as_ref(), upper.as_ref())
-                .map_err(|error| StoreError::Other(error.into()))?;
+            // The middle of the gap; after losing it to a concurrent move, a random point in
+            // it, after a random pause, so that movers racing for one gap stop colliding.
+            let position = match attempt {
+                0 => Position::between(lower.as_ref(), upper.as_ref()),
+                _ => {
+                    let entropy = random_byte()?;
+                    let pause = u64::from(entropy) % (4 * attempt as u64 + 1);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    Position::somewhere_between(lower.as_ref(), upper.as_ref(), entropy)
+                }
+            }
+            .map_err(|error| StoreError::Other(error.into()))?;
             // A key past the limit: every key of the owner is rewritten, in one transaction.
             let write = match position.is_too_long() {
                 true => Write::Rekey {
@@ -350,6 +360,13 @@ fn position_after(last: Option<String>, attempt: usize) -> Result<Position, Stor
     let mut entropy = [0u8; 3];
     getrandom::fill(&mut entropy).map_err(|error| StoreError::Other(error.to_string().into()))?;
     Ok(next.spread(entropy))
+}
+
+/// A random byte, for the spread of retries.
+fn random_byte() -> Result<u8, StoreError> {
+    let mut byte = [0u8; 1];
+    getrandom::fill(&mut byte).map_err(|error| StoreError::Other(error.to_string().into()))?;
+    Ok(byte[0])
 }
 
 /// The task a conditional write found, when the write itself matched nothing: a version the
