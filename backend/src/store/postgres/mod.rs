@@ -150,28 +150,22 @@ impl PgStore {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let (_slot, deadline) = self.slot().await?;
         if self.transaction_pooler {
-            let mut transaction = self.begin_by(deadline).await?;
-            let value = Box::pin(work(&mut transaction, false))
-                .await
-                .map_err(db_error)?;
-            transaction.commit().await.map_err(db_error)?;
-            Ok(value)
-        } else {
-            // With a slot, an idle connection is there unless the pool has yet to open one (or
-            // its reaper just closed one): then the pool's acquire, which opens it.
-            let mut connection = match self.pool.try_acquire() {
-                Some(connection) => connection,
-                None => tokio::time::timeout_at(deadline, Box::pin(self.pool.acquire()))
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(db_error)?,
-            };
-            Box::pin(work(&mut connection, true))
-                .await
-                .map_err(db_error)
+            return self.transaction(work).await;
         }
+        let (_slot, deadline) = self.slot().await?;
+        // With a slot, an idle connection is there unless the pool has yet to open one (or its
+        // reaper just closed one): then the pool's acquire, which opens it.
+        let mut connection = match self.pool.try_acquire() {
+            Some(connection) => connection,
+            None => tokio::time::timeout_at(deadline, Box::pin(self.pool.acquire()))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(db_error)?,
+        };
+        Box::pin(work(&mut connection, true))
+            .await
+            .map_err(db_error)
     }
 }
 
@@ -214,13 +208,11 @@ impl PgStore {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let persistent = !self.transaction_pooler;
-        let (_slot, deadline) = self.slot().await?;
-        let mut transaction = self.begin_by(deadline).await?;
-        let value = Box::pin(work(&mut transaction, persistent))
+        let mut transaction = Statements::begin(self).await?;
+        let value = Box::pin(work(&mut transaction.transaction, self.persistent()))
             .await
             .map_err(db_error)?;
-        transaction.commit().await.map_err(db_error)?;
+        Statements::commit(self, transaction).await?;
         Ok(value)
     }
 
