@@ -30,6 +30,9 @@ const PAGE: u32 = 100;
 /// The longest wait before a stream tries the feed again after the database failed it.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
+/// How soon a stream reads again when a change it was woken for could not be read yet.
+const SETTLE: Duration = Duration::from_millis(50);
+
 /// The header a reconnecting client names its last event with.
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
@@ -67,7 +70,9 @@ pub async fn stream_events(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let since = resume_point(&headers, uri.query().unwrap_or_default())?;
+    let request = query::parse(uri.query().unwrap_or_default())?;
+    let since = resume_point(&headers, request.since)?;
+    let lists = request.lists;
     let expires = until(expires_at);
     // Subscribed before the first read, so that a write between the two still wakes it.
     let subscription = state
@@ -77,13 +82,15 @@ pub async fn stream_events(
             Refused::User(max) => ApiError::TooManyStreams(max),
             Refused::Instance => ApiError::Unavailable,
         })?;
-    let first = state.feed.changes(&user, since, PAGE).await?;
+    let first = state.feed.changes(&user, since, PAGE, lists).await?;
     let tail = Tail {
         store: state.feed.clone(),
         user,
+        lists,
         cursor: since,
         pending: first.changes.into(),
         stale: first.has_more,
+        settling: first.settling,
         subscription,
         expires,
         heartbeat: state.events.settings().heartbeat,
@@ -112,8 +119,7 @@ pub async fn stream_events(
 }
 
 /// Where the stream starts: after `Last-Event-ID`, else after `since`, else the beginning.
-fn resume_point(headers: &HeaderMap, query: &str) -> Result<ChangeCursor, ApiError> {
-    let since = query::parse(query)?.since;
+fn resume_point(headers: &HeaderMap, since: ChangeCursor) -> Result<ChangeCursor, ApiError> {
     let mut values = headers.get_all(LAST_EVENT_ID).iter();
     let Some(value) = values.next() else {
         return Ok(since);
@@ -146,11 +152,16 @@ fn until(exp: u64) -> Option<Instant> {
 struct Tail {
     store: Arc<dyn ChangeFeed>,
     user: UserId,
+    /// Whether the stream carries the list entries (`include=lists`).
+    lists: bool,
     /// The cursor of the last change handed out.
     cursor: ChangeCursor,
     pending: VecDeque<Change>,
     /// Whether the feed may hold more after `cursor` than has been read.
     stale: bool,
+    /// Whether a change has committed that the last read could not see yet (an older
+    /// transaction was still open): read again shortly, without waiting for a wake.
+    settling: bool,
     subscription: Subscription,
     expires: Option<Instant>,
     heartbeat: Duration,
@@ -180,11 +191,19 @@ impl Tail {
                 }
             };
             let heartbeat = tokio::time::sleep(self.heartbeat);
+            let settling = self.settling;
+            let settled = async move {
+                match settling {
+                    true => tokio::time::sleep(SETTLE).await,
+                    false => std::future::pending().await,
+                }
+            };
             let subscription = &mut self.subscription;
             let next = tokio::select! {
                 biased;
                 woken = subscription.woken() => if woken { Idle::Woken } else { Idle::End },
                 () = expired => Idle::End,
+                () = settled => Idle::Woken,
                 () = heartbeat => Idle::Heartbeat,
             };
             match next {
@@ -198,10 +217,15 @@ impl Tail {
     /// Reads the next page of the feed; while the database fails, waits and tries again.
     /// `false` when the stream should end.
     async fn read(&mut self) -> bool {
-        match self.store.changes(&self.user, self.cursor, PAGE).await {
+        match self
+            .store
+            .changes(&self.user, self.cursor, PAGE, self.lists)
+            .await
+        {
             Ok(page) => {
                 self.failures = 0;
                 self.stale = page.has_more;
+                self.settling = page.settling;
                 self.pending.extend(page.changes);
                 true
             }
@@ -235,8 +259,8 @@ enum Idle {
 /// One change as an SSE event. The JSON has no newline, so it fits one `data:` line.
 fn event(change: &Change) -> Bytes {
     let (op, cursor) = match change {
-        Change::Upsert { cursor, .. } => ("upsert", cursor),
-        Change::Delete { cursor, .. } => ("delete", cursor),
+        Change::Upsert { cursor, .. } | Change::ListUpsert { cursor, .. } => ("upsert", cursor),
+        Change::Delete { cursor, .. } | Change::ListDelete { cursor, .. } => ("delete", cursor),
     };
     let data = serde_json::to_string(change).unwrap_or_default();
     Bytes::from(format!(
@@ -249,37 +273,41 @@ fn event(change: &Change) -> Bytes {
 mod tests {
     use super::*;
 
+    fn since(query: &str) -> ChangeCursor {
+        query::parse(query).map(|request| request.since).unwrap_or_default()
+    }
+
     #[test]
     fn the_resume_point_prefers_last_event_id() {
         let mut headers = HeaderMap::new();
-        assert_eq!(resume_point(&headers, "").ok(), Some(ChangeCursor::START));
+        assert_eq!(resume_point(&headers, since("")).ok(), Some(ChangeCursor::START));
         assert_eq!(
-            resume_point(&headers, "since=7")
+            resume_point(&headers, since("since=7"))
                 .map(ChangeCursor::get)
                 .ok(),
             Some(7)
         );
         headers.insert(LAST_EVENT_ID, HeaderValue::from_static("9"));
         assert_eq!(
-            resume_point(&headers, "since=7")
+            resume_point(&headers, since("since=7"))
                 .map(ChangeCursor::get)
                 .ok(),
             Some(9)
         );
         headers.insert(LAST_EVENT_ID, HeaderValue::from_static(""));
         assert_eq!(
-            resume_point(&headers, "since=7")
+            resume_point(&headers, since("since=7"))
                 .map(ChangeCursor::get)
                 .ok(),
             Some(7)
         );
         headers.insert(LAST_EVENT_ID, HeaderValue::from_static("x"));
         assert!(matches!(
-            resume_point(&headers, ""),
+            resume_point(&headers, since("")),
             Err(ApiError::BadRequest(_))
         ));
         assert!(matches!(
-            resume_point(&HeaderMap::new(), "since=-1"),
+            query::parse("since=-1"),
             Err(ApiError::Validation { .. })
         ));
     }

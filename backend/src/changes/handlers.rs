@@ -33,7 +33,7 @@ pub async fn list_changes(
 ) -> Result<Json<ChangePage>, ApiError> {
     let page = state
         .feed
-        .changes(&user, request.since, request.limit)
+        .changes(&user, request.since, request.limit, request.lists)
         .await?;
     Ok(Json(page))
 }

@@ -12,6 +12,8 @@ use crate::http::ApiError;
 pub struct FeedRequest {
     pub since: ChangeCursor,
     pub limit: u32,
+    /// Whether the lists' own entries come too (`include=lists`).
+    pub lists: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for FeedRequest {
@@ -28,12 +30,20 @@ pub fn parse(raw: &str) -> Result<FeedRequest, ApiError> {
     let mut request = FeedRequest {
         since: ChangeCursor::START,
         limit: FeedLimit::DEFAULT,
+        lists: false,
     };
     let mut seen = (false, false);
     for (key, value) in crate::http::extract::query_pairs(raw)? {
         let first = match key.as_str() {
             "since" => !std::mem::replace(&mut seen.0, true),
             "limit" => !std::mem::replace(&mut seen.1, true),
+            "include" => match value.as_str() {
+                "lists" => {
+                    request.lists = true;
+                    continue;
+                }
+                _ => return Err(ApiError::invalid_field("include", "must be lists")),
+            },
             _ => continue,
         };
         if !first {
@@ -76,6 +86,9 @@ pub struct FeedParams {
     /// the feed starts from the beginning.
     #[param(pattern = "^[0-9]{0,19}$")]
     since: Option<String>,
+    /// `lists`: the lists' own entries too (a list created, joined, changed, or lost).
+    #[param(pattern = "^lists$")]
+    include: Option<String>,
     /// How many changes at most, 1–1000; 100 by default.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,

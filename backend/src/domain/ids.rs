@@ -1,4 +1,4 @@
-//! Identifiers that can only hold valid values: a task's id and its owner's id.
+//! Identifiers that can only hold valid values: a task's id, a list's id and a user's id.
 
 use std::fmt;
 
@@ -8,9 +8,17 @@ use serde::Serialize;
 pub const MAX_USER_ID_CHARS: usize = 255;
 
 /// The id of a user: the `sub` claim of a verified token. Every storage call is scoped to one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct UserId(String);
+
+impl TryFrom<String> for UserId {
+    type Error = InvalidUserId;
+
+    fn try_from(sub: String) -> Result<Self, Self::Error> {
+        UserId::parse(sub)
+    }
+}
 
 /// Why a user id was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +93,39 @@ impl std::str::FromStr for TaskId {
 }
 
 impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A list's id: a positive integer in its canonical decimal form, as a task's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ListId(i64);
+
+impl ListId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for ListId {
+    type Error = InvalidTaskId;
+
+    fn try_from(id: i64) -> Result<Self, Self::Error> {
+        TaskId::try_from(id).map(|id| ListId(id.get()))
+    }
+}
+
+impl std::str::FromStr for ListId {
+    type Err = InvalidTaskId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<TaskId>().map(|id| ListId(id.get()))
+    }
+}
+
+impl fmt::Display for ListId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }

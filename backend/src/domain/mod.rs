@@ -5,6 +5,7 @@
 
 mod fields;
 mod ids;
+pub mod list;
 mod position;
 pub mod query;
 pub mod sync;
@@ -12,7 +13,8 @@ pub mod task;
 mod text;
 
 pub use fields::{MAX_TAGS, Priority, TAG_MAX_CHARS, Tag, Tags, Timestamp};
-pub use ids::{InvalidTaskId, InvalidUserId, MAX_USER_ID_CHARS, TaskId, UserId};
+pub use ids::{InvalidTaskId, InvalidUserId, ListId, MAX_USER_ID_CHARS, TaskId, UserId};
+pub use list::{List, Role};
 pub use position::{Position, PositionError};
 pub use query::{Filter, Keyset, SortField, SortKey, SortValue, TaskQuery};
 pub use sync::{

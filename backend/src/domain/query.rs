@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::fields::{Priority, Tag};
 use super::ids::TaskId;
+use super::ids::{ListId, UserId};
 use super::task::{Task, TaskStatus};
 
 /// The most characters a search (`q`) may have.
@@ -27,6 +28,20 @@ pub struct Filter {
     pub updated_since: Option<DateTime<Utc>>,
     /// The trash instead of the live tasks (`deleted=true`).
     pub trashed: bool,
+    /// Only this list's tasks (`list_id=N`); without it, every list the caller can read.
+    pub list: Option<ListId>,
+    /// Only tasks assigned to someone, or to nobody (`assignee=`).
+    pub assignee: Option<Assignee>,
+}
+
+/// The `assignee` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    /// The caller (`me`).
+    Me,
+    User(UserId),
+    /// Unassigned tasks (`none`).
+    Nobody,
 }
 
 /// What text is compared in, for search and for the title sort: Unicode lowercase (so `É`

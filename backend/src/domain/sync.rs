@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-use super::ids::TaskId;
+use super::ids::{ListId, TaskId};
+use super::list::List;
 use super::task::Task;
 
 /// How long the outcome of a request with an `Idempotency-Key` is kept: a repeat within this
@@ -88,8 +89,10 @@ pub enum Once<T> {
     Replayed(Replay),
 }
 
-/// A position in one user's change feed. Each change to a user's tasks takes the next one,
-/// in the order the changes commit; 0 is the start, before any change.
+/// A position in a user's change feed: every change (to a task, a list, a membership) takes
+/// one, unique in the database and in the order the changes commit; 0 is the start, before
+/// any change. Positions below [`ChangeCursor::FIRST`] were handed out before lists existed
+/// (per-user counters), and are no longer served.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChangeCursor(i64);
 
@@ -100,6 +103,15 @@ pub struct InvalidCursor;
 
 impl ChangeCursor {
     pub const START: ChangeCursor = ChangeCursor(0);
+
+    /// The first position of the feed as it is now (2^39): older cursors counted each user's
+    /// changes on their own, and must start again.
+    pub const FIRST: i64 = 1 << 39;
+
+    /// A cursor handed out before lists existed, which can no longer be served.
+    pub fn is_from_before_lists(self) -> bool {
+        self != ChangeCursor::START && self.0 < ChangeCursor::FIRST
+    }
 
     pub fn get(self) -> i64 {
         self.0
@@ -136,7 +148,8 @@ impl Serialize for ChangeCursor {
     }
 }
 
-/// One entry of the change feed: the task as it now is, or the news that it was deleted.
+/// One entry of the change feed: the task as it now is, or the news that it was deleted; with
+/// `include=lists`, also a list as it now is, or the news that the caller lost it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Change {
@@ -153,13 +166,36 @@ pub enum Change {
         #[schema(value_type = i64, example = 7)]
         id: TaskId,
     },
+    /// The list was created, joined or changed: store this copy.
+    #[serde(rename = "upsert")]
+    ListUpsert {
+        #[schema(value_type = String, example = "44")]
+        cursor: ChangeCursor,
+        list: List,
+    },
+    /// The caller lost the list (left, removed, list deleted): drop it and its tasks.
+    #[serde(rename = "delete")]
+    ListDelete {
+        #[schema(value_type = String, example = "45")]
+        cursor: ChangeCursor,
+        #[schema(value_type = i64, example = 3)]
+        list_id: ListId,
+    },
 }
 
 impl Change {
     pub fn cursor(&self) -> ChangeCursor {
         match self {
-            Change::Upsert { cursor, .. } | Change::Delete { cursor, .. } => *cursor,
+            Change::Upsert { cursor, .. }
+            | Change::Delete { cursor, .. }
+            | Change::ListUpsert { cursor, .. }
+            | Change::ListDelete { cursor, .. } => *cursor,
         }
+    }
+
+    /// Whether this entry is about a list rather than a task.
+    pub fn is_about_a_list(&self) -> bool {
+        matches!(self, Change::ListUpsert { .. } | Change::ListDelete { .. })
     }
 }
 
@@ -173,6 +209,10 @@ pub struct ChangePage {
     pub next_cursor: ChangeCursor,
     /// Whether more changes follow right away.
     pub has_more: bool,
+    /// Whether a change has committed that cannot be read yet (an older transaction is still
+    /// open): a live stream reads again shortly instead of waiting for the next wake.
+    #[serde(skip)]
+    pub settling: bool,
 }
 
 /// How much of the feed a page holds.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::fields::{Priority, Tag, Tags, Timestamp};
-use super::ids::{TaskId, UserId};
+use super::ids::{ListId, TaskId, UserId};
 use super::position::Position;
 use super::text::is_invisible;
 
@@ -39,7 +39,7 @@ impl fmt::Display for TextError {
     }
 }
 
-fn check_text(text: &str, max_chars: usize) -> Result<(), TextError> {
+pub(super) fn check_text(text: &str, max_chars: usize) -> Result<(), TextError> {
     if text.contains('\0') {
         return Err(TextError::ContainsNul);
     }
@@ -149,9 +149,15 @@ pub struct Task {
     #[schema(example = "Two litres, semi-skimmed", max_length = 2000)]
     pub description: Option<String>,
     pub status: TaskStatus,
-    /// The owner: the `sub` claim of the token that created the task.
+    /// The creator: the `sub` claim of the token that created the task.
     #[schema(value_type = String, example = "user_2NNEqL")]
     pub user_id: UserId,
+    /// The list the task is in.
+    #[schema(value_type = i64, example = 3, minimum = 1)]
+    pub list_id: ListId,
+    /// The member of the list the task is assigned to, or `null`.
+    #[schema(value_type = Option<String>, example = "user_2NNEqL")]
+    pub assignee_id: Option<UserId>,
     /// When the task was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// When the task last changed (RFC 3339, UTC).
@@ -200,6 +206,14 @@ pub struct CreateTask {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Vec<Tag>, max_items = 20)]
     pub tags: Option<Tags>,
+    /// The list to create the task in (editor or owner); the caller's Inbox by default.
+    #[serde(default, deserialize_with = "list_id")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub list_id: Option<ListId>,
+    /// A member of the list to assign the task to; `null` or absent for nobody.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub assignee_id: Option<UserId>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -230,6 +244,15 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Vec<Tag>, max_items = 20)]
     pub tags: Option<Tags>,
+    /// Another list to move the task to, at its end (write access to both lists); `null` is
+    /// refused.
+    #[serde(default, deserialize_with = "list_id")]
+    #[schema(value_type = i64, minimum = 1)]
+    pub list_id: Option<ListId>,
+    /// A member of the task's list (its new list, with `list_id`); `null` unassigns.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub assignee_id: Option<Option<UserId>>,
 }
 
 impl UpdateTask {
@@ -241,6 +264,8 @@ impl UpdateTask {
             && self.due_at.is_none()
             && self.priority.is_none()
             && self.tags.is_none()
+            && self.list_id.is_none()
+            && self.assignee_id.is_none()
     }
 }
 
@@ -316,6 +341,16 @@ fn neighbour<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<TaskId>>, 
         .and_then(|raw| TaskId::try_from(raw).ok())
         .map(|id| Some(Some(id)))
         .ok_or_else(|| D::Error::custom("must be a positive task id or null"))
+}
+
+/// A list id in a body: an integer only (`3.0` and `3e0` are refused), present, not `null`.
+fn list_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ListId>, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    number
+        .as_i64()
+        .and_then(|raw| ListId::try_from(raw).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("must be a positive list id"))
 }
 
 /// A field that may be absent but, when present, must not be `null`.

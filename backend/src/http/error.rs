@@ -49,6 +49,15 @@ pub enum ApiError {
     /// The task does not exist, or belongs to someone else: the two are indistinguishable.
     #[error("task not found")]
     TaskNotFound,
+    /// The list does not exist, or the caller is not a member: the two are indistinguishable.
+    #[error("list not found")]
+    ListNotFound,
+    /// A member of the list without the role the request needs.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed for this path")]
@@ -112,7 +121,11 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::TaskNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TaskNotFound | ApiError::ListNotFound | ApiError::RouteNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -144,6 +157,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => ApiError::TaskNotFound,
+            StoreError::ListNotFound => ApiError::ListNotFound,
+            StoreError::Forbidden(why) => ApiError::Forbidden(why),
+            StoreError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            StoreError::Conflict(why) => ApiError::Conflict(why),
             StoreError::VersionMismatch { id, version } => ApiError::PreconditionFailed {
                 etag: super::etag::task_etag(id, version),
             },

@@ -5,9 +5,24 @@ use crate::domain::TaskId;
 /// What can go wrong in storage, sorted by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// No such task for this owner (it may exist for someone else).
+    /// No such task for this caller (it may exist in a list they are not a member of).
     #[error("task not found")]
     NotFound,
+    /// No such list for this caller (it may exist, without them).
+    #[error("list not found")]
+    ListNotFound,
+    /// The caller is a member of the list, without the role this needs.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A field names something the request cannot use (an assignee who is not a member).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
+    /// The request conflicts with the list's state (the owner accepting their own invitation).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The task exists, at a version the condition does not admit.
     #[error("the task has changed: it is at version {version}")]
     VersionMismatch { id: TaskId, version: i64 },

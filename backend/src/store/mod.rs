@@ -97,17 +97,19 @@ pub trait Tasks: Send + Sync + 'static {
 /// The change feed: each owner's changes in the order they committed.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + 'static {
-    /// Up to `limit` changes after `since`, in the order they committed.
+    /// Up to `limit` changes the caller can see after `since` (the tasks of every list they
+    /// can read; with `lists`, the lists too), in the order they committed.
     /// [`StoreError::HistoryExpired`] when changes after `since` have been purged.
     async fn changes(
         &self,
         owner: &UserId,
         since: ChangeCursor,
         limit: u32,
+        lists: bool,
     ) -> Result<ChangePage, StoreError>;
 
-    /// The change counter (the cursor of the latest change) of each of `owners` that has
-    /// ever written, in one query: how live streams learn that their user wrote.
+    /// The newest feed position of each of `owners` that can read anything, in one query:
+    /// how live streams learn that something they follow changed.
     async fn change_counters(&self, owners: &[UserId]) -> Result<Vec<(UserId, i64)>, StoreError>;
 
     /// Tells the instances listening on this database that `owners` wrote (PostgreSQL

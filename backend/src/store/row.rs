@@ -8,18 +8,135 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::domain::{
-    Change, ChangeCursor, Outcome, Position, Priority, Replay, Tags, Task, TaskId, UserId,
+    Change, ChangeCursor, List, ListId, Outcome, Position, Priority, Replay, Role, Tags, Task,
+    TaskId, UserId,
 };
 
 /// The columns every task query returns, as a literal for `concat!`, so that each query
 /// stays one static string (which the drivers' statement caches key on).
 macro_rules! task_columns {
     () => {
-        "id, user_id, title, description, status, created_at, updated_at, \
-         due_at, priority, tags, position, completed_at, version, deleted_at"
+        "id, user_id, list_id, assignee_id, title, description, status, created_at, \
+         updated_at, due_at, priority, tags, position, completed_at, version, deleted_at"
     };
 }
 pub(super) use task_columns;
+
+/// The columns of a list as the member `m` sees it (`lists l join list_members m`).
+macro_rules! list_columns {
+    () => {
+        "l.id, l.name, l.color, m.position, l.inbox_of is not null as is_inbox, m.role, \
+         l.owner_id, cast(l.member_count as bigint) as member_count, l.version, l.created_at, \
+         l.updated_at, l.deleted_at"
+    };
+}
+pub(super) use list_columns;
+
+/// A list as one member sees it, with timestamps of the backend's type `T`.
+#[derive(sqlx::FromRow)]
+pub(super) struct ListRow<T> {
+    id: i64,
+    name: String,
+    color: Option<String>,
+    position: String,
+    is_inbox: bool,
+    role: String,
+    owner_id: String,
+    member_count: i64,
+    version: i64,
+    created_at: T,
+    updated_at: T,
+    deleted_at: Option<T>,
+}
+
+impl<T: StoredTime> TryFrom<ListRow<T>> for List {
+    type Error = StoreError;
+
+    fn try_from(row: ListRow<T>) -> Result<Self, Self::Error> {
+        Ok(List {
+            id: ListId::try_from(row.id).map_err(|_| corrupt(format!("list id {}", row.id)))?,
+            name: row.name,
+            color: row.color,
+            position: Position::parse(row.position).map_err(|error| corrupt(error.to_string()))?,
+            is_inbox: row.is_inbox,
+            role: Role::parse(&row.role).ok_or_else(|| corrupt(format!("role {}", row.role)))?,
+            owner_id: UserId::parse(row.owner_id).map_err(|error| corrupt(error.to_string()))?,
+            member_count: row.member_count,
+            version: row.version,
+            created_at: row.created_at.into_utc()?,
+            updated_at: row.updated_at.into_utc()?,
+            deleted_at: row.deleted_at.map(StoredTime::into_utc).transpose()?,
+        })
+    }
+}
+
+/// Every list of a query.
+pub(super) fn lists<T: StoredTime>(rows: Vec<ListRow<T>>) -> Result<Vec<List>, StoreError> {
+    rows.into_iter().map(List::try_from).collect()
+}
+
+/// One feed entry that is not a task's row, as a backend reads it: a departure or a loss
+/// (`task_id` set: the task's delete; `list_id` only: the list's), or a list row with its
+/// position (`list`).
+pub(super) fn task_delete(pos: i64, task_id: i64) -> Result<Change, StoreError> {
+    Ok(Change::Delete {
+        cursor: cursor_at(pos)?,
+        id: TaskId::try_from(task_id).map_err(|_| corrupt(format!("task id {task_id}")))?,
+    })
+}
+
+pub(super) fn list_delete(pos: i64, list_id: i64) -> Result<Change, StoreError> {
+    Ok(Change::ListDelete {
+        cursor: cursor_at(pos)?,
+        list_id: ListId::try_from(list_id).map_err(|_| corrupt(format!("list id {list_id}")))?,
+    })
+}
+
+/// A list row of the feed: its current state, or (in the trash) its delete.
+pub(super) fn list_change<T: StoredTime>(pos: i64, row: ListRow<T>) -> Result<Change, StoreError> {
+    let list = List::try_from(row)?;
+    Ok(match list.deleted_at {
+        Some(_) => Change::ListDelete {
+            cursor: cursor_at(pos)?,
+            list_id: list.id,
+        },
+        None => Change::ListUpsert {
+            cursor: cursor_at(pos)?,
+            list,
+        },
+    })
+}
+
+/// One page of a feed from its four sources, each already in position order and cut at
+/// `limit`: merged into one order and cut at `limit` again.
+pub(super) fn merge_feed<T: StoredTime, L: StoredTags>(
+    tasks: Vec<ChangeRow<T, L>>,
+    departures: Vec<(i64, i64)>,
+    losses: Vec<(i64, i64, Option<i64>)>,
+    lists: Vec<(i64, ListRow<T>)>,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let mut changes = changes(tasks)?;
+    for (pos, task) in departures {
+        changes.push(task_delete(pos, task)?);
+    }
+    for (pos, list, task) in losses {
+        changes.push(match task {
+            Some(task) => task_delete(pos, task)?,
+            None => list_delete(pos, list)?,
+        });
+    }
+    for (pos, list) in lists {
+        changes.push(list_change(pos, list)?);
+    }
+    changes.sort_by_key(Change::cursor);
+    changes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(changes)
+}
+
+fn cursor_at(pos: i64) -> Result<ChangeCursor, StoreError> {
+    ChangeCursor::from_stored(pos).ok_or_else(|| corrupt(format!("change position {pos}")))
+}
 
 /// A task as a query returns it, with timestamps of the backend's type `T` and tags of its
 /// type `L`.
@@ -27,6 +144,8 @@ pub(super) use task_columns;
 pub(super) struct TaskRow<T, L> {
     id: i64,
     user_id: String,
+    list_id: i64,
+    assignee_id: Option<String>,
     title: String,
     description: Option<String>,
     status: String,
@@ -85,6 +204,13 @@ impl<T: StoredTime, L: StoredTags> TryFrom<TaskRow<T, L>> for Task {
         Ok(Task {
             id: TaskId::try_from(row.id).map_err(|_| corrupt(format!("task id {}", row.id)))?,
             user_id: UserId::parse(row.user_id).map_err(|error| corrupt(error.to_string()))?,
+            list_id: ListId::try_from(row.list_id)
+                .map_err(|_| corrupt(format!("list id {}", row.list_id)))?,
+            assignee_id: row
+                .assignee_id
+                .map(UserId::parse)
+                .transpose()
+                .map_err(|error| corrupt(error.to_string()))?,
             title: row.title,
             description: row.description,
             status: row.status.parse().map_err(corrupt)?,
@@ -130,7 +256,7 @@ pub(super) fn outcome_code(outcome: Outcome) -> i32 {
 pub(super) struct ChangeRow<T, L> {
     #[sqlx(flatten)]
     task: TaskRow<T, L>,
-    change_seq: i64,
+    change_pos: i64,
 }
 
 impl<T: StoredTime, L: StoredTags> TryFrom<ChangeRow<T, L>> for Change {
@@ -138,8 +264,8 @@ impl<T: StoredTime, L: StoredTags> TryFrom<ChangeRow<T, L>> for Change {
 
     /// A task in the trash is a deletion, for clients; anything else is its current state.
     fn try_from(row: ChangeRow<T, L>) -> Result<Self, Self::Error> {
-        let cursor = ChangeCursor::from_stored(row.change_seq)
-            .ok_or_else(|| corrupt(format!("change seq {}", row.change_seq)))?;
+        let cursor = ChangeCursor::from_stored(row.change_pos)
+            .ok_or_else(|| corrupt(format!("change position {}", row.change_pos)))?;
         let task = Task::try_from(row.task)?;
         Ok(match task.deleted_at {
             Some(_) => Change::Delete {
@@ -193,6 +319,8 @@ mod tests {
         TaskRow {
             id,
             user_id: "alice".into(),
+            list_id: 1,
+            assignee_id: None,
             title: "t".into(),
             description: None,
             status: status.into(),

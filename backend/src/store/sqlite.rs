@@ -13,11 +13,14 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::error::classify;
-use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
-use super::statements::{FeedRows, Purge, Statements, Write, admitted_versions, now};
-use super::tasks::{OrderRow, rekeyed_order};
+use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
+use super::statements::{FeedBounds, FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::tasks::{OrderRow, position_after, rekeyed_order};
 use super::{PoolSettings, PoolStatus, StoreError, text};
+use crate::domain::list::{CreateList, UpdateList};
+use crate::domain::query::Assignee;
 use crate::domain::{
+    List, ListId, Role,
     ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, Outcome, Placement, Position,
     SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
 };
@@ -131,11 +134,31 @@ where
     query.push(")");
 }
 
-/// `where` with the owner and every filter of `filter`.
+/// `where` with the caller's lists and every filter of `filter`.
 fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter) {
     query
-        .push(" where user_id = ")
-        .push_bind(owner.as_str().to_owned());
+        .push(" where list_id in (select list_id from list_members where user_id = ")
+        .push_bind(owner.as_str().to_owned())
+        .push(")");
+    if let Some(list) = filter.list {
+        query.push(" and list_id = ").push_bind(list.get());
+    }
+    match &filter.assignee {
+        None => {}
+        Some(Assignee::Nobody) => {
+            query.push(" and assignee_id is null");
+        }
+        Some(Assignee::Me) => {
+            query
+                .push(" and assignee_id = ")
+                .push_bind(owner.as_str().to_owned());
+        }
+        Some(Assignee::User(user)) => {
+            query
+                .push(" and assignee_id = ")
+                .push_bind(user.as_str().to_owned());
+        }
+    }
     query.push(if filter.trashed {
         " and deleted_at is not null"
     } else {
@@ -198,21 +221,114 @@ fn json_keys(tags: &Tags) -> String {
     serde_json::Value::from(tags.keys()).to_string()
 }
 
-/// The insert of a new task at `position`.
+/// `list_id` is one of the live lists the caller (`?1`) may write.
+macro_rules! writable {
+    () => {
+        "list_id in (select m.list_id from list_members m join lists l on l.id = m.list_id
+            where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null)"
+    };
+}
+
+/// `list_id` is one of the lists the caller (`?1`) is a member of.
+macro_rules! readable {
+    () => {
+        "list_id in (select list_id from list_members where user_id = ?1)"
+    };
+}
+
+/// The next feed position, taken (SQLite has one writer: the counter is in commit order).
+async fn next_position(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("update feed_clock set last = last + 1 returning last")
+        .fetch_one(conn)
+        .await
+}
+
+/// The key after the last of the user's lists in their own order.
+async fn next_list_position(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+) -> Result<Position, sqlx::Error> {
+    let last: Option<String> =
+        sqlx::query_scalar("select max(position) from list_members where user_id = ?1")
+            .bind(owner.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    position_after(last, 0).map_err(|error| sqlx::Error::Protocol(error.to_string()))
+}
+
+/// The caller's Inbox, made if it is not there yet; `conn` must hold the write lock.
+async fn inbox_for(conn: &mut SqliteConnection, owner: &UserId) -> Result<i64, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("select id from lists where inbox_of = ?1")
+        .bind(owner.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    let now = to_micros(now());
+    let pos = next_position(&mut *conn).await?;
+    let id: i64 = sqlx::query_scalar(
+        "insert into lists (owner_id, inbox_of, name, change_pos, last_pos, created_at,
+            updated_at)
+         values (?1, ?1, 'Inbox', ?2, ?2, ?3, ?3) returning id",
+    )
+    .bind(owner.as_str())
+    .bind(pos)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let position = next_list_position(&mut *conn, owner).await?;
+    sqlx::query(
+        "insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,
+            change_pos)
+         values (?1, ?2, 'owner', ?3, ?4, 0, 0)",
+    )
+    .bind(id)
+    .bind(owner.as_str())
+    .bind(position.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// The insert of a new task into `list` (without one, the caller's Inbox) at `position`
+/// (without one, after the list's last task): only into a live list the caller may write,
+/// with an assignee who is a member of it.
 async fn insert_task(
     conn: &mut SqliteConnection,
     owner: &UserId,
     task: &CreateTask,
-    position: &Position,
-) -> Result<Row, sqlx::Error> {
+    list: Option<ListId>,
+    position: Option<&Position>,
+) -> Result<Option<Row>, sqlx::Error> {
+    let list = match list {
+        Some(list) => list.get(),
+        None => inbox_for(&mut *conn, owner).await?,
+    };
+    let position = match position {
+        Some(position) => position.clone(),
+        None => {
+            let last: Option<String> =
+                sqlx::query_scalar("select max(position) from tasks where list_id = ?1")
+                    .bind(list)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            position_after(last, 0).map_err(|error| sqlx::Error::Protocol(error.to_string()))?
+        }
+    };
     let now = to_micros(now());
     let status = task.status.unwrap_or_default();
     let tags = task.tags.clone().unwrap_or_default();
     sqlx::query_as(concat!(
         "insert into tasks (user_id, title, title_key, description, description_key,
             status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
-            completed_at)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            completed_at, list_id, assignee_id)
+         select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+         where ?14 in (select m.list_id from list_members m join lists l on l.id = m.list_id
+                where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null)
+            and (?15 is null or exists (
+                select 1 from list_members a where a.list_id = ?14 and a.user_id = ?15))
          returning ",
         task_columns!()
     ))
@@ -229,7 +345,9 @@ async fn insert_task(
     .bind(json_keys(&tags))
     .bind(position.as_str())
     .bind((status == TaskStatus::Completed).then_some(now))
-    .fetch_one(conn)
+    .bind(list)
+    .bind(task.assignee_id.as_ref().map(UserId::as_str))
+    .fetch_optional(conn)
     .await
 }
 
@@ -239,15 +357,17 @@ async fn reposition(
     conn: &mut SqliteConnection,
     owner: &UserId,
     id: TaskId,
+    list: ListId,
     position: &Position,
     versions: Option<&str>,
 ) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
         "update tasks set position = ?3, version = version + 1,
             updated_at = max(?4, updated_at + 1)
-         where user_id = ?1 and id = ?2 and deleted_at is null
-            and (?5 is null or version in (select value from json_each(?5)))
-         returning ",
+         where id = ?2 and list_id = ?6 and deleted_at is null
+            and (?5 is null or version in (select value from json_each(?5))) and ",
+        writable!(),
+        " returning ",
         task_columns!()
     ))
     .bind(owner.as_str())
@@ -255,6 +375,7 @@ async fn reposition(
     .bind(position.as_str())
     .bind(to_micros(now()))
     .bind(versions)
+    .bind(list.get())
     .fetch_optional(conn)
     .await
 }
@@ -266,23 +387,27 @@ async fn rekeyed_move(
     conn: &mut SqliteConnection,
     owner: &UserId,
     id: TaskId,
+    list: ListId,
     placement: Placement,
     versions: Option<&str>,
 ) -> Result<Option<Row>, sqlx::Error> {
-    let admitted: bool = sqlx::query_scalar(
+    let admitted: bool = sqlx::query_scalar(concat!(
         "select exists(select 1 from tasks
-            where user_id = ?1 and id = ?2 and deleted_at is null
-            and (?3 is null or version in (select value from json_each(?3))))",
-    )
+            where id = ?2 and list_id = ?4 and deleted_at is null
+            and (?3 is null or version in (select value from json_each(?3))) and ",
+        writable!(),
+        ")"
+    ))
     .bind(owner.as_str())
     .bind(id.get())
     .bind(versions)
+    .bind(list.get())
     .fetch_one(&mut *conn)
     .await?;
     let rows: Vec<OrderRow> = sqlx::query_as(
-        "select id, position, deleted_at is null from tasks where user_id = ?1 order by position",
+        "select id, position, deleted_at is null from tasks where list_id = ?1 order by position",
     )
-    .bind(owner.as_str())
+    .bind(list.get())
     .fetch_all(&mut *conn)
     .await?;
     let plan = rekeyed_order(&rows, id, placement)
@@ -295,9 +420,9 @@ async fn rekeyed_move(
         sqlx::query(
             "update tasks set position = ?3, version = version + 1,
                 updated_at = max(?4, updated_at + 1)
-             where user_id = ?1 and id = ?2",
+             where list_id = ?1 and id = ?2",
         )
-        .bind(owner.as_str())
+        .bind(list.get())
         .bind(task)
         .bind(key.as_str())
         .bind(now)
@@ -307,9 +432,9 @@ async fn rekeyed_move(
     sqlx::query_as(concat!(
         "select ",
         task_columns!(),
-        " from tasks where user_id = ?1 and id = ?2"
+        " from tasks where list_id = ?1 and id = ?2"
     ))
-    .bind(owner.as_str())
+    .bind(list.get())
     .bind(id.get())
     .fetch_optional(conn)
     .await
@@ -327,22 +452,29 @@ async fn apply(
     write: Write<'_>,
 ) -> Result<Option<Row>, sqlx::Error> {
     match write {
-        Write::Insert { task, position } => {
-            // This backend finds no position in the insert: a create always brings one.
-            let position = position
-                .ok_or_else(|| sqlx::Error::Protocol("an insert without a position".into()))?;
-            insert_task(conn, owner, task, position).await.map(Some)
-        }
+        Write::Insert {
+            task,
+            list,
+            position,
+        } => insert_task(conn, owner, task, list, position).await,
         Write::Move {
             id,
+            list,
             position,
             expect,
-        } => reposition(conn, owner, id, position, versions_json(expect).as_deref()).await,
+        } => {
+            let versions = versions_json(expect);
+            reposition(conn, owner, id, list, position, versions.as_deref()).await
+        }
         Write::Rekey {
             id,
+            list,
             placement,
             expect,
-        } => rekeyed_move(conn, owner, id, placement, versions_json(expect).as_deref()).await,
+        } => {
+            let versions = versions_json(expect);
+            rekeyed_move(conn, owner, id, list, placement, versions.as_deref()).await
+        }
     }
 }
 
@@ -362,6 +494,14 @@ impl Drop for InFlight {
 
 fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
     row.map(Task::try_from).transpose()
+}
+
+/// A list row of the feed with its position.
+#[derive(sqlx::FromRow)]
+struct ListFeedRow {
+    pos: i64,
+    #[sqlx(flatten)]
+    list: ListRow<i64>,
 }
 
 /// The database file belongs to this process, so the keys in flight are known here
@@ -393,7 +533,8 @@ impl Statements for SqliteStore {
         if *filter == Filter::default() {
             // Kept by triggers: one row, however many tasks.
             return sqlx::query_scalar(
-                "select coalesce((select tasks from task_owners where user_id = ?1), 0)",
+                "select coalesce(sum(l.live_tasks), 0)
+                 from list_members m join lists l on l.id = m.list_id where m.user_id = ?1",
             )
             .bind(owner.as_str())
             .fetch_one(&self.pool)
@@ -412,7 +553,8 @@ impl Statements for SqliteStore {
         let row: Option<Row> = sqlx::query_as(concat!(
             "select ",
             task_columns!(),
-            " from tasks where user_id = ?1 and id = ?2 and deleted_at is null"
+            " from tasks where id = ?2 and deleted_at is null and ",
+            readable!()
         ))
         .bind(owner.as_str())
         .bind(id.get())
@@ -422,44 +564,312 @@ impl Statements for SqliteStore {
         task(row)
     }
 
-    async fn last_position(&self, owner: &UserId) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("select max(position) from tasks where user_id = ?1")
-            .bind(owner.as_str())
+    async fn role_in(&self, owner: &UserId, list: ListId) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = sqlx::query_scalar(
+            "select m.role from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and m.list_id = ?2 and l.deleted_at is null",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(role.as_deref().and_then(Role::parse))
+    }
+
+    async fn is_member(&self, list: ListId, user: &UserId) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "select exists (select 1 from list_members where list_id = ?1 and user_id = ?2)",
+        )
+        .bind(list.get())
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn last_position(&self, list: ListId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("select max(position) from tasks where list_id = ?1")
+            .bind(list.get())
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)
     }
 
-    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "select position from tasks where user_id = ?1 and id = ?2 and deleted_at is null",
-        )
+    async fn position_of(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+    ) -> Result<Option<(ListId, String)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(concat!(
+            "select list_id, position from tasks where id = ?2 and deleted_at is null and ",
+            readable!()
+        ))
         .bind(owner.as_str())
         .bind(id.get())
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+        row.map(|(list, key)| {
+            ListId::try_from(list)
+                .map(|list| (list, key))
+                .map_err(|_| StoreError::Other(format!("corrupt list id {list}").into()))
+        })
+        .transpose()
     }
 
     async fn neighbour(
         &self,
-        owner: &UserId,
+        list: ListId,
         moving: TaskId,
         from: Option<&Position>,
         above: bool,
     ) -> Result<Option<String>, StoreError> {
         let sql = match (above, from.is_some()) {
             (true, true) => {
-                "select min(position) from tasks where user_id = ?1 and id <> ?2 and position > ?3"
+                "select min(position) from tasks where list_id = ?1 and id <> ?2 and position > ?3"
             }
             (false, true) => {
-                "select max(position) from tasks where user_id = ?1 and id <> ?2 and position < ?3"
+                "select max(position) from tasks where list_id = ?1 and id <> ?2 and position < ?3"
             }
             (true, false) => {
-                "select min(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
+                "select min(position) from tasks where list_id = ?1 and id <> ?2 and ?3 is null"
             }
             (false, false) => {
-                "select max(position) from tasks where user_id = ?1 and id <> ?2 and ?3 is null"
+                "select max(position) from tasks where list_id = ?1 and id <> ?2 and ?3 is null"
+            }
+        };
+        sqlx::query_scalar(sql)
+            .bind(list.get())
+            .bind(moving.get())
+            .bind(from.map(Position::as_str))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn select_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        let rows: Vec<ListRow<i64>> = sqlx::query_as(concat!(
+            "select ",
+            list_columns!(),
+            " from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and l.deleted_at is null order by m.position"
+        ))
+        .bind(owner.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row::lists(rows)
+    }
+
+    async fn select_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        trashed: bool,
+    ) -> Result<Option<List>, StoreError> {
+        let row: Option<ListRow<i64>> = sqlx::query_as(concat!(
+            "select ",
+            list_columns!(),
+            " from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and l.id = ?2 and (l.deleted_at is not null) = ?3"
+        ))
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(trashed)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(List::try_from).transpose()
+    }
+
+    async fn insert_list(
+        &self,
+        owner: &UserId,
+        list: &CreateList,
+    ) -> Result<Option<List>, StoreError> {
+        let mut transaction = self.begin().await?;
+        let id = async {
+            let count: i64 =
+                sqlx::query_scalar("select count(*) from list_members where user_id = ?1")
+                    .bind(owner.as_str())
+                    .fetch_one(&mut *transaction)
+                    .await?;
+            if count >= crate::domain::list::MAX_LISTS_PER_USER {
+                return Ok(None);
+            }
+            let now = to_micros(now());
+            let pos = next_position(&mut transaction).await?;
+            let id: i64 = sqlx::query_scalar(
+                "insert into lists (owner_id, name, color, change_pos, last_pos, created_at,
+                    updated_at)
+                 values (?1, ?2, ?3, ?4, ?4, ?5, ?5) returning id",
+            )
+            .bind(owner.as_str())
+            .bind(list.name.as_str())
+            .bind(list.color.as_ref().map(|c| c.as_str()))
+            .bind(pos)
+            .bind(now)
+            .fetch_one(&mut *transaction)
+            .await?;
+            let position = next_list_position(&mut transaction, owner).await?;
+            sqlx::query(
+                "insert into list_members (list_id, user_id, role, position, joined_at,
+                    joined_pos, change_pos)
+                 values (?1, ?2, 'owner', ?3, ?4, 0, 0)",
+            )
+            .bind(id)
+            .bind(owner.as_str())
+            .bind(position.as_str())
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+            Ok::<_, sqlx::Error>(Some(id))
+        }
+        .await
+        .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        match id.map(ListId::try_from) {
+            Some(Ok(id)) => self.select_list(owner, id, false).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn update_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        changes: &UpdateList,
+        expect: &Expect,
+    ) -> Result<Option<List>, StoreError> {
+        let color = changes.color.as_ref();
+        let result = sqlx::query(
+            "update lists set name = coalesce(?3, name),
+                color = case when ?4 then ?5 else color end,
+                version = version + 1,
+                updated_at = max(?6, updated_at + 1)
+             where id = ?2 and deleted_at is null
+                and (?7 is null or version in (select value from json_each(?7)))
+                and (name is not coalesce(?3, name) or (?4 and color is not ?5))
+                and exists (select 1 from list_members
+                    where list_id = ?2 and user_id = ?1 and role <> 'viewer')",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(changes.name.as_ref().map(|n| n.as_str()))
+        .bind(color.is_some())
+        .bind(color.and_then(|c| c.as_ref()).map(|c| c.as_str()))
+        .bind(to_micros(now()))
+        .bind(versions_json(expect))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match result.rows_affected() {
+            0 => Ok(None),
+            _ => self.select_list(owner, list, false).await,
+        }
+    }
+
+    async fn trash_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        restore: bool,
+    ) -> Result<bool, StoreError> {
+        let now = to_micros(now());
+        let mut transaction = self.begin().await?;
+        let done = async {
+            let before: Option<Option<i64>> = sqlx::query_scalar(
+                "select deleted_at from lists
+                 where id = ?2 and inbox_of is null and (deleted_at is null) <> ?3
+                    and exists (select 1 from list_members
+                        where list_id = ?2 and user_id = ?1 and role = 'owner')",
+            )
+            .bind(owner.as_str())
+            .bind(list.get())
+            .bind(restore)
+            .fetch_optional(&mut *transaction)
+            .await?;
+            let Some(before) = before else {
+                return Ok(false);
+            };
+            sqlx::query(
+                "update lists set deleted_at = case when ?2 then null else ?3 end,
+                    version = version + 1, updated_at = max(?3, updated_at + 1)
+                 where id = ?1",
+            )
+            .bind(list.get())
+            .bind(restore)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+            let tasks = match restore {
+                true => sqlx::query(
+                    "update tasks set deleted_at = null, version = version + 1,
+                        updated_at = max(?3, updated_at + 1)
+                     where list_id = ?1 and deleted_at = ?2",
+                )
+                .bind(list.get())
+                .bind(before)
+                .bind(now),
+                false => sqlx::query(
+                    "update tasks set deleted_at = ?2 where list_id = ?1 and deleted_at is null",
+                )
+                .bind(list.get())
+                .bind(now),
+            };
+            tasks.execute(&mut *transaction).await?;
+            Ok::<_, sqlx::Error>(true)
+        }
+        .await
+        .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(done)
+    }
+
+    async fn reposition_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        position: &Position,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "update list_members set position = ?3
+             where user_id = ?1 and list_id = ?2
+                and list_id in (select id from lists where deleted_at is null)",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(position.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list_neighbour(
+        &self,
+        owner: &UserId,
+        moving: ListId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = match (above, from.is_some()) {
+            (true, true) => {
+                "select min(position) from list_members
+                 where user_id = ?1 and list_id <> ?2 and position > ?3"
+            }
+            (false, true) => {
+                "select max(position) from list_members
+                 where user_id = ?1 and list_id <> ?2 and position < ?3"
+            }
+            (true, false) => {
+                "select min(position) from list_members
+                 where user_id = ?1 and list_id <> ?2 and ?3 is null"
+            }
+            (false, false) => {
+                "select max(position) from list_members
+                 where user_id = ?1 and list_id <> ?2 and ?3 is null"
             }
         };
         sqlx::query_scalar(sql)
@@ -473,7 +883,9 @@ impl Statements for SqliteStore {
 
     async fn execute(&self, owner: &UserId, write: Write<'_>) -> Result<Option<Task>, StoreError> {
         let row = match write {
-            Write::Rekey { .. } => {
+            // Several statements that must see one state: the re-key, and a create that may
+            // make the caller's Inbox first.
+            Write::Rekey { .. } | Write::Insert { list: None, .. } => {
                 let mut transaction = self.begin().await?;
                 let row = apply(&mut transaction, owner, write)
                     .await
@@ -497,6 +909,15 @@ impl Statements for SqliteStore {
         expect: &Expect,
     ) -> Result<Option<Task>, StoreError> {
         let description = changes.description.as_ref().map(|d| d.as_ref());
+        // Into another list: after its last task.
+        let target_position = match changes.list_id {
+            None => None,
+            Some(list) => Some(
+                super::tasks::position_after(self.last_position(list).await?, 0)?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
         // As in the PostgreSQL store: only a real change at an expected version moves
         // `version` and `updated_at`.
         let row: Option<Row> = sqlx::query_as(concat!(
@@ -514,16 +935,32 @@ impl Statements for SqliteStore {
                 priority = coalesce(?12, priority),
                 tags = coalesce(?13, tags),
                 tag_keys = coalesce(?14, tag_keys),
+                list_id = coalesce(?16, list_id),
+                position = case when ?16 is null or ?16 = list_id then position else ?19 end,
+                assignee_id = case when ?17 then ?18
+                    when ?16 is null or ?16 = list_id then assignee_id
+                    when exists (select 1 from list_members a
+                        where a.list_id = ?16 and a.user_id = assignee_id) then assignee_id
+                    else null end,
                 updated_at = max(?9, updated_at + 1),
                 version = version + 1
-             where user_id = ?1 and id = ?2 and deleted_at is null
-                and (?15 is null or version in (select value from json_each(?15)))
+             where id = ?2 and deleted_at is null and ",
+            writable!(),
+            " and (?15 is null or version in (select value from json_each(?15)))
+                and (?16 is null or ?16 in (
+                    select m.list_id from list_members m join lists l on l.id = m.list_id
+                    where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null))
+                and (not ?17 or ?18 is null or exists (
+                    select 1 from list_members a
+                    where a.list_id = coalesce(?16, tasks.list_id) and a.user_id = ?18))
                 and (title is not coalesce(?3, title)
                 or (?5 and description is not ?6)
                 or status is not coalesce(?8, status)
                 or (?10 and due_at is not ?11)
                 or priority is not coalesce(?12, priority)
-                or tags is not coalesce(?13, tags))
+                or tags is not coalesce(?13, tags)
+                or list_id is not coalesce(?16, list_id)
+                or (?17 and assignee_id is not ?18))
              returning ",
             task_columns!()
         ))
@@ -542,6 +979,16 @@ impl Statements for SqliteStore {
         .bind(changes.tags.as_ref().map(json_names))
         .bind(changes.tags.as_ref().map(json_keys))
         .bind(versions_json(expect))
+        .bind(changes.list_id.map(ListId::get))
+        .bind(changes.assignee_id.is_some())
+        .bind(
+            changes
+                .assignee_id
+                .as_ref()
+                .and_then(|a| a.as_ref())
+                .map(UserId::as_str),
+        )
+        .bind(target_position)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -550,9 +997,12 @@ impl Statements for SqliteStore {
 
     async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "update tasks set deleted_at = ?3
-             where user_id = ?1 and id = ?2 and deleted_at is null
-                and (?4 is null or version in (select value from json_each(?4)))",
+            concat!(
+                "update tasks set deleted_at = ?3
+                 where id = ?2 and deleted_at is null
+                    and (?4 is null or version in (select value from json_each(?4))) and ",
+                writable!()
+            ),
         )
         .bind(owner.as_str())
         .bind(id.get())
@@ -568,8 +1018,9 @@ impl Statements for SqliteStore {
         let row: Option<Row> = sqlx::query_as(concat!(
             "update tasks set deleted_at = null, version = version + 1,
                 updated_at = max(?3, updated_at + 1)
-             where user_id = ?1 and id = ?2 and deleted_at is not null
-             returning ",
+             where id = ?2 and deleted_at is not null and ",
+            writable!(),
+            " returning ",
             task_columns!()
         ))
         .bind(owner.as_str())
@@ -685,35 +1136,103 @@ impl Statements for SqliteStore {
         owner: &UserId,
         since: ChangeCursor,
         limit: i64,
+        lists: bool,
     ) -> Result<FeedRows, StoreError> {
-        let rows: Vec<FeedRow> = sqlx::query_as(concat!(
-            "select ",
-            task_columns!(),
-            ", change_seq from tasks where user_id = ?1 and change_seq > ?2
-             order by change_seq limit ?3"
-        ))
-        .bind(owner.as_str())
-        .bind(since.get())
-        .bind(limit)
-        .fetch_all(&self.pool)
+        // One read transaction: one snapshot for the rows and the bounds.
+        let mut transaction = self.pool.begin().await.map_err(db_error)?;
+        let read = async {
+            let (last, purged_through, head): (i64, i64, Option<i64>) = sqlx::query_as(
+                "select last, purged_through, max(
+                    coalesce((select max(max(l.last_pos, m.change_pos))
+                        from list_members m join lists l on l.id = m.list_id
+                        where m.user_id = ?1), 0),
+                    coalesce((select max(pos) from feed_losses where user_id = ?1), 0))
+                 from feed_clock",
+            )
+            .bind(owner.as_str())
+            .fetch_one(&mut *transaction)
+            .await?;
+            // One writer at a time: everything counted so far has committed.
+            let bounds = FeedBounds {
+                horizon: last + 1,
+                frontier: last + 1,
+                purged_through,
+                head: head.unwrap_or(0),
+            };
+            let since = since.get();
+            let tasks: Vec<FeedRow> = sqlx::query_as(concat!(
+                "select ",
+                task_columns!(),
+                ", change_pos from tasks where change_pos > ?2 and ",
+                readable!(),
+                " order by change_pos limit ?3"
+            ))
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&mut *transaction)
+            .await?;
+            let departures: Vec<(i64, i64)> = sqlx::query_as(concat!(
+                "select pos, task_id from task_departures where pos > ?2 and ",
+                readable!(),
+                " order by pos limit ?3"
+            ))
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&mut *transaction)
+            .await?;
+            let losses: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+                "select pos, list_id, task_id from feed_losses
+                 where user_id = ?1 and pos > ?2 and (?4 or task_id is not null)
+                 order by pos limit ?3",
+            )
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(limit)
+            .bind(lists)
+            .fetch_all(&mut *transaction)
+            .await?;
+            let list_rows: Vec<ListFeedRow> = match lists {
+                false => Vec::new(),
+                true => {
+                    sqlx::query_as(concat!(
+                        "select max(l.change_pos, m.change_pos) as pos, ",
+                        list_columns!(),
+                        " from list_members m join lists l on l.id = m.list_id
+                         where m.user_id = ?1 and max(l.change_pos, m.change_pos) > ?2
+                         order by 1 limit ?3"
+                    ))
+                    .bind(owner.as_str())
+                    .bind(since)
+                    .bind(limit)
+                    .fetch_all(&mut *transaction)
+                    .await?
+                }
+            };
+            Ok::<_, sqlx::Error>((tasks, departures, losses, list_rows, bounds))
+        }
         .await
         .map_err(db_error)?;
-        let counters = sqlx::query_as(
-            "select last_change, purged_through from task_owners where user_id = ?1",
-        )
-        .bind(owner.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok((row::changes(rows)?, counters))
+        transaction.commit().await.map_err(db_error)?;
+        let (tasks, departures, losses, list_rows, bounds) = read;
+        let list_rows = list_rows.into_iter().map(|row| (row.pos, row.list)).collect();
+        let changes = row::merge_feed(tasks, departures, losses, list_rows, limit)?;
+        Ok((changes, bounds))
     }
 
     async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {
         let owners = serde_json::to_string(&owners.iter().map(UserId::as_str).collect::<Vec<_>>())
             .map_err(|error| StoreError::Other(error.into()))?;
         sqlx::query_as(
-            "select user_id, last_change from task_owners
-             where user_id in (select value from json_each(?1))",
+            "select user_id, max(pos) from (
+                select m.user_id, max(l.last_pos, m.change_pos) as pos
+                from list_members m join lists l on l.id = m.list_id
+                where m.user_id in (select value from json_each(?1))
+                union all
+                select user_id, pos from feed_losses
+                where user_id in (select value from json_each(?1))
+             ) group by user_id",
         )
         .bind(owners)
         .fetch_all(&self.pool)

@@ -9,30 +9,36 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::row::ReplayRow;
 use super::{PoolStatus, StoreError};
 use crate::domain::{
-    Change, ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, Outcome, Placement, Position,
-    Task, TaskId, TaskQuery, UpdateTask, UserId,
+    Change, ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome,
+    Placement, Position, Role, Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 /// A write to one task that may be made under an idempotency key.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Write<'a> {
-    /// A new task at `position`; `None`: after the owner's last task, where the backend finds
-    /// it in the insert itself ([`Statements::POSITION_IN_INSERT`]).
+    /// A new task in `list` (`None`: the caller's Inbox, made if need be) at `position`;
+    /// `None`: after the list's last task, where the backend finds it in the insert itself
+    /// ([`Statements::POSITION_IN_INSERT`]). Only into a live list the caller may write, with
+    /// an assignee who is a member of it.
     Insert {
         task: &'a CreateTask,
+        list: Option<ListId>,
         position: Option<&'a Position>,
     },
-    /// A live task to `position`, if its version is one `expect` admits.
+    /// A live task of `list` (which the caller may write) to `position`, if its version is
+    /// one `expect` admits.
     Move {
         id: TaskId,
+        list: ListId,
         position: &'a Position,
         expect: &'a Expect,
     },
-    /// A live task by `placement` with every key of the owner rewritten (see
+    /// A live task of `list` by `placement` with every key of the list rewritten (see
     /// [`super::tasks::rekeyed_order`]), if its version is one `expect` admits: one
-    /// transaction that locks the owner's rows first.
+    /// transaction that locks the list's rows first.
     Rekey {
         id: TaskId,
+        list: ListId,
         placement: Placement,
         expect: &'a Expect,
     },
@@ -48,8 +54,21 @@ impl Write<'_> {
     }
 }
 
-/// Changes of the feed in order, and the owner's counters (`last_change`, `purged_through`).
-pub(super) type FeedRows = (Vec<Change>, Option<(i64, i64)>);
+/// Changes of the feed in order, and where the feed stood when they were read.
+pub(super) type FeedRows = (Vec<Change>, FeedBounds);
+
+/// Where a user's feed stood when a page was read, in the same snapshot as its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct FeedBounds {
+    /// Positions from here on may still commit: the page stops short of it.
+    pub horizon: i64,
+    /// No position handed out so far reaches this: a cursor past it was never issued here.
+    pub frontier: i64,
+    /// The newest position a purge removed: a cursor before it may have missed a change.
+    pub purged_through: i64,
+    /// The newest position of anything the user can read (0: nothing).
+    pub head: i64,
+}
 
 /// Which rows a purge removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +79,9 @@ pub(super) enum Purge {
     Keys,
 }
 
-/// A backend's statements. Every method that reads or writes tasks takes the owner and
-/// filters on it in SQL.
+/// A backend's statements. Every method that reads or writes tasks takes the caller and joins
+/// their membership of the task's list into the same statement: no statement touches a task
+/// of a list the caller is not a member of, and none writes one without the right role.
 pub(super) trait Statements: Send + Sync + 'static {
     /// A transaction in progress, for a write under an idempotency key.
     type Transaction: Send;
@@ -72,46 +92,119 @@ pub(super) trait Statements: Send + Sync + 'static {
     /// Whether [`Write::Insert`] without a position finds one in the insert itself.
     const POSITION_IN_INSERT: bool;
 
-    /// One page of the owner's tasks matching `query`.
+    /// One page of the tasks the caller can read that match `query`.
     fn select_page(
         &self,
         owner: &UserId,
         query: &TaskQuery,
     ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
 
-    /// How many of the owner's tasks match `filter`.
+    /// How many of the tasks the caller can read match `filter`.
     fn count_matching(
         &self,
         owner: &UserId,
         filter: &Filter,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
-    /// One of the owner's live tasks.
+    /// A live task the caller can read.
     fn select_task(
         &self,
         owner: &UserId,
         id: TaskId,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
-    /// The largest position among the owner's tasks.
-    fn last_position(
+    /// The caller's role in a live list; `None` when they are not a member.
+    fn role_in(
         &self,
         owner: &UserId,
+        list: ListId,
+    ) -> impl Future<Output = Result<Option<Role>, StoreError>> + Send;
+
+    /// Whether `user` is a member of `list`.
+    fn is_member(
+        &self,
+        list: ListId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The largest position in a list.
+    fn last_position(
+        &self,
+        list: ListId,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// The position of one of the owner's live tasks.
+    /// The list and position of a live task the caller can read.
     fn position_of(
         &self,
         owner: &UserId,
         id: TaskId,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(ListId, String)>, StoreError>> + Send;
 
-    /// The nearest position above `from` (`above`) or below it, skipping the task `moving`;
-    /// without `from`, the owner's first or last position.
+    /// The nearest position of `list` above `from` (`above`) or below it, skipping the task
+    /// `moving`; without `from`, the list's first or last position.
     fn neighbour(
         &self,
-        owner: &UserId,
+        list: ListId,
         moving: TaskId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The caller's live lists, in their order.
+    fn select_lists(
+        &self,
+        owner: &UserId,
+    ) -> impl Future<Output = Result<Vec<List>, StoreError>> + Send;
+
+    /// One list of the caller's, live or (`trashed`) in the trash.
+    fn select_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        trashed: bool,
+    ) -> impl Future<Output = Result<Option<List>, StoreError>> + Send;
+
+    /// A new list owned by the caller, at the end of their order; `None` past
+    /// [`crate::domain::list::MAX_LISTS_PER_USER`].
+    fn insert_list(
+        &self,
+        owner: &UserId,
+        list: &crate::domain::list::CreateList,
+    ) -> impl Future<Output = Result<Option<List>, StoreError>> + Send;
+
+    /// Renames or recolours a live list the caller may write, if its version is one `expect`
+    /// admits and something really changes; `None` otherwise.
+    fn update_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        changes: &crate::domain::list::UpdateList,
+        expect: &Expect,
+    ) -> impl Future<Output = Result<Option<List>, StoreError>> + Send;
+
+    /// Puts a live list the caller owns (not an Inbox) in the trash with its live tasks, or
+    /// (`restore`) takes it out with the tasks that went with it; whether it did.
+    fn trash_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        restore: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives a list a new place in the caller's own order.
+    fn reposition_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        position: &Position,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The nearest of the caller's list positions above `from` (`above`) or below it,
+    /// skipping `moving`; and the position of a list of theirs.
+    fn list_neighbour(
+        &self,
+        owner: &UserId,
+        moving: ListId,
         from: Option<&Position>,
         above: bool,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
@@ -205,16 +298,17 @@ pub(super) trait Statements: Send + Sync + 'static {
     /// write lock.
     fn rollback(&self, transaction: Self::Transaction) -> impl Future<Output = ()> + Send;
 
-    /// Up to `limit` changes of the owner after `since`, in feed order, and the owner's
-    /// counters (`last_change`, `purged_through`), read after the changes.
+    /// Up to `limit` changes the caller can see after `since` (with the list entries when
+    /// `lists`), in feed order, and the feed's bounds, all read in one snapshot.
     fn feed_rows(
         &self,
         owner: &UserId,
         since: ChangeCursor,
         limit: i64,
+        lists: bool,
     ) -> impl Future<Output = Result<FeedRows, StoreError>> + Send;
 
-    /// The change counters of those of `owners` that have written, as stored.
+    /// The newest feed position of each of `owners` that can read anything.
     fn counter_rows(
         &self,
         owners: &[UserId],

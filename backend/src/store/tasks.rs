@@ -9,8 +9,8 @@ use super::error::is_unique_violation;
 use super::statements::{Statements, Write, now};
 use super::{StoreError, Tasks};
 use crate::domain::{
-    CreateTask, Expect, Filter, IdempotencyKey, Once, Placement, Position, PositionError, Task,
-    TaskId, TaskQuery, UpdateTask, UserId,
+    CreateTask, Expect, Filter, IdempotencyKey, ListId, Once, Placement, Position, PositionError,
+    Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 /// How often a write that lost a race for a unique position is tried again.
@@ -27,24 +27,29 @@ impl<S: Statements> Tasks for S {
         for attempt in 0..POSITION_ATTEMPTS {
             // Where the backend can, the first try finds the position in the insert itself
             // (one round trip); a retry after losing the race for it adds a random fraction.
-            let position = match attempt == 0 && S::POSITION_IN_INSERT {
-                true => None,
-                false => Some(position_after(self.last_position(owner).await?, attempt)?),
+            let position = match (attempt == 0 && S::POSITION_IN_INSERT, task.list_id) {
+                (true, _) | (false, None) => None,
+                (false, Some(list)) => {
+                    Some(position_after(self.last_position(list).await?, attempt)?)
+                }
             };
             let write = Write::Insert {
                 task: &task,
+                list: task.list_id,
                 position: position.as_ref(),
             };
             match write_once(self, owner, write, key).await {
                 Err(error) if is_unique_violation(&error) => continue,
                 Err(error) => return Err(error),
-                Ok(created) => return created.ok_or(StoreError::NotFound),
+                Ok(Some(created)) => return Ok(created),
+                Ok(None) => return Err(refused_insert(self, owner, &task).await),
             }
         }
         Err(position_contention())
     }
 
     async fn list(&self, owner: &UserId, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        readable_list(self, owner, query.filter.list).await?;
         self.select_page(owner, query).await
     }
 
@@ -68,11 +73,18 @@ impl<S: Statements> Tasks for S {
         if changes.is_empty() {
             return unwritten(self, owner, id, expect).await;
         }
-        match self.update_fields(owner, id, &changes, expect).await? {
-            Some(task) => Ok(task),
-            // Missing, foreign, at another version, or unchanged: the task tells which.
-            None => unwritten(self, owner, id, expect).await,
+        for _ in 0..POSITION_ATTEMPTS {
+            match self.update_fields(owner, id, &changes, expect).await {
+                Ok(Some(task)) => return Ok(task),
+                // Missing, foreign, read-only, at another version, unchanged, or a list or
+                // an assignee the caller cannot use: the rows tell which.
+                Ok(None) => return refused_update(self, owner, id, &changes, expect).await,
+                // Into another list, at a position a concurrent write took first.
+                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) => return Err(error),
+            }
         }
+        Err(position_contention())
     }
 
     async fn move_task(
@@ -84,7 +96,7 @@ impl<S: Statements> Tasks for S {
         key: Option<&IdempotencyKey>,
     ) -> Result<Once<Task>, StoreError> {
         for attempt in 0..POSITION_ATTEMPTS {
-            let Some((lower, upper)) = bounds(self, owner, id, placement).await? else {
+            let Some((list, lower, upper)) = bounds(self, owner, id, placement).await? else {
                 return Ok(Once::Done(unwritten(self, owner, id, expect).await?));
             };
             // The middle of the gap; after losing it to a concurrent move, a random point in
@@ -99,15 +111,17 @@ impl<S: Statements> Tasks for S {
                 }
             }
             .map_err(|error| StoreError::Other(error.into()))?;
-            // A key past the limit: every key of the owner is rewritten, in one transaction.
+            // A key past the limit: every key of the list is rewritten, in one transaction.
             let write = match position.is_too_long() {
                 true => Write::Rekey {
                     id,
+                    list,
                     placement,
                     expect,
                 },
                 false => Write::Move {
                     id,
+                    list,
                     position: &position,
                     expect,
                 },
@@ -116,7 +130,8 @@ impl<S: Statements> Tasks for S {
                 Err(error) if is_unique_violation(&error) => continue,
                 Err(error) => return Err(error),
                 Ok(Some(once)) => return Ok(once),
-                // Missing or at another version; one that matched was trashed in between.
+                // Missing, read-only or at another version; one that matched was trashed or
+                // moved to another list in between.
                 Ok(None) => {
                     return unwritten(self, owner, id, expect)
                         .await
@@ -130,7 +145,8 @@ impl<S: Statements> Tasks for S {
     async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
         match self.trash(owner, id, expect).await? {
             true => Ok(()),
-            // Missing or at another version; one that matched was trashed in between.
+            // Missing, read-only or at another version; one that matched was trashed in
+            // between.
             false => unwritten(self, owner, id, expect)
                 .await
                 .and(Err(StoreError::NotFound)),
@@ -140,12 +156,89 @@ impl<S: Statements> Tasks for S {
     async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
         match self.untrash(owner, id).await? {
             Some(task) => Ok(task),
-            None => self.get(owner, id).await,
+            None => unwritten(self, owner, id, &Expect::Any).await,
         }
     }
 }
 
-/// `write`, without a key or under one; `None` when it matched no task.
+/// Why an insert wrote nothing: the list is not the caller's to read (404) or to write (403),
+/// or the assignee is not a member of it (422).
+async fn refused_insert<S: Statements>(store: &S, owner: &UserId, task: &CreateTask) -> StoreError {
+    let Some(list) = task.list_id else {
+        return not_a_member();
+    };
+    match store.role_in(owner, list).await {
+        Err(error) => error,
+        Ok(None) => StoreError::ListNotFound,
+        Ok(Some(role)) if !role.can_write() => read_only(),
+        Ok(Some(_)) => not_a_member(),
+    }
+}
+
+/// Why an update wrote nothing, in the order a client can act on: the task (404), the right
+/// to write it (403), the list it should move to (404, 403), the assignee (422), its version
+/// (412); none of these: nothing differed, and the task is returned as it is.
+async fn refused_update<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    id: TaskId,
+    changes: &UpdateTask,
+    expect: &Expect,
+) -> Result<Task, StoreError> {
+    let task = writable_task(store, owner, id).await?;
+    let list = changes.list_id.unwrap_or(task.list_id);
+    if list != task.list_id {
+        match store.role_in(owner, list).await? {
+            None => return Err(StoreError::ListNotFound),
+            Some(role) if !role.can_write() => return Err(read_only()),
+            Some(_) => {}
+        }
+    }
+    if let Some(Some(assignee)) = &changes.assignee_id {
+        if !store.is_member(list, assignee).await? {
+            return Err(not_a_member());
+        }
+    }
+    admitted(task, expect)
+}
+
+/// A live task the caller can read and write.
+async fn writable_task<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    id: TaskId,
+) -> Result<Task, StoreError> {
+    let task = store.get(owner, id).await?;
+    match store.role_in(owner, task.list_id).await? {
+        Some(role) if role.can_write() => Ok(task),
+        Some(_) => Err(read_only()),
+        None => Err(StoreError::NotFound),
+    }
+}
+
+/// `list`, when a query names one, must be one the caller can read.
+async fn readable_list<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    list: Option<ListId>,
+) -> Result<(), StoreError> {
+    match list {
+        Some(list) if store.role_in(owner, list).await?.is_none() => Err(StoreError::ListNotFound),
+        _ => Ok(()),
+    }
+}
+
+fn read_only() -> StoreError {
+    StoreError::Forbidden("a viewer of this list cannot change it or its tasks")
+}
+
+fn not_a_member() -> StoreError {
+    StoreError::Invalid {
+        field: "assignee_id",
+        message: "must be a member of the task's list",
+    }
+}
+
 async fn write_once<S: Statements>(
     store: &S,
     owner: &UserId,
@@ -230,7 +323,7 @@ async fn unwritten<S: Statements>(
     id: TaskId,
     expect: &Expect,
 ) -> Result<Task, StoreError> {
-    admitted(store.get(owner, id).await?, expect)
+    admitted(writable_task(store, owner, id).await?, expect)
 }
 
 /// The positions a task moved by `placement` must fall between, or `None` when it is to go
@@ -240,14 +333,26 @@ async fn bounds<S: Statements>(
     owner: &UserId,
     id: TaskId,
     placement: Placement,
-) -> Result<Option<(Option<Position>, Option<Position>)>, StoreError> {
-    let position_of = async |anchor: TaskId| match store.position_of(owner, anchor).await? {
-        Some(key) => stored_position(key),
+) -> Result<Option<(ListId, Option<Position>, Option<Position>)>, StoreError> {
+    let Some((list, _)) = store.position_of(owner, id).await? else {
+        return Ok(None);
+    };
+    // A neighbour must be a task the caller can read (404 otherwise, as any foreign id) in
+    // the same list (422).
+    let position_of = async |anchor: TaskId, field: &'static str| match store
+        .position_of(owner, anchor)
+        .await?
+    {
+        Some((anchor_list, key)) if anchor_list == list => stored_position(key),
+        Some(_) => Err(StoreError::Invalid {
+            field,
+            message: "must be a task in the same list",
+        }),
         None => Err(StoreError::NotFound),
     };
     let neighbour = async |from: Option<&Position>, above: bool| {
         store
-            .neighbour(owner, id, from, above)
+            .neighbour(list, id, from, above)
             .await?
             .map(stored_position)
             .transpose()
@@ -258,24 +363,23 @@ async fn bounds<S: Statements>(
         }
         Placement::After(anchor) => {
             let lower = match anchor {
-                Some(anchor) => Some(position_of(anchor).await?),
+                Some(anchor) => Some(position_of(anchor, "after").await?),
                 None => None,
             };
             let upper = neighbour(lower.as_ref(), true).await?;
-            Ok(Some((lower, upper)))
+            Ok(Some((list, lower, upper)))
         }
         Placement::Before(anchor) => {
             let upper = match anchor {
-                Some(anchor) => Some(position_of(anchor).await?),
+                Some(anchor) => Some(position_of(anchor, "before").await?),
                 None => None,
             };
             let lower = neighbour(upper.as_ref(), false).await?;
-            Ok(Some((lower, upper)))
+            Ok(Some((list, lower, upper)))
         }
     }
 }
 
-/// One of the owner's tasks as a re-key reads it: id, position, and whether it is live.
 pub(super) type OrderRow = (i64, String, bool);
 
 /// A new key for every one of the owner's tasks (`rows`, in position order, trashed ones
@@ -350,7 +454,7 @@ fn stored_position(key: String) -> Result<Position, StoreError> {
 /// The position after the owner's last one (`None` when they have no task yet). A retry
 /// after losing a race (`attempt` > 0) adds a random fraction, so that many creates racing
 /// for the same slot spread out instead of colliding again.
-fn position_after(last: Option<String>, attempt: usize) -> Result<Position, StoreError> {
+pub(super) fn position_after(last: Option<String>, attempt: usize) -> Result<Position, StoreError> {
     let last = last.map(stored_position).transpose()?;
     let next =
         Position::between(last.as_ref(), None).map_err(|error| StoreError::Other(error.into()))?;

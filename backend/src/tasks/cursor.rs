@@ -185,6 +185,8 @@ mod tests {
             description: None,
             status: TaskStatus::Pending,
             user_id: UserId::parse("alice").expect("valid"),
+            list_id: crate::domain::ListId::try_from(1).expect("positive"),
+            assignee_id: None,
             created_at: now,
             updated_at: now,
             due_at: None,

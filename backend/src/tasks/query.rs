@@ -9,8 +9,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use utoipa::IntoParams;
 
-use crate::domain::query::{MAX_SEARCH_CHARS, fold};
-use crate::domain::{Filter, Page, Priority, SortKey, Tag, TaskQuery, TaskStatus, Timestamp};
+use crate::domain::query::{Assignee, MAX_SEARCH_CHARS, fold};
+use crate::domain::{
+    Filter, Page, Priority, SortKey, Tag, TaskQuery, TaskStatus, Timestamp, UserId,
+};
 use crate::http::ApiError;
 
 /// A parsed list request.
@@ -55,7 +57,9 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in &pairs {
         let key = key.as_str();
-        const SINGLE: [&str; 10] = [
+        const SINGLE: [&str; 12] = [
+            "list_id",
+            "assignee",
             "limit",
             "offset",
             "sort",
@@ -100,6 +104,20 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
             "tag" => filter
                 .tags
                 .push(Tag::try_from(value.clone()).map_err(invalid)?),
+            "list_id" => {
+                filter.list = Some(value.parse().map_err(|_| {
+                    invalid("must be a positive list id without sign or leading zeros".into())
+                })?);
+            }
+            "assignee" => {
+                filter.assignee = Some(match value.as_str() {
+                    "none" => Assignee::Nobody,
+                    "me" => Assignee::Me,
+                    other => Assignee::User(
+                        UserId::parse(other).map_err(|error| invalid(error.to_string()))?,
+                    ),
+                });
+            }
             _ => {}
         }
     }
@@ -192,6 +210,11 @@ pub struct ListParams {
     updated_since: Option<chrono::DateTime<chrono::Utc>>,
     /// The trash (`true`) instead of the live tasks: deleted tasks that can still be restored.
     deleted: Option<bool>,
+    /// Only this list's tasks (a list the caller is a member of: another is a 404).
+    #[param(minimum = 1)]
+    list_id: Option<i64>,
+    /// Only tasks assigned to `me`, to a user id, or to nobody (`none`).
+    assignee: Option<String>,
     /// Where the page starts: the `cursor` of a `Link: rel="next"` header.
     cursor: Option<String>,
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::super::text;
+use crate::domain::query::Assignee;
 use crate::domain::{Filter, SortValue, UserId};
 
 /// Binds a sort value as PostgreSQL compares it with its column.
@@ -21,11 +22,31 @@ pub(super) fn push_sort_value(query: &mut QueryBuilder<Postgres>, value: &SortVa
     }
 }
 
-/// `where` with the owner and every filter of `filter`.
+/// `where` with the caller's lists and every filter of `filter`.
 pub(super) fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
     query
-        .push(" where user_id = ")
-        .push_bind(owner.as_str().to_owned());
+        .push(" where list_id in (select list_id from list_members where user_id = ")
+        .push_bind(owner.as_str().to_owned())
+        .push(")");
+    if let Some(list) = filter.list {
+        query.push(" and list_id = ").push_bind(list.get());
+    }
+    match &filter.assignee {
+        None => {}
+        Some(Assignee::Nobody) => {
+            query.push(" and assignee_id is null");
+        }
+        Some(Assignee::Me) => {
+            query
+                .push(" and assignee_id = ")
+                .push_bind(owner.as_str().to_owned());
+        }
+        Some(Assignee::User(user)) => {
+            query
+                .push(" and assignee_id = ")
+                .push_bind(user.as_str().to_owned());
+        }
+    }
     query.push(if filter.trashed {
         " and deleted_at is not null"
     } else {

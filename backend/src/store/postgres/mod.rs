@@ -10,12 +10,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::error::classify;
-use super::row::{self, ChangeRow, ReplayRow, TaskRow, task_columns};
-use super::statements::{FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
+use super::statements::{FeedBounds, FeedRows, Purge, Statements, Write, admitted_versions, now};
 use super::{PoolSettings, PoolStatus, StoreError, text};
+use crate::domain::list::{CreateList, UpdateList};
 use crate::domain::{
-    ChangeCursor, Expect, Filter, IdempotencyKey, Outcome, Position, Tags, Task, TaskId, TaskQuery,
-    Timestamp, UpdateTask, UserId,
+    ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Role,
+    Tags, Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
 };
 
 mod filter;
@@ -26,10 +27,18 @@ mod writes;
 pub use pooler::TransactionPooler;
 
 use filter::{push_filter, push_sort_value};
-use writes::apply;
+use writes::{apply, writable};
 
 type Row = TaskRow<DateTime<Utc>, Vec<String>>;
 type FeedRow = ChangeRow<DateTime<Utc>, Vec<String>>;
+type ListRowPg = ListRow<DateTime<Utc>>;
+
+/// `list_id` is one of the lists the caller (`$1`) is a member of.
+macro_rules! readable {
+    () => {
+        "list_id in (select list_id from list_members where user_id = $1)"
+    };
+}
 
 pub use notify::NOTIFY_CHANNEL;
 
@@ -196,6 +205,19 @@ fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
     row.map(Task::try_from).transpose()
 }
 
+/// A list id read back from storage.
+fn stored_list(id: i64) -> Result<ListId, StoreError> {
+    ListId::try_from(id).map_err(|_| StoreError::Other(format!("corrupt list id {id}").into()))
+}
+
+/// A list row of the feed with its position.
+#[derive(sqlx::FromRow)]
+struct ListFeedRow {
+    pos: i64,
+    #[sqlx(flatten)]
+    list: ListRowPg,
+}
+
 /// A transaction of a write under a key, with the pool slot it holds.
 pub struct PgTransaction {
     transaction: Transaction<'static, Postgres>,
@@ -251,9 +273,11 @@ impl Statements for PgStore {
     async fn count_matching(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
         self.run(async |conn, persistent| {
             if *filter == Filter::default() {
-                // Kept by a trigger: one row, however many tasks.
+                // Kept by a trigger: one row per list, however many tasks.
                 return sqlx::query_scalar(
-                    "select coalesce((select tasks from task_owners where user_id = $1), 0)",
+                    "select coalesce(sum(l.live_tasks), 0)::bigint
+                     from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1",
                 )
                 .persistent(persistent)
                 .bind(owner.as_str())
@@ -276,7 +300,8 @@ impl Statements for PgStore {
                 sqlx::query_as(concat!(
                     "select ",
                     task_columns!(),
-                    " from tasks where user_id = $1 and id = $2 and deleted_at is null"
+                    " from tasks where id = $2 and deleted_at is null and ",
+                    readable!()
                 ))
                 .persistent(persistent)
                 .bind(owner.as_str())
@@ -288,35 +313,74 @@ impl Statements for PgStore {
         task(row)
     }
 
-    async fn last_position(&self, owner: &UserId) -> Result<Option<String>, StoreError> {
-        self.run(async |conn, persistent| {
-            sqlx::query_scalar("select max(position) from tasks where user_id = $1")
+    async fn role_in(&self, owner: &UserId, list: ListId) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = self
+            .run(async |conn, persistent| {
+                sqlx::query_scalar(
+                    "select m.role from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1 and m.list_id = $2 and l.deleted_at is null",
+                )
                 .persistent(persistent)
                 .bind(owner.as_str())
+                .bind(list.get())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        Ok(role.as_deref().and_then(Role::parse))
+    }
+
+    async fn is_member(&self, list: ListId, user: &UserId) -> Result<bool, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_scalar(
+                "select exists (select 1 from list_members where list_id = $1 and user_id = $2)",
+            )
+            .persistent(persistent)
+            .bind(list.get())
+            .bind(user.as_str())
+            .fetch_one(conn)
+            .await
+        })
+        .await
+    }
+
+    async fn last_position(&self, list: ListId) -> Result<Option<String>, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_scalar("select max(position) from tasks where list_id = $1")
+                .persistent(persistent)
+                .bind(list.get())
                 .fetch_one(conn)
                 .await
         })
         .await
     }
 
-    async fn position_of(&self, owner: &UserId, id: TaskId) -> Result<Option<String>, StoreError> {
-        self.run(async |conn, persistent| {
-            sqlx::query_scalar(
-                "select position from tasks
-                 where user_id = $1 and id = $2 and deleted_at is null",
-            )
-            .persistent(persistent)
-            .bind(owner.as_str())
-            .bind(id.get())
-            .fetch_optional(conn)
-            .await
-        })
-        .await
+    async fn position_of(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+    ) -> Result<Option<(ListId, String)>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(concat!(
+                    "select list_id, position from tasks
+                     where id = $2 and deleted_at is null and ",
+                    readable!()
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        row.map(|(list, key)| Ok((stored_list(list)?, key)))
+            .transpose()
     }
 
     async fn neighbour(
         &self,
-        owner: &UserId,
+        list: ListId,
         moving: TaskId,
         from: Option<&Position>,
         above: bool,
@@ -325,19 +389,273 @@ impl Statements for PgStore {
             let sql = match (above, from.is_some()) {
                 (true, true) => {
                     "select min(position) from tasks
-                     where user_id = $1 and id <> $2 and position > $3"
+                     where list_id = $1 and id <> $2 and position > $3"
                 }
                 (true, false) => {
                     "select min(position) from tasks
-                     where user_id = $1 and id <> $2 and $3::text is null"
+                     where list_id = $1 and id <> $2 and $3::text is null"
                 }
                 (false, true) => {
                     "select max(position) from tasks
-                     where user_id = $1 and id <> $2 and position < $3"
+                     where list_id = $1 and id <> $2 and position < $3"
                 }
                 (false, false) => {
                     "select max(position) from tasks
-                     where user_id = $1 and id <> $2 and $3::text is null"
+                     where list_id = $1 and id <> $2 and $3::text is null"
+                }
+            };
+            sqlx::query_scalar(sql)
+                .persistent(persistent)
+                .bind(list.get())
+                .bind(moving.get())
+                .bind(from.map(Position::as_str))
+                .fetch_one(conn)
+                .await
+        })
+        .await
+    }
+
+    async fn select_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        let rows: Vec<ListRowPg> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(concat!(
+                    "select ",
+                    list_columns!(),
+                    " from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1 and l.deleted_at is null order by m.position"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
+        row::lists(rows)
+    }
+
+    async fn select_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        trashed: bool,
+    ) -> Result<Option<List>, StoreError> {
+        let row: Option<ListRowPg> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(concat!(
+                    "select ",
+                    list_columns!(),
+                    " from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1 and l.id = $2 and (l.deleted_at is not null) = $3"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.get())
+                .bind(trashed)
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        row.map(List::try_from).transpose()
+    }
+
+    async fn insert_list(
+        &self,
+        owner: &UserId,
+        list: &CreateList,
+    ) -> Result<Option<List>, StoreError> {
+        let now = now();
+        let row: Option<ListRowPg> = self
+            .transaction(async |conn, persistent| {
+                // One user's list creations queue here, so the limit holds under concurrency.
+                sqlx::query("select pg_advisory_xact_lock(hashtext('lists'), hashtext($1))")
+                    .persistent(persistent)
+                    .bind(owner.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query_as(concat!(
+                    "with new_list as (
+                        insert into lists (owner_id, name, color, change_pos, last_pos,
+                            created_at, updated_at)
+                        select $1, $2, $3, feed_position(), 0, $4, $4
+                        where (select count(*) from list_members where user_id = $1) < $5
+                        returning *
+                     ), m as (
+                        insert into list_members (list_id, user_id, role, position, joined_at,
+                            joined_pos, change_pos)
+                        select id, $1, 'owner', list_position_after($1), $4, 0, 0 from new_list
+                        returning *
+                     )
+                     select ",
+                    list_columns!(),
+                    " from new_list l join m on m.list_id = l.id"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.name.as_str())
+                .bind(list.color.as_ref().map(|c| c.as_str()))
+                .bind(now)
+                .bind(crate::domain::list::MAX_LISTS_PER_USER)
+                .fetch_optional(&mut *conn)
+                .await
+            })
+            .await?;
+        row.map(List::try_from).transpose()
+    }
+
+    async fn update_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        changes: &UpdateList,
+        expect: &Expect,
+    ) -> Result<Option<List>, StoreError> {
+        let versions = admitted_versions(expect);
+        let color = changes.color.as_ref();
+        let row: Option<ListRowPg> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(concat!(
+                    "with l as (
+                        update lists set name = coalesce($3, name),
+                            color = case when $4 then $5 else color end,
+                            version = version + 1,
+                            updated_at = greatest($6, updated_at + interval '1 microsecond')
+                        where id = $2 and deleted_at is null
+                            and ($7::bigint[] is null or version = any($7))
+                            and (name is distinct from coalesce($3, name)
+                                or ($4 and color is distinct from $5))
+                            and exists (select 1 from list_members
+                                where list_id = $2 and user_id = $1 and role <> 'viewer')
+                        returning *
+                     )
+                     select ",
+                    list_columns!(),
+                    " from l join list_members m on m.list_id = l.id and m.user_id = $1"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.get())
+                .bind(changes.name.as_ref().map(|n| n.as_str()))
+                .bind(color.is_some())
+                .bind(color.and_then(|c| c.as_ref()).map(|c| c.as_str()))
+                .bind(now())
+                .bind(versions.as_deref())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        row.map(List::try_from).transpose()
+    }
+
+    async fn trash_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        restore: bool,
+    ) -> Result<bool, StoreError> {
+        let now = now();
+        self.transaction(async |conn, persistent| {
+            // The list first: its row lock keeps writers of its tasks out until the commit.
+            let trashed_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                "update lists l set
+                    deleted_at = case when $3 then null else $4 end,
+                    version = version + 1,
+                    updated_at = greatest($4, updated_at + interval '1 microsecond')
+                 where id = $2 and inbox_of is null and (deleted_at is null) <> $3
+                    and exists (select 1 from list_members
+                        where list_id = $2 and user_id = $1 and role = 'owner')
+                 returning (select deleted_at from lists where id = $2)",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(list.get())
+            .bind(restore)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(before) = trashed_at else {
+                return Ok(false);
+            };
+            match restore {
+                // The tasks that went to the trash with the list come back with it.
+                true => {
+                    sqlx::query(
+                        "update tasks set deleted_at = null, version = version + 1,
+                            updated_at = greatest($3, updated_at + interval '1 microsecond')
+                         where list_id = $1 and deleted_at = $2",
+                    )
+                    .persistent(persistent)
+                    .bind(list.get())
+                    .bind(before)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                false => {
+                    sqlx::query(
+                        "update tasks set deleted_at = $2
+                         where list_id = $1 and deleted_at is null",
+                    )
+                    .persistent(persistent)
+                    .bind(list.get())
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn reposition_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        position: &Position,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .run(async |conn, persistent| {
+                sqlx::query(
+                    "update list_members m set position = $3
+                     from lists l
+                     where l.id = m.list_id and l.deleted_at is null
+                        and m.user_id = $1 and m.list_id = $2",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.get())
+                .bind(position.as_str())
+                .execute(conn)
+                .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list_neighbour(
+        &self,
+        owner: &UserId,
+        moving: ListId,
+        from: Option<&Position>,
+        above: bool,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(async |conn, persistent| {
+            let sql = match (above, from.is_some()) {
+                (true, true) => {
+                    "select min(position) from list_members
+                     where user_id = $1 and list_id <> $2 and position > $3"
+                }
+                (true, false) => {
+                    "select min(position) from list_members
+                     where user_id = $1 and list_id <> $2 and $3::text is null"
+                }
+                (false, true) => {
+                    "select max(position) from list_members
+                     where user_id = $1 and list_id <> $2 and position < $3"
+                }
+                (false, false) => {
+                    "select max(position) from list_members
+                     where user_id = $1 and list_id <> $2 and $3::text is null"
                 }
             };
             sqlx::query_scalar(sql)
@@ -393,16 +711,37 @@ impl Statements for PgStore {
                         priority = coalesce($12, priority),
                         tags = coalesce($13, tags),
                         tag_keys = coalesce($14, tag_keys),
+                        list_id = coalesce($16, list_id),
+                        position = case when $16::bigint is null or $16 = list_id then position
+                            else task_position_after(
+                                (select max(position) from tasks t where t.list_id = $16)) end,
+                        -- Moved to a list the assignee is not in: nobody's any more.
+                        assignee_id = case when $17 then $18
+                            when $16::bigint is null or $16 = list_id then assignee_id
+                            when exists (select 1 from list_members a
+                                where a.list_id = $16 and a.user_id = assignee_id)
+                                then assignee_id
+                            else null end,
                         updated_at = greatest($9, updated_at + interval '1 microsecond'),
                         version = version + 1
-                     where user_id = $1 and id = $2 and deleted_at is null
-                        and ($15::bigint[] is null or version = any($15))
+                     where id = $2 and deleted_at is null and ",
+                    writable!(),
+                    " and ($15::bigint[] is null or version = any($15))
+                        and ($16::bigint is null or $16 in (
+                            select m.list_id from list_members m join lists l on l.id = m.list_id
+                            where m.user_id = $1 and m.role <> 'viewer'
+                                and l.deleted_at is null))
+                        and (not $17 or $18::text is null or exists (
+                            select 1 from list_members a
+                            where a.list_id = coalesce($16, tasks.list_id) and a.user_id = $18))
                         and (title is distinct from coalesce($3, title)
                         or ($5 and description is distinct from $6)
                         or status is distinct from coalesce($8, status)
                         or ($10 and due_at is distinct from $11)
                         or priority is distinct from coalesce($12, priority)
-                        or tags is distinct from coalesce($13, tags))
+                        or tags is distinct from coalesce($13, tags)
+                        or list_id is distinct from coalesce($16, list_id)
+                        or ($17 and assignee_id is distinct from $18))
                      returning ",
                     task_columns!()
                 ))
@@ -422,6 +761,15 @@ impl Statements for PgStore {
                 .bind(changes.tags.as_ref().map(Tags::names))
                 .bind(changes.tags.as_ref().map(Tags::keys))
                 .bind(versions.as_deref())
+                .bind(changes.list_id.map(ListId::get))
+                .bind(changes.assignee_id.is_some())
+                .bind(
+                    changes
+                        .assignee_id
+                        .as_ref()
+                        .and_then(|a| a.as_ref())
+                        .map(UserId::as_str),
+                )
                 .fetch_optional(conn)
                 .await
             })
@@ -433,11 +781,12 @@ impl Statements for PgStore {
         let versions = admitted_versions(expect);
         let result = self
             .run(async |conn, persistent| {
-                sqlx::query(
+                sqlx::query(concat!(
                     "update tasks set deleted_at = $3
-                     where user_id = $1 and id = $2 and deleted_at is null
-                        and ($4::bigint[] is null or version = any($4))",
-                )
+                     where id = $2 and deleted_at is null
+                        and ($4::bigint[] is null or version = any($4)) and ",
+                    writable!()
+                ))
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(id.get())
@@ -456,8 +805,9 @@ impl Statements for PgStore {
                 sqlx::query_as(concat!(
                     "update tasks set deleted_at = null, version = version + 1,
                         updated_at = greatest($3, updated_at + interval '1 microsecond')
-                     where user_id = $1 and id = $2 and deleted_at is not null
-                     returning ",
+                     where id = $2 and deleted_at is not null and ",
+                    writable!(),
+                    " returning ",
                     task_columns!()
                 ))
                 .persistent(persistent)
@@ -587,42 +937,123 @@ impl Statements for PgStore {
         owner: &UserId,
         since: ChangeCursor,
         limit: i64,
+        lists: bool,
     ) -> Result<FeedRows, StoreError> {
-        let (rows, counters): (Vec<FeedRow>, _) = self
-            .run(async |conn, persistent| {
-                let rows = sqlx::query_as(concat!(
-                    "select ",
-                    task_columns!(),
-                    ", change_seq from tasks where user_id = $1 and change_seq > $2
-                     order by change_seq limit $3"
-                ))
+        // One snapshot for the rows and the bounds: a repeatable-read transaction.
+        self.transaction(async |conn, persistent| {
+            sqlx::query("set transaction isolation level repeatable read, read only")
                 .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(since.get())
-                .bind(limit)
-                .fetch_all(&mut *conn)
+                .execute(&mut *conn)
                 .await?;
-                let counters = sqlx::query_as(
-                    "select last_change, purged_through from task_owners where user_id = $1",
+            let (horizon, frontier, purged_through, head): (i64, i64, i64, Option<i64>) =
+                sqlx::query_as(
+                    "select feed_horizon(), feed_frontier(),
+                        (select purged_through from feed_purges),
+                        greatest(
+                            (select max(greatest(l.last_pos, m.change_pos))
+                             from list_members m join lists l on l.id = m.list_id
+                             where m.user_id = $1),
+                            (select max(pos) from feed_losses where user_id = $1))",
                 )
                 .persistent(persistent)
                 .bind(owner.as_str())
-                .fetch_optional(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await?;
-                Ok((rows, counters))
-            })
+            let bounds = FeedBounds {
+                horizon,
+                frontier,
+                purged_through,
+                head: head.unwrap_or(0),
+            };
+            let since = since.get();
+            let tasks: Vec<FeedRow> = sqlx::query_as(concat!(
+                "select ",
+                task_columns!(),
+                ", change_pos from tasks
+                 where change_pos > $2 and change_pos < $3 and ",
+                readable!(),
+                " order by change_pos limit $4"
+            ))
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(horizon)
+            .bind(limit)
+            .fetch_all(&mut *conn)
             .await?;
-        Ok((row::changes(rows)?, counters))
+            let departures: Vec<(i64, i64)> = sqlx::query_as(concat!(
+                "select pos, task_id from task_departures
+                 where pos > $2 and pos < $3 and ",
+                readable!(),
+                " order by pos limit $4"
+            ))
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(horizon)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            let losses: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+                "select pos, list_id, task_id from feed_losses
+                 where user_id = $1 and pos > $2 and pos < $3 and ($5 or task_id is not null)
+                 order by pos limit $4",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(since)
+            .bind(horizon)
+            .bind(limit)
+            .bind(lists)
+            .fetch_all(&mut *conn)
+            .await?;
+            let list_rows: Vec<(i64, ListRowPg)> = match lists {
+                false => Vec::new(),
+                true => {
+                    let rows: Vec<ListFeedRow> = sqlx::query_as(concat!(
+                        "select greatest(l.change_pos, m.change_pos) as pos, ",
+                        list_columns!(),
+                        " from list_members m join lists l on l.id = m.list_id
+                         where m.user_id = $1
+                            and greatest(l.change_pos, m.change_pos) > $2
+                            and greatest(l.change_pos, m.change_pos) < $3
+                         order by 1 limit $4"
+                    ))
+                    .persistent(persistent)
+                    .bind(owner.as_str())
+                    .bind(since)
+                    .bind(horizon)
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    rows.into_iter().map(|row| (row.pos, row.list)).collect()
+                }
+            };
+            Ok((tasks, departures, losses, list_rows, bounds))
+        })
+        .await
+        .and_then(|(tasks, departures, losses, list_rows, bounds)| {
+            let changes = row::merge_feed(tasks, departures, losses, list_rows, limit)?;
+            Ok((changes, bounds))
+        })
     }
 
     async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {
         let owners: Vec<&str> = owners.iter().map(UserId::as_str).collect();
         self.run(async |conn, persistent| {
-            sqlx::query_as("select user_id, last_change from task_owners where user_id = any($1)")
-                .persistent(persistent)
-                .bind(&owners)
-                .fetch_all(conn)
-                .await
+            sqlx::query_as(
+                "select user_id, max(pos) from (
+                    select m.user_id, greatest(l.last_pos, m.change_pos) as pos
+                    from list_members m join lists l on l.id = m.list_id
+                    where m.user_id = any($1)
+                    union all
+                    select user_id, pos from feed_losses where user_id = any($1)
+                 ) heads group by user_id",
+            )
+            .persistent(persistent)
+            .bind(&owners)
+            .fetch_all(conn)
+            .await
         })
         .await
     }

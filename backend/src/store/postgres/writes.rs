@@ -7,28 +7,50 @@ use super::super::statements::{Write, admitted_versions, now};
 use super::super::tasks::{OrderRow, rekeyed_order};
 use super::super::text;
 use super::Row;
-use crate::domain::{CreateTask, Placement, Position, TaskId, TaskStatus, Timestamp, UserId};
+use crate::domain::{
+    CreateTask, ListId, Placement, Position, TaskId, TaskStatus, Timestamp, UserId,
+};
 
-/// The insert of a new task, at `position` or, without one, after the owner's last task
-/// (computed in the statement: one round trip).
+/// `list_id` is one of the live lists the caller (`$1`) may write.
+macro_rules! writable {
+    () => {
+        "list_id in (select m.list_id from list_members m join lists l on l.id = m.list_id
+            where m.user_id = $1 and m.role <> 'viewer' and l.deleted_at is null)"
+    };
+}
+pub(super) use writable;
+
+/// The insert of a new task into `list` (without one, the caller's Inbox, made if need be),
+/// at `position` or, without one, after the list's last task: one statement, which checks
+/// the caller's right to write the list and the assignee's membership of it.
 async fn insert_task(
     conn: &mut PgConnection,
     persistent: bool,
     owner: &UserId,
     task: &CreateTask,
+    list: Option<ListId>,
     position: Option<&Position>,
-) -> Result<Row, sqlx::Error> {
+) -> Result<Option<Row>, sqlx::Error> {
     let now = now();
     let status = task.status.unwrap_or_default();
     let tags = task.tags.clone().unwrap_or_default();
+    // The Inbox is the caller's own: only the caller can be assigned there.
     sqlx::query_as(concat!(
-        "insert into tasks (user_id, title, title_key, description,
+        "with target as (select coalesce($14::bigint, inbox_for($1)) as id)
+         insert into tasks (user_id, list_id, assignee_id, title, title_key, description,
             description_key, status, created_at, updated_at, due_at, priority,
             tags, tag_keys, position, completed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
+         select $1, target.id, $15, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
             coalesce($12, task_position_after(
-                (select max(position) from tasks where user_id = $1))),
-            $13)
+                (select max(position) from tasks where list_id = target.id))),
+            $13
+         from target
+         where ($14::bigint is null or exists (
+                select 1 from list_members m join lists l on l.id = m.list_id
+                where m.list_id = target.id and m.user_id = $1 and m.role <> 'viewer'
+                    and l.deleted_at is null))
+            and ($15::text is null or $15 = $1 or exists (
+                select 1 from list_members a where a.list_id = target.id and a.user_id = $15))
          returning ",
         task_columns!()
     ))
@@ -46,25 +68,29 @@ async fn insert_task(
     .bind(tags.keys())
     .bind(position.map(Position::as_str))
     .bind((status == TaskStatus::Completed).then_some(now))
-    .fetch_one(conn)
+    .bind(list.map(ListId::get))
+    .bind(task.assignee_id.as_ref().map(UserId::as_str))
+    .fetch_optional(conn)
     .await
 }
 
-/// The move of a live task to `position`, if its version is one of `versions`.
+/// The move of a live task of `list` to `position`, if its version is one of `versions`.
 async fn reposition(
     conn: &mut PgConnection,
     persistent: bool,
     owner: &UserId,
     id: TaskId,
+    list: ListId,
     position: &Position,
     versions: Option<&[i64]>,
 ) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
         "update tasks set position = $3, version = version + 1,
             updated_at = greatest($4, updated_at + interval '1 microsecond')
-         where user_id = $1 and id = $2 and deleted_at is null
-            and ($5::bigint[] is null or version = any($5))
-         returning ",
+         where id = $2 and list_id = $6 and deleted_at is null
+            and ($5::bigint[] is null or version = any($5)) and ",
+        writable!(),
+        " returning ",
         task_columns!()
     ))
     .persistent(persistent)
@@ -73,30 +99,45 @@ async fn reposition(
     .bind(position.as_str())
     .bind(now())
     .bind(versions)
+    .bind(list.get())
     .fetch_optional(conn)
     .await
 }
 
-/// The move of a live task by `placement` with every key of the owner rewritten (see
+/// The move of a live task by `placement` with every key of its list rewritten (see
 /// [`rekeyed_order`]), if its version is one of `versions`; `conn` must be in a
-/// transaction, in which the owner's rows are locked first.
+/// transaction, in which the list's rows are locked first.
 async fn rekeyed_move(
     conn: &mut PgConnection,
     persistent: bool,
     owner: &UserId,
     id: TaskId,
+    list: ListId,
     placement: Placement,
     versions: Option<&[i64]>,
 ) -> Result<Option<Row>, sqlx::Error> {
+    let writable: Option<i32> = sqlx::query_scalar(concat!(
+        "select 1 from tasks where id = $2 and list_id = $3 and ",
+        writable!()
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(list.get())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if writable.is_none() {
+        return Ok(None);
+    }
     // Locked in id order, which no write changes, so that two re-keys cannot deadlock; the
     // rows' keys are their latest (a locking read waits for, and returns, the newest version),
     // but a read that waited keeps its first order: the order is taken from the keys below.
     let mut rows: Vec<(i64, String, bool, i64)> = sqlx::query_as(
         "select id, position, deleted_at is null, version from tasks
-         where user_id = $1 order by id for update",
+         where list_id = $1 order by id for update",
     )
     .persistent(persistent)
-    .bind(owner.as_str())
+    .bind(list.get())
     .fetch_all(&mut *conn)
     .await?;
     rows.sort_by(|a, b| a.1.cmp(&b.1));
@@ -120,10 +161,10 @@ async fn rekeyed_move(
         "update tasks set position = new.position, version = tasks.version + 1,
             updated_at = greatest($4, tasks.updated_at + interval '1 microsecond')
          from unnest($2::bigint[], $3::text[]) as new(id, position)
-         where tasks.user_id = $1 and tasks.id = new.id",
+         where tasks.list_id = $1 and tasks.id = new.id",
     )
     .persistent(persistent)
-    .bind(owner.as_str())
+    .bind(list.get())
     .bind(&ids)
     .bind(&keys)
     .bind(now())
@@ -132,10 +173,10 @@ async fn rekeyed_move(
     sqlx::query_as(concat!(
         "select ",
         task_columns!(),
-        " from tasks where user_id = $1 and id = $2"
+        " from tasks where list_id = $1 and id = $2"
     ))
     .persistent(persistent)
-    .bind(owner.as_str())
+    .bind(list.get())
     .bind(id.get())
     .fetch_optional(conn)
     .await
@@ -149,24 +190,37 @@ pub(super) async fn apply(
     write: Write<'_>,
 ) -> Result<Option<Row>, sqlx::Error> {
     match write {
-        Write::Insert { task, position } => insert_task(conn, persistent, owner, task, position)
-            .await
-            .map(Some),
+        Write::Insert {
+            task,
+            list,
+            position,
+        } => insert_task(conn, persistent, owner, task, list, position).await,
         Write::Move {
             id,
+            list,
             position,
             expect,
         } => {
             let versions = admitted_versions(expect);
-            reposition(conn, persistent, owner, id, position, versions.as_deref()).await
+            reposition(conn, persistent, owner, id, list, position, versions.as_deref()).await
         }
         Write::Rekey {
             id,
+            list,
             placement,
             expect,
         } => {
             let versions = admitted_versions(expect);
-            rekeyed_move(conn, persistent, owner, id, placement, versions.as_deref()).await
+            rekeyed_move(
+                conn,
+                persistent,
+                owner,
+                id,
+                list,
+                placement,
+                versions.as_deref(),
+            )
+            .await
         }
     }
 }

@@ -229,7 +229,7 @@ async fn keys_stay_bounded_under_alternating_moves_into_one_gap(app: &TestApp) {
     // C and D were never moved: a new version of each in the feed is the re-key's.
     let feed = app
         .store
-        .changes(&owner, ChangeCursor::START, 100)
+        .changes(&owner, ChangeCursor::START, 100, false)
         .await
         .expect("the feed");
     for untouched in [c, d] {
@@ -318,7 +318,7 @@ async fn concurrent_moves_into_one_gap_survive_their_re_keys(app: &TestApp) {
     // without a new version, and so a feed entry.
     let feed = app
         .store
-        .changes(&owner, ChangeCursor::START, 100)
+        .changes(&owner, ChangeCursor::START, 100, false)
         .await
         .expect("the feed");
     for listed in tasks {
