@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::policy::{self, HttpSettings};
 use crate::http::{AppState, ErrorBody, error};
-use crate::{changes, probes, tasks};
+use crate::{changes, lists, probes, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +31,8 @@ use crate::{changes, probes, tasks};
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags(
-        (name = "tasks", description = "The caller's tasks"),
+        (name = "tasks", description = "The tasks of the caller's lists"),
+        (name = "lists", description = "The caller's lists: their own, and those shared with them"),
         (name = "operations", description = "Liveness and readiness probes")
     )
 )]
@@ -58,6 +59,7 @@ impl Modify for BearerAuth {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tasks::routes())
+        .merge(lists::routes())
         .merge(changes::routes())
         .routes(routes!(probes::health))
         .routes(routes!(probes::ready))

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod lists;
 pub mod live;
 pub mod maintenance;
 pub mod probes;

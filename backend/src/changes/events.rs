@@ -274,13 +274,18 @@ mod tests {
     use super::*;
 
     fn since(query: &str) -> ChangeCursor {
-        query::parse(query).map(|request| request.since).unwrap_or_default()
+        query::parse(query)
+            .map(|request| request.since)
+            .unwrap_or_default()
     }
 
     #[test]
     fn the_resume_point_prefers_last_event_id() {
         let mut headers = HeaderMap::new();
-        assert_eq!(resume_point(&headers, since("")).ok(), Some(ChangeCursor::START));
+        assert_eq!(
+            resume_point(&headers, since("")).ok(),
+            Some(ChangeCursor::START)
+        );
         assert_eq!(
             resume_point(&headers, since("since=7"))
                 .map(ChangeCursor::get)

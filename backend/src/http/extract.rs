@@ -126,6 +126,25 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
     }
 }
 
+/// The `{list_id}` of a list route, in its canonical form only, as a task id.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("list_id"), parameter_in = Path)]
+pub struct ListIdParam(#[param(value_type = i64, minimum = 1)] pub crate::domain::ListId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Every route with a list id is `/api/lists/{list_id}[/...]`.
+        let raw = parts.uri.path().split('/').nth(3).unwrap_or_default();
+        raw.parse()
+            .map(ListIdParam)
+            .map_err(|error: crate::domain::InvalidTaskId| {
+                ApiError::invalid_field("list_id", error.to_string())
+            })
+    }
+}
+
 /// A JSON request body, deserialized into `T` (whose types validate themselves).
 #[derive(Debug)]
 pub struct ValidJson<T>(pub T);

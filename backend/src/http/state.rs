@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use crate::auth::Verifier;
 use crate::live::hub::Hub;
 use crate::rate_limits::Limiter;
-use crate::store::{ChangeFeed, Pool, Tasks};
+use crate::store::{ChangeFeed, Lists, Pool, Tasks};
 
 /// The application state: the parts of the store the handlers use, the token verifier, the
 /// key list cursors are signed with, the live streams, the rate limits and the shutdown flag.
@@ -17,6 +17,7 @@ use crate::store::{ChangeFeed, Pool, Tasks};
 pub struct AppState {
     /// The tasks, with every write announced to [`AppState::events`].
     pub tasks: Arc<dyn Tasks>,
+    pub lists: Arc<dyn Lists>,
     pub feed: Arc<dyn ChangeFeed>,
     pub pool: Arc<dyn Pool>,
     pub verifier: Arc<Verifier>,

@@ -15,13 +15,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::list::{CreateList, UpdateList};
 use crate::domain::{
-    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, Once, Placement, Task,
-    TaskId, TaskQuery, UpdateTask, UserId,
+    ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Once,
+    Placement, Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 mod error;
 mod feed;
+mod lists;
 pub mod postgres;
 mod row;
 mod sql;
@@ -94,6 +96,44 @@ pub trait Tasks: Send + Sync + 'static {
     async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError>;
 }
 
+/// Storage operations on the caller's lists. A list the caller is not a member of is
+/// [`StoreError::ListNotFound`], exactly like a missing one.
+#[async_trait]
+pub trait Lists: Send + Sync + 'static {
+    /// The caller's live lists, in their own order.
+    async fn lists_of(&self, owner: &UserId) -> Result<Vec<List>, StoreError>;
+
+    /// One live list of the caller's.
+    async fn get_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError>;
+
+    /// A new list, owned by the caller, at the end of their order.
+    async fn create_list(&self, owner: &UserId, list: CreateList) -> Result<List, StoreError>;
+
+    /// Renames or recolours a list (owner or editor); unchanged, it is returned as it is.
+    async fn update_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        changes: UpdateList,
+    ) -> Result<List, StoreError>;
+
+    /// Moves a list (owner only; not an Inbox) to the trash with its tasks.
+    async fn delete_list(&self, owner: &UserId, list: ListId) -> Result<(), StoreError>;
+
+    /// Brings a list back from the trash with the tasks that went with it.
+    async fn restore_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError>;
+
+    /// Gives a list a new place in the caller's own order, right after `after` or right
+    /// before `before` (`None` inside: the top, or the bottom).
+    async fn move_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        after: Option<Option<ListId>>,
+        before: Option<Option<ListId>>,
+    ) -> Result<List, StoreError>;
+}
+
 /// The change feed: each owner's changes in the order they committed.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + 'static {
@@ -153,9 +193,9 @@ pub trait Pool: Send + Sync + 'static {
 
 /// The whole store, as [`open`] returns it: each part of the service takes the one capability
 /// it uses (an `Arc<dyn Tasks>`, say), so that a test fake needs to implement only that.
-pub trait TaskStore: Tasks + ChangeFeed + Upkeep + Pool {}
+pub trait TaskStore: Tasks + Lists + ChangeFeed + Upkeep + Pool {}
 
-impl<T: Tasks + ChangeFeed + Upkeep + Pool> TaskStore for T {}
+impl<T: Tasks + Lists + ChangeFeed + Upkeep + Pool> TaskStore for T {}
 
 /// A pool's connections: open, idle among them, and the most it opens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -20,9 +20,8 @@ use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::list::{CreateList, UpdateList};
 use crate::domain::query::Assignee;
 use crate::domain::{
-    List, ListId, Role,
-    ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, Outcome, Placement, Position,
-    SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
+    ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Placement,
+    Position, Role, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
@@ -996,14 +995,12 @@ impl Statements for SqliteStore {
     }
 
     async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            concat!(
-                "update tasks set deleted_at = ?3
+        let result = sqlx::query(concat!(
+            "update tasks set deleted_at = ?3
                  where id = ?2 and deleted_at is null
                     and (?4 is null or version in (select value from json_each(?4))) and ",
-                writable!()
-            ),
-        )
+            writable!()
+        ))
         .bind(owner.as_str())
         .bind(id.get())
         .bind(to_micros(now()))
@@ -1216,7 +1213,10 @@ impl Statements for SqliteStore {
         .map_err(db_error)?;
         transaction.commit().await.map_err(db_error)?;
         let (tasks, departures, losses, list_rows, bounds) = read;
-        let list_rows = list_rows.into_iter().map(|row| (row.pos, row.list)).collect();
+        let list_rows = list_rows
+            .into_iter()
+            .map(|row| (row.pos, row.list))
+            .collect();
         let changes = row::merge_feed(tasks, departures, losses, list_rows, limit)?;
         Ok((changes, bounds))
     }

@@ -194,10 +194,10 @@ async fn refused_update<S: Statements>(
             Some(_) => {}
         }
     }
-    if let Some(Some(assignee)) = &changes.assignee_id {
-        if !store.is_member(list, assignee).await? {
-            return Err(not_a_member());
-        }
+    if let Some(Some(assignee)) = &changes.assignee_id
+        && !store.is_member(list, assignee).await?
+    {
+        return Err(not_a_member());
     }
     admitted(task, expect)
 }
@@ -339,17 +339,15 @@ async fn bounds<S: Statements>(
     };
     // A neighbour must be a task the caller can read (404 otherwise, as any foreign id) in
     // the same list (422).
-    let position_of = async |anchor: TaskId, field: &'static str| match store
-        .position_of(owner, anchor)
-        .await?
-    {
-        Some((anchor_list, key)) if anchor_list == list => stored_position(key),
-        Some(_) => Err(StoreError::Invalid {
-            field,
-            message: "must be a task in the same list",
-        }),
-        None => Err(StoreError::NotFound),
-    };
+    let position_of =
+        async |anchor: TaskId, field: &'static str| match store.position_of(owner, anchor).await? {
+            Some((anchor_list, key)) if anchor_list == list => stored_position(key),
+            Some(_) => Err(StoreError::Invalid {
+                field,
+                message: "must be a task in the same list",
+            }),
+            None => Err(StoreError::NotFound),
+        };
     let neighbour = async |from: Option<&Position>, above: bool| {
         store
             .neighbour(list, id, from, above)
@@ -447,7 +445,7 @@ fn position_contention() -> StoreError {
 }
 
 /// A position read back from the database.
-fn stored_position(key: String) -> Result<Position, StoreError> {
+pub(super) fn stored_position(key: String) -> Result<Position, StoreError> {
     Position::parse(key).map_err(|error| StoreError::Other(error.into()))
 }
 

@@ -8,6 +8,7 @@ mod auth;
 mod changes;
 mod cli;
 mod http;
+mod lists;
 mod openapi;
 mod operations;
 mod server;

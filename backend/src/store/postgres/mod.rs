@@ -15,8 +15,8 @@ use super::statements::{FeedBounds, FeedRows, Purge, Statements, Write, admitted
 use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::list::{CreateList, UpdateList};
 use crate::domain::{
-    ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Role,
-    Tags, Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
+    ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Role, Tags,
+    Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
 };
 
 mod filter;

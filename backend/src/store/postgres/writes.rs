@@ -202,7 +202,16 @@ pub(super) async fn apply(
             expect,
         } => {
             let versions = admitted_versions(expect);
-            reposition(conn, persistent, owner, id, list, position, versions.as_deref()).await
+            reposition(
+                conn,
+                persistent,
+                owner,
+                id,
+                list,
+                position,
+                versions.as_deref(),
+            )
+            .await
         }
         Write::Rekey {
             id,
