@@ -33,6 +33,7 @@ use crate::{changes, lists, probes, tasks};
     tags(
         (name = "tasks", description = "The tasks of the caller's lists"),
         (name = "lists", description = "The caller's lists: their own, and those shared with them"),
+        (name = "sharing", description = "Members, roles, invitations, and the caller's data"),
         (name = "operations", description = "Liveness and readiness probes")
     )
 )]

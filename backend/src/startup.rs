@@ -189,7 +189,7 @@ impl ServiceBuilder<'_> {
             .map_err(|error| format!("cannot read the cursor key: {error}"))?;
         let state = AppState {
             tasks: Announcing::wrap(store.clone(), events.clone()),
-            lists: store.clone(),
+            lists: Announcing::wrap_lists(store.clone(), events.clone()),
             feed: store.clone(),
             pool: store.clone(),
             verifier,

@@ -49,7 +49,7 @@ create table lists (
     name         text        not null check (char_length(name) between 1 and 100),
     color        text        check (color ~ '^#[0-9a-f]{6}$'),
     version      bigint      not null default 1 check (version >= 1),
-    member_count integer     not null default 1 check (member_count between 1 and 50),
+    member_count integer     not null default 0 check (member_count between 0 and 50),
     live_tasks   bigint      not null default 0 check (live_tasks >= 0),
     -- The feed position of the list's own last change, and of the last change of anything
     -- in it (a task, a member): what a live stream polls.
@@ -162,9 +162,9 @@ $$;
 
 -- Every existing user's Inbox, holding their tasks. Their feed starts again (old cursors get
 -- 410), so every existing change takes position 1, below any transaction's.
-insert into lists (owner_id, inbox_of, name, live_tasks, change_pos, last_pos, created_at,
-                   updated_at)
-select user_id, user_id, 'Inbox', tasks, nextval('migrated_positions'), 0, now(), now()
+insert into lists (owner_id, inbox_of, name, member_count, live_tasks, change_pos, last_pos,
+                   created_at, updated_at)
+select user_id, user_id, 'Inbox', 1, tasks, nextval('migrated_positions'), 0, now(), now()
 from task_owners order by user_id;
 
 insert into list_members (list_id, user_id, role, position, joined_at, joined_pos, change_pos)
@@ -267,13 +267,13 @@ create trigger tasks_record_update before update on tasks
           or old.list_id is distinct from new.list_id)
     execute function tasks_record_change();
 
--- A task removed for good leaves the feed: a cursor from before its last change must start
--- again.
+-- A task removed for good (the purge of the trash, or its list's owner leaving the service)
+-- no longer counts. The purge raises feed_purges itself: a cursor from before a removed
+-- tombstone must start again.
 create function tasks_record_removal() returns trigger language plpgsql as $$
 begin
     update lists set live_tasks = live_tasks - case when old.deleted_at is null then 1 else 0 end
     where id = old.list_id;
-    update feed_purges set purged_through = greatest(purged_through, old.change_pos);
     return old;
 end
 $$;
@@ -318,6 +318,26 @@ create trigger list_members_record_update before update on list_members
     for each row
     when (old.role is distinct from new.role or old.position is distinct from new.position)
     execute function list_members_record_change();
+
+-- Members are counted on the list's row; a join or a departure is a change of the list
+-- (its member_count), which every member's feed shows. An owner's first row is the list's
+-- creation, not a change.
+create function list_members_count() returns trigger language plpgsql as $$
+begin
+    if tg_op = 'INSERT' then
+        update lists set member_count = member_count + 1,
+            version = version + case when new.role = 'owner' then 0 else 1 end
+        where id = new.list_id;
+        return new;
+    end if;
+    update lists set member_count = member_count - 1, version = version + 1
+    where id = old.list_id;
+    return old;
+end
+$$;
+
+create trigger list_members_count after insert or delete on list_members
+    for each row execute function list_members_count();
 
 -- A member leaves: their devices drop the list and each of its tasks.
 create function list_members_record_loss() returns trigger language plpgsql as $$

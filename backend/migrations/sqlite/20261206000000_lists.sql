@@ -19,7 +19,7 @@ create table lists (
     name         text    not null check (length(name) between 1 and 100),
     color        text    check (color is null or (length(color) = 7 and color glob '#[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]')),
     version      integer not null default 1 check (version >= 1),
-    member_count integer not null default 1 check (member_count between 1 and 50),
+    member_count integer not null default 0 check (member_count between 0 and 50),
     live_tasks   integer not null default 0 check (live_tasks >= 0),
     change_pos   integer not null,
     last_pos     integer not null,
@@ -81,9 +81,9 @@ create table invitations (
 
 create index invitations_list_id_idx on invitations (list_id);
 
-insert into lists (owner_id, inbox_of, name, live_tasks, change_pos, last_pos, created_at,
-                   updated_at)
-select user_id, user_id, 'Inbox', tasks,
+insert into lists (owner_id, inbox_of, name, member_count, live_tasks, change_pos, last_pos,
+                   created_at, updated_at)
+select user_id, user_id, 'Inbox', 1, tasks,
        549755813888 + row_number() over (order by user_id), 0,
        cast((julianday('now') - 2440587.5) * 86400000000 as integer),
        cast((julianday('now') - 2440587.5) * 86400000000 as integer)
@@ -156,10 +156,10 @@ begin
     update tasks set change_pos = (select last from feed_clock) where id = new.id;
 end;
 
+-- The purge raises feed_clock.purged_through itself (see the PostgreSQL migration).
 create trigger tasks_record_removal before delete on tasks
 begin
     update lists set live_tasks = live_tasks - (old.deleted_at is null) where id = old.list_id;
-    update feed_clock set purged_through = max(purged_through, old.change_pos);
 end;
 
 create trigger lists_record_update after update of version, deleted_at on lists
@@ -185,6 +185,19 @@ begin
     update feed_clock set last = last + 1;
     update list_members set change_pos = (select last from feed_clock)
     where list_id = new.list_id and user_id = new.user_id;
+end;
+
+create trigger list_members_count_insert after insert on list_members
+begin
+    update lists set member_count = member_count + 1,
+        version = version + (new.role <> 'owner')
+    where id = new.list_id;
+end;
+
+create trigger list_members_count_delete after delete on list_members
+begin
+    update lists set member_count = member_count - 1, version = version + 1
+    where id = old.list_id;
 end;
 
 -- A member leaves: their devices drop the list and each of its tasks.

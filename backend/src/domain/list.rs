@@ -246,6 +246,45 @@ pub struct NewInvitation {
     pub token: String,
 }
 
+/// What an invitation's token led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// The caller joined the list.
+    Joined(ListId),
+    /// The caller was a member already (the owner excepted): nothing changed.
+    AlreadyMember(ListId),
+    /// The caller owns the list.
+    Owner,
+    /// No invitation with this token that can still be used.
+    Unknown,
+    /// The list has [`MAX_MEMBERS`] members.
+    ListFull,
+    /// The caller belongs to [`MAX_LISTS_PER_USER`] lists.
+    TooManyLists,
+}
+
+/// Everything of one user's, as `GET /api/me/export` returns it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Export {
+    #[schema(value_type = String)]
+    pub user_id: UserId,
+    /// The lists the user owns (in the trash too), each with its members and all its tasks.
+    pub lists: Vec<ExportedList>,
+    /// The lists of others the user is a member of, as the user sees them.
+    pub memberships: Vec<List>,
+    /// The tasks the user created in lists they do not own.
+    pub tasks_elsewhere: Vec<super::task::Task>,
+}
+
+/// One owned list in an export.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportedList {
+    #[serde(flatten)]
+    pub list: List,
+    pub members: Vec<Member>,
+    pub tasks: Vec<super::task::Task>,
+}
+
 /// The body of `POST /api/invitations/accept`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The list does not exist, or the caller is not a member: the two are indistinguishable.
     #[error("list not found")]
     ListNotFound,
+    /// Something else the request names does not exist (for the caller).
+    #[error("{0}")]
+    Missing(&'static str),
     /// A member of the list without the role the request needs.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -121,7 +124,10 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::TaskNotFound | ApiError::ListNotFound | ApiError::RouteNotFound(_) => {
+            ApiError::TaskNotFound
+            | ApiError::ListNotFound
+            | ApiError::Missing(_)
+            | ApiError::RouteNotFound(_) => {
                 StatusCode::NOT_FOUND
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -158,6 +164,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => ApiError::TaskNotFound,
             StoreError::ListNotFound => ApiError::ListNotFound,
+            StoreError::Missing(what) => ApiError::Missing(what),
             StoreError::Forbidden(why) => ApiError::Forbidden(why),
             StoreError::Invalid { field, message } => ApiError::invalid_field(field, message),
             StoreError::Conflict(why) => ApiError::Conflict(why),

@@ -9,8 +9,11 @@ use serde::Deserialize;
 use serde::de::Error as _;
 use utoipa::ToSchema;
 
-use crate::domain::list::{CreateList, UpdateList};
-use crate::domain::{List, ListId};
+use crate::domain::list::{
+    AcceptInvitation, ChangeRole, CreateInvitation, CreateList, Export, Invitation, Member,
+    NewInvitation, Transfer, UpdateList,
+};
+use crate::domain::{List, ListId, UserId};
 use crate::http::extract::{AuthUser, ListIdParam, MergePatch, ValidJson};
 use crate::http::responses::{AuthenticatedErrors, PayloadTooLarge, UnsupportedMediaType};
 use crate::http::{ApiError, AppState, ErrorBody};
@@ -217,4 +220,294 @@ pub async fn move_list(
             .move_list(&user, id, body.after, body.before)
             .await?,
     ))
+}
+
+/// The `{user_id}` of a member route: the last segment of
+/// `/api/lists/{list_id}/members/{user_id}`, percent-decoded.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("user_id"), parameter_in = Path)]
+pub struct MemberParam(#[param(value_type = String)] pub UserId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MemberParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.path().split('/').nth(5).unwrap_or_default();
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ApiError::invalid_field("user_id", "must be UTF-8"))?;
+        UserId::parse(decoded.into_owned())
+            .map(MemberParam)
+            .map_err(|error| ApiError::invalid_field("user_id", error.to_string()))
+    }
+}
+
+/// The `{invitation_id}` of `DELETE /api/lists/{list_id}/invitations/{invitation_id}`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("invitation_id"), parameter_in = Path)]
+pub struct InvitationParam(#[param(value_type = i64, minimum = 1)] pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InvitationParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.path().split('/').nth(5).unwrap_or_default();
+        raw.parse::<crate::domain::TaskId>()
+            .map(|id| InvitationParam(id.get()))
+            .map_err(|error| ApiError::invalid_field("invitation_id", error.to_string()))
+    }
+}
+
+/// The members of a list (any member may see them).
+#[utoipa::path(
+    get,
+    path = "/api/lists/{list_id}/members",
+    tag = "sharing",
+    params(ListIdParam),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every member with their role", body = Vec<Member>),
+        (status = 404, description = "No such list, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid list id", body = ErrorBody),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn list_members(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    Ok(Json(state.lists.members(&user, id).await?))
+}
+
+/// Gives a member a new role (the owner only; the owner's own role changes by transfer).
+#[utoipa::path(
+    patch,
+    path = "/api/lists/{list_id}/members/{user_id}",
+    tag = "sharing",
+    params(ListIdParam, MemberParam),
+    request_body(content = ChangeRole, content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The member with their new role", body = Member),
+        (status = 403, description = "Not the list's owner", body = ErrorBody),
+        (status = 404, description = "No such list or member", body = ErrorBody),
+        (status = 409, description = "The owner's own role", body = ErrorBody),
+        (status = 422, description = "Invalid id or body", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+    )
+)]
+pub async fn patch_member(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+    MemberParam(member): MemberParam,
+    MergePatch(body): MergePatch<ChangeRole>,
+) -> Result<Json<Member>, ApiError> {
+    Ok(Json(
+        state
+            .lists
+            .set_role(&user, id, &member, body.role.into())
+            .await?,
+    ))
+}
+
+/// Removes a member (the owner removes anyone else) or leaves the list (anyone but the
+/// owner, who transfers it first). The member's devices drop the list and its tasks.
+#[utoipa::path(
+    delete,
+    path = "/api/lists/{list_id}/members/{user_id}",
+    tag = "sharing",
+    params(ListIdParam, MemberParam),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "No longer a member"),
+        (status = 403, description = "Neither the owner nor the member", body = ErrorBody),
+        (status = 404, description = "No such list or member", body = ErrorBody),
+        (status = 409, description = "The owner leaving without a transfer", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn delete_member(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+    MemberParam(member): MemberParam,
+) -> Result<StatusCode, ApiError> {
+    state.lists.remove(&user, id, &member).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hands the list to another member (the owner only); the old owner becomes an editor.
+#[utoipa::path(
+    post,
+    path = "/api/lists/{list_id}/transfer",
+    tag = "sharing",
+    params(ListIdParam),
+    request_body = Transfer,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The list, as the old owner now sees it", body = List),
+        (status = 403, description = "Not the list's owner", body = ErrorBody),
+        (status = 404, description = "No such list, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid id or body, or not a member", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+    )
+)]
+pub async fn transfer_list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+    ValidJson(body): ValidJson<Transfer>,
+) -> Result<Json<List>, ApiError> {
+    Ok(Json(state.lists.transfer(&user, id, &body.user_id).await?))
+}
+
+/// Invites someone to a list (the owner only; an Inbox cannot be shared). The `token` is
+/// shown this once: pass it on, the invitee sends it to `POST /api/invitations/accept`.
+#[utoipa::path(
+    post,
+    path = "/api/lists/{list_id}/invitations",
+    tag = "sharing",
+    params(ListIdParam),
+    request_body = CreateInvitation,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The invitation with its secret token", body = NewInvitation),
+        (status = 403, description = "Not the list's owner", body = ErrorBody),
+        (status = 404, description = "No such list, or not the caller's", body = ErrorBody),
+        (status = 409, description = "An Inbox", body = ErrorBody),
+        (status = 422, description = "Invalid id or body", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+    )
+)]
+pub async fn create_invitation(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+    ValidJson(body): ValidJson<CreateInvitation>,
+) -> Result<Response, ApiError> {
+    let invitation = state.lists.invite(&user, id, body).await?;
+    Ok((StatusCode::CREATED, Json(invitation)).into_response())
+}
+
+/// The invitations of a list (the owner only), without their tokens.
+#[utoipa::path(
+    get,
+    path = "/api/lists/{list_id}/invitations",
+    tag = "sharing",
+    params(ListIdParam),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every invitation, used, expired and revoked too", body = Vec<Invitation>),
+        (status = 403, description = "Not the list's owner", body = ErrorBody),
+        (status = 404, description = "No such list, or not the caller's", body = ErrorBody),
+        (status = 422, description = "Invalid list id", body = ErrorBody),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+) -> Result<Json<Vec<Invitation>>, ApiError> {
+    Ok(Json(state.lists.invitations(&user, id).await?))
+}
+
+/// Revokes an invitation (the owner only): its token can no longer be used.
+#[utoipa::path(
+    delete,
+    path = "/api/lists/{list_id}/invitations/{invitation_id}",
+    tag = "sharing",
+    params(ListIdParam, InvitationParam),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not the list's owner", body = ErrorBody),
+        (status = 404, description = "No such list or invitation", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn delete_invitation(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ListIdParam(id): ListIdParam,
+    InvitationParam(invitation): InvitationParam,
+) -> Result<StatusCode, ApiError> {
+    state.lists.revoke(&user, id, invitation).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accepts an invitation: the caller becomes a member of its list, with its role. Accepting
+/// again changes nothing. An unknown, expired, used-up or revoked token, or one of a deleted
+/// list, is the same 404.
+#[utoipa::path(
+    post,
+    path = "/api/invitations/accept",
+    tag = "sharing",
+    request_body = AcceptInvitation,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The list, the caller now a member", body = List),
+        (status = 404, description = "No invitation with this token can be used", body = ErrorBody),
+        (status = 409, description = "The owner's own invitation", body = ErrorBody),
+        (status = 422, description = "Invalid body, or the list or the caller is full", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+    )
+)]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ValidJson(body): ValidJson<AcceptInvitation>,
+) -> Result<Json<List>, ApiError> {
+    Ok(Json(state.lists.accept(&user, &body.token).await?))
+}
+
+/// Everything of the caller's, as one JSON document: the lists they own with their members
+/// and tasks (in the trash too), the lists of others they belong to, and the tasks they
+/// created elsewhere.
+#[utoipa::path(
+    get,
+    path = "/api/me/export",
+    tag = "sharing",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's data", body = Export),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn export_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Export>, ApiError> {
+    Ok(Json(state.lists.export(&user).await?))
+}
+
+/// Deletes the caller's data: their lists and the tasks in them (members lose them through
+/// the feed), their memberships, invitations, idempotency records and change history. Tasks
+/// they created in other people's lists stay there, unassigned from them.
+#[utoipa::path(
+    delete,
+    path = "/api/me",
+    tag = "sharing",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        AuthenticatedErrors,
+    )
+)]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<StatusCode, ApiError> {
+    state.lists.erase(&user).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,4 +1,5 @@
-//! The list routes: the caller's lists, their own order, and the trash.
+//! The list routes: the caller's lists, their own order, the trash, sharing (members,
+//! invitations, transfer), and the caller's data (export, deletion).
 
 pub mod handlers;
 
@@ -18,4 +19,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(handlers::restore_list))
         .routes(routes!(handlers::move_list))
+        .routes(routes!(handlers::list_members))
+        .routes(routes!(handlers::patch_member, handlers::delete_member))
+        .routes(routes!(handlers::transfer_list))
+        .routes(routes!(
+            handlers::create_invitation,
+            handlers::list_invitations
+        ))
+        .routes(routes!(handlers::delete_invitation))
+        .routes(routes!(handlers::accept_invitation))
+        .routes(routes!(handlers::export_me))
+        .routes(routes!(handlers::delete_me))
 }

@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, watch};
 use crate::domain::UserId;
 use crate::store::ChangeFeed;
 
-/// What a stream follows and what a write wakes: one change feed, today a user's. It is the
-/// key of everything here (the streams, the counters polled, the announcements), so that when
-/// the feed's unit becomes a list, this is the one name to change.
+/// What a stream follows and what a write wakes: one user's change feed, which merges every
+/// list they can read. A write wakes its writer's streams at once and nudges the poll, which
+/// reads the newest position of every user streamed to here and wakes those that moved: the
+/// other members of the list written, on every instance.
 pub type Topic = UserId;
 
 /// The limits and timings of live streams.
@@ -64,6 +65,9 @@ pub struct Hub {
     /// Raised when the instance stops: every stream ends.
     closing: watch::Sender<bool>,
     polling: AtomicBool,
+    /// Raised by every write heard of (here or from another instance): the poll runs at once,
+    /// and wakes every member of the lists written whose streams are here.
+    nudged: Arc<tokio::sync::Notify>,
     /// Users whose writes other instances should hear of, when they listen.
     announcements: Option<mpsc::Sender<Topic>>,
 }
@@ -117,6 +121,7 @@ impl Hub {
             state: Mutex::default(),
             closing: watch::Sender::new(false),
             polling: AtomicBool::new(false),
+            nudged: Arc::new(tokio::sync::Notify::new()),
             announcements,
         })
     }
@@ -149,7 +154,7 @@ impl Hub {
             wake
         };
         if !self.polling.swap(true, Ordering::AcqRel) {
-            tokio::spawn(poll(Arc::downgrade(self)));
+            tokio::spawn(poll(Arc::downgrade(self), self.nudged.clone()));
         }
         Ok(Subscription {
             hub: self.clone(),
@@ -163,17 +168,20 @@ impl Hub {
     /// instances when they listen. Called once the write has committed.
     pub fn written(&self, user: &Topic) {
         self.wake(user);
+        self.nudged.notify_one();
         if let Some(announcements) = &self.announcements {
             // Full means the database is slow or gone; the poll still carries the change.
             let _ = announcements.try_send(user.clone());
         }
     }
 
-    /// Wakes `user`'s streams on this instance, if they have any.
+    /// Wakes `user`'s streams on this instance, if they have any, and polls at once for the
+    /// other members of what they wrote.
     pub fn wake(&self, user: &Topic) {
         if let Some(listeners) = self.lock().users.get(user) {
             listeners.wake.send_replace(());
         }
+        self.nudged.notify_one();
     }
 
     /// Wakes every stream: after a gap in what this instance heard (a listener reconnected).
@@ -238,14 +246,17 @@ impl Hub {
 }
 
 /// Polls while the hub lives; costs nothing but a timer while nobody listens.
-async fn poll(hub: Weak<Hub>) {
+async fn poll(hub: Weak<Hub>, nudged: Arc<tokio::sync::Notify>) {
     let Some(interval) = hub.upgrade().map(|hub| hub.settings.poll_interval) else {
         return;
     };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = nudged.notified() => {}
+        }
         let Some(hub) = hub.upgrade() else { return };
         hub.poll_once().await;
     }

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// No such list for this caller (it may exist, without them).
     #[error("list not found")]
     ListNotFound,
+    /// Something else the request names is missing (an invitation, a member); for an
+    /// invitation's token, every kind of unusable one alike.
+    #[error("{0}")]
+    Missing(&'static str),
     /// The caller is a member of the list, without the role this needs.
     #[error("{0}")]
     Forbidden(&'static str),

@@ -9,7 +9,15 @@ use super::error::is_unique_violation;
 use super::statements::Statements;
 use super::tasks::stored_position;
 use super::{Lists, StoreError};
-use crate::domain::list::{CreateList, UpdateList};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::statements::{InvitationRequest, now};
+use crate::domain::list::{
+    Accepted, CreateInvitation, CreateList, Export, ExportedList, Invitation, Member, NewInvitation,
+    UpdateList,
+};
 use crate::domain::{Expect, List, ListId, Position, Role, UserId};
 
 /// How often a move of a list retries after a concurrent move took its position.
@@ -161,4 +169,193 @@ impl<S: Statements> Lists for S {
             "too many concurrent moves of lists".into(),
         ))
     }
+    async fn members(&self, owner: &UserId, list: ListId) -> Result<Vec<Member>, StoreError> {
+        self.select_members(owner, list)
+            .await?
+            .ok_or(StoreError::ListNotFound)
+    }
+
+    async fn invite(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        request: CreateInvitation,
+    ) -> Result<NewInvitation, StoreError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|error| StoreError::Other(error.to_string().into()))?;
+        let token = URL_SAFE_NO_PAD.encode(secret);
+        let now = now();
+        let invitation = InvitationRequest {
+            role: request.role.into(),
+            max_uses: request.max_uses,
+            expires_at: now + chrono::Duration::hours(request.expires_in_hours),
+            token_hash: token_hash(&token),
+            now,
+        };
+        match self.insert_invitation(owner, list, &invitation).await? {
+            Some(invitation) => Ok(NewInvitation { invitation, token }),
+            None => {
+                let current = self.get_list(owner, list).await?;
+                Err(match (current.is_inbox, current.role) {
+                    (true, _) => StoreError::Conflict("an Inbox cannot be shared"),
+                    _ => only_the_owner(),
+                })
+            }
+        }
+    }
+
+    async fn invitations(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        match self.select_invitations(owner, list).await? {
+            Some(invitations) => Ok(invitations),
+            None => Err(owner_or_not(self, owner, list).await),
+        }
+    }
+
+    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64) -> Result<(), StoreError> {
+        if self.revoke_invitation(owner, list, invitation).await? {
+            return Ok(());
+        }
+        match self.role_in(owner, list).await? {
+            Some(Role::Owner) => Err(StoreError::Missing("invitation not found")),
+            _ => Err(owner_or_not(self, owner, list).await),
+        }
+    }
+
+    async fn accept(&self, owner: &UserId, token: &str) -> Result<List, StoreError> {
+        match self.accept_invitation(owner, &token_hash(token)).await? {
+            Accepted::Joined(list) | Accepted::AlreadyMember(list) => {
+                self.get_list(owner, list).await
+            }
+            Accepted::Owner => Err(StoreError::Conflict(
+                "you own this list: an invitation is for someone else",
+            )),
+            // Unknown, expired, used up, revoked, of a deleted list: one answer for all.
+            Accepted::Unknown => Err(StoreError::Missing("invitation not found")),
+            Accepted::ListFull => Err(StoreError::Invalid {
+                field: "token",
+                message: "the list has 50 members, the most there can be",
+            }),
+            Accepted::TooManyLists => Err(StoreError::Invalid {
+                field: "token",
+                message: "you belong to 1000 lists already, the most there can be",
+            }),
+        }
+    }
+
+    async fn set_role(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+        role: Role,
+    ) -> Result<Member, StoreError> {
+        if let Some(member) = self.change_role(owner, list, member, role).await? {
+            return Ok(member);
+        }
+        match self.role_in(owner, list).await? {
+            None => Err(StoreError::ListNotFound),
+            Some(Role::Owner) => match self.role_in(member, list).await? {
+                None => Err(StoreError::Missing("member not found")),
+                Some(_) => Err(StoreError::Conflict(
+                    "the owner's role changes only by a transfer of the list",
+                )),
+            },
+            Some(_) => Err(only_the_owner()),
+        }
+    }
+
+    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId) -> Result<(), StoreError> {
+        if self.remove_member(owner, list, member).await? {
+            return Ok(());
+        }
+        match self.role_in(owner, list).await? {
+            None => Err(StoreError::ListNotFound),
+            Some(Role::Owner) if member == owner => Err(StoreError::Conflict(
+                "the owner cannot leave a list: transfer it to a member first",
+            )),
+            Some(Role::Owner) => Err(StoreError::Missing("member not found")),
+            Some(_) => Err(only_the_owner()),
+        }
+    }
+
+    async fn transfer(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<List, StoreError> {
+        if self.transfer_list(owner, list, member).await? {
+            return self.get_list(owner, list).await;
+        }
+        match self.role_in(owner, list).await? {
+            None => Err(StoreError::ListNotFound),
+            Some(Role::Owner) => Err(StoreError::Invalid {
+                field: "user_id",
+                message: "must be a member of the list",
+            }),
+            Some(_) => Err(only_the_owner()),
+        }
+    }
+
+    async fn export(&self, owner: &UserId) -> Result<Export, StoreError> {
+        let every = self.every_list(owner).await?;
+        let tasks = self.owned_and_created_tasks(owner).await?;
+        let mut lists = Vec::new();
+        let mut memberships = Vec::new();
+        for list in every {
+            if list.role != Role::Owner {
+                memberships.push(list);
+                continue;
+            }
+            let members = self.members_of(list.id).await?;
+            let list_tasks = tasks
+                .iter()
+                .filter(|task| task.list_id == list.id)
+                .cloned()
+                .collect();
+            lists.push(ExportedList {
+                list,
+                members,
+                tasks: list_tasks,
+            });
+        }
+        let tasks_elsewhere = tasks
+            .into_iter()
+            .filter(|task| !lists.iter().any(|owned| owned.list.id == task.list_id))
+            .collect();
+        Ok(Export {
+            user_id: owner.clone(),
+            lists,
+            memberships,
+            tasks_elsewhere,
+        })
+    }
+
+    async fn erase(&self, owner: &UserId) -> Result<(), StoreError> {
+        self.erase_user(owner).await
+    }
 }
+
+/// What an invitation's token is stored as: its SHA-256, so that the database never holds a
+/// usable secret.
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn only_the_owner() -> StoreError {
+    StoreError::Forbidden("only the list's owner can do this")
+}
+
+/// A 404 for a list that is not the caller's, a 403 for one they do not own.
+async fn owner_or_not<S: Statements>(store: &S, owner: &UserId, list: ListId) -> StoreError {
+    match store.role_in(owner, list).await {
+        Err(error) => error,
+        Ok(None) => StoreError::ListNotFound,
+        Ok(Some(_)) => only_the_owner(),
+    }
+}
+

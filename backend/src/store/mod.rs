@@ -15,10 +15,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::list::{CreateList, UpdateList};
+use crate::domain::list::{
+    CreateInvitation, CreateList, Export, Invitation, Member, NewInvitation, UpdateList,
+};
 use crate::domain::{
     ChangeCursor, ChangePage, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Once,
-    Placement, Task, TaskId, TaskQuery, UpdateTask, UserId,
+    Placement, Role, Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
 mod error;
@@ -132,6 +134,56 @@ pub trait Lists: Send + Sync + 'static {
         after: Option<Option<ListId>>,
         before: Option<Option<ListId>>,
     ) -> Result<List, StoreError>;
+
+    /// The members of a list the caller is a member of.
+    async fn members(&self, owner: &UserId, list: ListId) -> Result<Vec<Member>, StoreError>;
+
+    /// A new invitation to a list the caller owns (not an Inbox), with its secret token,
+    /// shown this once: only its hash is kept.
+    async fn invite(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: CreateInvitation,
+    ) -> Result<NewInvitation, StoreError>;
+
+    /// The invitations of a list the caller owns, without their tokens.
+    async fn invitations(&self, owner: &UserId, list: ListId)
+    -> Result<Vec<Invitation>, StoreError>;
+
+    /// Revokes an invitation of a list the caller owns.
+    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64) -> Result<(), StoreError>;
+
+    /// Joins the caller to the list an invitation's token is for (a member already: nothing
+    /// changes). Every token that cannot be used is the same [`StoreError::Missing`].
+    async fn accept(&self, owner: &UserId, token: &str) -> Result<List, StoreError>;
+
+    /// Gives a member a new role (the owner only; the owner's own role moves by transfer).
+    async fn set_role(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+        role: Role,
+    ) -> Result<Member, StoreError>;
+
+    /// Removes a member (the owner, anyone but themself) or leaves (anyone but the owner).
+    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId) -> Result<(), StoreError>;
+
+    /// Hands the list to a member; the caller, its owner, becomes an editor.
+    async fn transfer(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<List, StoreError>;
+
+    /// Everything of the caller's: their lists with members and tasks, their memberships,
+    /// the tasks they created elsewhere.
+    async fn export(&self, owner: &UserId) -> Result<Export, StoreError>;
+
+    /// Deletes the caller's lists, memberships, invitations, idempotency records and history.
+    async fn erase(&self, owner: &UserId) -> Result<(), StoreError>;
 }
 
 /// The change feed: each owner's changes in the order they committed.
@@ -209,6 +261,9 @@ pub struct PoolStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
     pub tasks: u64,
+    pub lists: u64,
+    /// Departures and losses (feed entries of tasks and lists no longer readable).
+    pub history: u64,
     pub keys: u64,
 }
 

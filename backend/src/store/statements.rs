@@ -8,6 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::row::ReplayRow;
 use super::{PoolStatus, StoreError};
+use crate::domain::list::{Accepted, Invitation, Member};
 use crate::domain::{
     Change, ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome,
     Placement, Position, Role, Task, TaskId, TaskQuery, UpdateTask, UserId,
@@ -70,11 +71,25 @@ pub(super) struct FeedBounds {
     pub head: i64,
 }
 
+/// An invitation to store: its role, limits and the hash of its token.
+#[derive(Debug, Clone)]
+pub(super) struct InvitationRequest {
+    pub role: Role,
+    pub max_uses: i64,
+    pub expires_at: DateTime<Utc>,
+    pub token_hash: [u8; 32],
+    pub now: DateTime<Utc>,
+}
+
 /// Which rows a purge removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Purge {
     /// Tasks that went to the trash before the cutoff.
     Trashed,
+    /// Lists that went to the trash before the cutoff, once none of their tasks is left.
+    Lists,
+    /// Departures and losses of the feed older than the cutoff.
+    History,
     /// Idempotency records made before the cutoff.
     Keys,
 }
@@ -297,6 +312,96 @@ pub(super) trait Statements: Send + Sync + 'static {
     /// Ends `transaction` at once: until then it may hold the key's lock, or the database's
     /// write lock.
     fn rollback(&self, transaction: Self::Transaction) -> impl Future<Output = ()> + Send;
+
+    /// The members of a live list the caller is a member of; `None` when they are not.
+    fn select_members(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> impl Future<Output = Result<Option<Vec<Member>>, StoreError>> + Send;
+
+    /// A new invitation to a live list the caller owns (not an Inbox), stored by the hash of
+    /// its token; `None` otherwise.
+    fn insert_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: &InvitationRequest,
+    ) -> impl Future<Output = Result<Option<Invitation>, StoreError>> + Send;
+
+    /// The invitations of a live list the caller owns; `None` when they do not own it.
+    fn select_invitations(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> impl Future<Output = Result<Option<Vec<Invitation>>, StoreError>> + Send;
+
+    /// Revokes an invitation of a live list the caller owns (again: nothing changes);
+    /// whether there was one.
+    fn revoke_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Joins the caller to the list of the invitation whose token hashes to `token_hash`,
+    /// in one transaction that locks the list's row first.
+    fn accept_invitation(
+        &self,
+        owner: &UserId,
+        token_hash: &[u8; 32],
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+
+    /// Gives a member other than the owner a new role, if the caller owns the live list.
+    fn change_role(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+        role: Role,
+    ) -> impl Future<Output = Result<Option<Member>, StoreError>> + Send;
+
+    /// Removes a member other than the owner, if the caller is the owner or the member
+    /// themself; whether one was.
+    fn remove_member(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Makes `member` the owner of a live list the caller owns, and the caller an editor;
+    /// `false` when the caller does not own it or `member` is not a member.
+    fn transfer_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every list the caller is a member of, in the trash too.
+    fn every_list(
+        &self,
+        owner: &UserId,
+    ) -> impl Future<Output = Result<Vec<List>, StoreError>> + Send;
+
+    /// The members of a list, unchecked: only for a list the caller was found to own.
+    fn members_of(
+        &self,
+        list: ListId,
+    ) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
+
+    /// The tasks of the lists the caller owns and the tasks they created elsewhere, in the
+    /// trash too.
+    fn owned_and_created_tasks(
+        &self,
+        owner: &UserId,
+    ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
+
+    /// Deletes the caller's lists (their members lose them), memberships, invitations,
+    /// idempotency records and change history, and unassigns them, in one transaction.
+    fn erase_user(&self, owner: &UserId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Up to `limit` changes the caller can see after `since` (with the list entries when
     /// `lists`), in feed order, and the feed's bounds, all read in one snapshot.

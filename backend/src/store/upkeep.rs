@@ -25,6 +25,10 @@ impl<S: Statements> Upkeep for S {
         let mut purged = Purged::default();
         for (what, before, total) in [
             (Purge::Trashed, trashed_before, &mut purged.tasks),
+            // Trashed lists once their tasks are gone, then the departures and losses as old
+            // as the trash: each feed entry goes when a tombstone of its age would.
+            (Purge::Lists, trashed_before, &mut purged.lists),
+            (Purge::History, trashed_before, &mut purged.history),
             (Purge::Keys, keys_before, &mut purged.keys),
         ] {
             loop {

@@ -11,9 +11,11 @@ use tokio::time::Instant;
 
 use super::error::classify;
 use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
-use super::statements::{FeedBounds, FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::statements::{
+    FeedBounds, FeedRows, InvitationRequest, Purge, Statements, Write, admitted_versions, now,
+};
 use super::{PoolSettings, PoolStatus, StoreError, text};
-use crate::domain::list::{CreateList, UpdateList};
+use crate::domain::list::{Accepted, CreateList, Invitation, Member, UpdateList};
 use crate::domain::{
     ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Role, Tags,
     Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
@@ -22,6 +24,7 @@ use crate::domain::{
 mod filter;
 pub mod notify;
 mod pooler;
+mod sharing;
 mod writes;
 
 pub use pooler::TransactionPooler;
@@ -472,29 +475,40 @@ impl Statements for PgStore {
                     .bind(owner.as_str())
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query_as(concat!(
+                let id: Option<i64> = sqlx::query_scalar(
                     "with new_list as (
                         insert into lists (owner_id, name, color, change_pos, last_pos,
                             created_at, updated_at)
                         select $1, $2, $3, feed_position(), 0, $4, $4
                         where (select count(*) from list_members where user_id = $1) < $5
-                        returning *
-                     ), m as (
-                        insert into list_members (list_id, user_id, role, position, joined_at,
-                            joined_pos, change_pos)
-                        select id, $1, 'owner', list_position_after($1), $4, 0, 0 from new_list
-                        returning *
+                        returning id
                      )
-                     select ",
-                    list_columns!(),
-                    " from new_list l join m on m.list_id = l.id"
-                ))
+                     insert into list_members (list_id, user_id, role, position, joined_at,
+                        joined_pos, change_pos)
+                     select id, $1, 'owner', list_position_after($1), $4, 0, 0 from new_list
+                     returning list_id",
+                )
                 .persistent(persistent)
                 .bind(owner.as_str())
                 .bind(list.name.as_str())
                 .bind(list.color.as_ref().map(|c| c.as_str()))
                 .bind(now)
                 .bind(crate::domain::list::MAX_LISTS_PER_USER)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(id) = id else {
+                    return Ok(None);
+                };
+                // Read after the statement: its triggers have counted the owner.
+                sqlx::query_as(concat!(
+                    "select ",
+                    list_columns!(),
+                    " from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1 and l.id = $2"
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id)
                 .fetch_optional(&mut *conn)
                 .await
             })
@@ -932,6 +946,152 @@ impl Statements for PgStore {
         let _ = transaction.transaction.rollback().await;
     }
 
+    async fn select_members(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Option<Vec<Member>>, StoreError> {
+        self.run(async |conn, persistent| {
+            match sharing::members(conn, persistent, owner, list).await? {
+                None => Ok(None),
+                Some(rows) => rows
+                    .into_iter()
+                    .map(sharing::member)
+                    .collect::<Result<_, _>>()
+                    .map(Some),
+            }
+        })
+        .await
+    }
+
+    async fn insert_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: &InvitationRequest,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.run(async |conn, persistent| {
+            sharing::invite(conn, persistent, owner, list, invitation)
+                .await?
+                .map(sharing::invitation)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn select_invitations(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Option<Vec<Invitation>>, StoreError> {
+        self.run(async |conn, persistent| {
+            match sharing::invitations(conn, persistent, owner, list).await? {
+                None => Ok(None),
+                Some(rows) => rows
+                    .into_iter()
+                    .map(sharing::invitation)
+                    .collect::<Result<_, _>>()
+                    .map(Some),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: i64,
+    ) -> Result<bool, StoreError> {
+        self.run(async |conn, persistent| {
+            sharing::revoke(conn, persistent, owner, list, invitation).await
+        })
+        .await
+    }
+
+    async fn accept_invitation(
+        &self,
+        owner: &UserId,
+        token_hash: &[u8; 32],
+    ) -> Result<Accepted, StoreError> {
+        self.transaction(async |conn, persistent| {
+            sharing::accept(conn, persistent, owner, token_hash).await
+        })
+        .await
+    }
+
+    async fn change_role(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+        role: Role,
+    ) -> Result<Option<Member>, StoreError> {
+        self.run(async |conn, persistent| {
+            sharing::change_role(conn, persistent, owner, list, member, role)
+                .await?
+                .map(sharing::member)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<bool, StoreError> {
+        self.run(async |conn, persistent| {
+            sharing::remove(conn, persistent, owner, list, member).await
+        })
+        .await
+    }
+
+    async fn transfer_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<bool, StoreError> {
+        self.transaction(async |conn, persistent| {
+            sharing::transfer(conn, persistent, owner, list, member).await
+        })
+        .await
+    }
+
+    async fn every_list(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        let rows = self
+            .run(async |conn, persistent| sharing::every_list(conn, persistent, owner).await)
+            .await?;
+        row::lists(rows)
+    }
+
+    async fn members_of(&self, list: ListId) -> Result<Vec<Member>, StoreError> {
+        self.run(async |conn, persistent| {
+            sharing::members_of(conn, persistent, list)
+                .await?
+                .into_iter()
+                .map(sharing::member)
+                .collect()
+        })
+        .await
+    }
+
+    async fn owned_and_created_tasks(&self, owner: &UserId) -> Result<Vec<Task>, StoreError> {
+        let rows = self
+            .run(async |conn, persistent| {
+                sharing::owned_and_created_tasks(conn, persistent, owner).await
+            })
+            .await?;
+        row::all(rows)
+    }
+
+    async fn erase_user(&self, owner: &UserId) -> Result<(), StoreError> {
+        self.transaction(async |conn, persistent| sharing::erase(conn, persistent, owner).await)
+            .await
+    }
+
     async fn feed_rows(
         &self,
         owner: &UserId,
@@ -1071,30 +1231,73 @@ impl Statements for PgStore {
         limit: i64,
     ) -> Result<u64, StoreError> {
         // Skipping rows another instance's purge holds: many instances may purge at once
-        // without waiting on each other or deleting anything twice.
+        // without waiting on each other or deleting anything twice. A removed feed entry
+        // raises the horizon under which cursors must start again.
         let sql = match what {
             Purge::Trashed => {
-                "delete from tasks where id in (
-                    select id from tasks where deleted_at < $1
-                    limit $2 for update skip locked)"
+                "with gone as (
+                    delete from tasks where id in (
+                        select id from tasks where deleted_at < $1
+                        limit $2 for update skip locked)
+                    returning change_pos
+                 ), raised as (
+                    update feed_purges set purged_through = greatest(purged_through,
+                        coalesce((select max(change_pos) from gone), 0))
+                 )
+                 select count(*) from gone"
+            }
+            Purge::Lists => {
+                "with gone as (
+                    delete from lists where id in (
+                        select id from lists where deleted_at < $1
+                            and not exists (select 1 from tasks where list_id = lists.id)
+                        limit $2 for update skip locked)
+                    returning change_pos
+                 ), raised as (
+                    update feed_purges set purged_through = greatest(purged_through,
+                        coalesce((select max(change_pos) from gone), 0))
+                 )
+                 select count(*) from gone"
+            }
+            Purge::History => {
+                "with departed as (
+                    delete from task_departures where (list_id, task_id) in (
+                        select list_id, task_id from task_departures where departed_at < $1
+                        limit $2 for update skip locked)
+                    returning pos
+                 ), lost as (
+                    delete from feed_losses where (user_id, pos) in (
+                        select user_id, pos from feed_losses where lost_at < $1
+                        limit $2 for update skip locked)
+                    returning pos
+                 ), raised as (
+                    update feed_purges set purged_through = greatest(purged_through,
+                        coalesce((select max(pos) from departed), 0),
+                        coalesce((select max(pos) from lost), 0))
+                 )
+                 select greatest((select count(*) from departed), (select count(*) from lost))"
             }
             Purge::Keys => {
-                "delete from idempotency_keys where (user_id, key) in (
-                    select user_id, key from idempotency_keys where created_at < $1
-                    limit $2 for update skip locked)"
+                "with gone as (
+                    delete from idempotency_keys where (user_id, key) in (
+                        select user_id, key from idempotency_keys where created_at < $1
+                        limit $2 for update skip locked)
+                    returning 1
+                 )
+                 select count(*) from gone"
             }
         };
-        let result = self
+        let removed: i64 = self
             .run(async |conn, persistent| {
-                sqlx::query(sql)
+                sqlx::query_scalar(sql)
                     .persistent(persistent)
                     .bind(before)
                     .bind(limit)
-                    .execute(conn)
+                    .fetch_one(conn)
                     .await
             })
             .await?;
-        Ok(result.rows_affected())
+        Ok(u64::try_from(removed).unwrap_or_default())
     }
 
     async fn run_migrations(

@@ -1,5 +1,7 @@
 //! The SQLite store: the embedded default, so the service runs with no database server.
 
+mod sharing;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,10 +16,13 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::error::classify;
 use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
-use super::statements::{FeedBounds, FeedRows, Purge, Statements, Write, admitted_versions, now};
+use super::statements::{
+    FeedBounds, FeedRows, InvitationRequest, Purge, Statements, Write, admitted_versions, now,
+};
 use super::tasks::{OrderRow, position_after, rekeyed_order};
+
 use super::{PoolSettings, PoolStatus, StoreError, text};
-use crate::domain::list::{CreateList, UpdateList};
+use crate::domain::list::{Accepted, CreateList, Invitation, Member, UpdateList};
 use crate::domain::query::Assignee;
 use crate::domain::{
     ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Placement,
@@ -101,7 +106,7 @@ fn db_error(error: sqlx::Error) -> StoreError {
     classify(error, transient)
 }
 
-fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
+pub(super) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
     time.timestamp_micros()
 }
 
@@ -236,14 +241,14 @@ macro_rules! readable {
 }
 
 /// The next feed position, taken (SQLite has one writer: the counter is in commit order).
-async fn next_position(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+pub(super) async fn next_position(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("update feed_clock set last = last + 1 returning last")
         .fetch_one(conn)
         .await
 }
 
 /// The key after the last of the user's lists in their own order.
-async fn next_list_position(
+pub(super) async fn next_list_position(
     conn: &mut SqliteConnection,
     owner: &UserId,
 ) -> Result<Position, sqlx::Error> {
@@ -1128,6 +1133,157 @@ impl Statements for SqliteStore {
         let _ = transaction.rollback().await;
     }
 
+    async fn select_members(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Option<Vec<Member>>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        match sharing::members(&mut conn, owner, list)
+            .await
+            .map_err(db_error)?
+        {
+            None => Ok(None),
+            Some(rows) => rows
+                .into_iter()
+                .map(sharing::member)
+                .collect::<Result<_, _>>()
+                .map(Some)
+                .map_err(db_error),
+        }
+    }
+
+    async fn insert_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: &InvitationRequest,
+    ) -> Result<Option<Invitation>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sharing::invite(&mut conn, owner, list, invitation)
+            .await
+            .and_then(|row| row.map(sharing::invitation).transpose())
+            .map_err(db_error)
+    }
+
+    async fn select_invitations(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Option<Vec<Invitation>>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        match sharing::invitations(&mut conn, owner, list)
+            .await
+            .map_err(db_error)?
+        {
+            None => Ok(None),
+            Some(rows) => rows
+                .into_iter()
+                .map(sharing::invitation)
+                .collect::<Result<_, _>>()
+                .map(Some)
+                .map_err(db_error),
+        }
+    }
+
+    async fn revoke_invitation(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sharing::revoke(&mut conn, owner, list, invitation)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn accept_invitation(
+        &self,
+        owner: &UserId,
+        token_hash: &[u8; 32],
+    ) -> Result<Accepted, StoreError> {
+        let mut transaction = self.begin().await?;
+        let accepted = sharing::accept(&mut transaction, owner, token_hash)
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(accepted)
+    }
+
+    async fn change_role(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+        role: Role,
+    ) -> Result<Option<Member>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sharing::change_role(&mut conn, owner, list, member, role)
+            .await
+            .and_then(|row| row.map(sharing::member).transpose())
+            .map_err(db_error)
+    }
+
+    async fn remove_member(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sharing::remove(&mut conn, owner, list, member)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn transfer_list(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin().await?;
+        let done = sharing::transfer(&mut transaction, owner, list, member)
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(done)
+    }
+
+    async fn every_list(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let rows = sharing::every_list(&mut conn, owner)
+            .await
+            .map_err(db_error)?;
+        row::lists(rows)
+    }
+
+    async fn members_of(&self, list: ListId) -> Result<Vec<Member>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sharing::members_of(&mut conn, list)
+            .await
+            .and_then(|rows| rows.into_iter().map(sharing::member).collect())
+            .map_err(db_error)
+    }
+
+    async fn owned_and_created_tasks(&self, owner: &UserId) -> Result<Vec<Task>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let rows = sharing::owned_and_created_tasks(&mut conn, owner)
+            .await
+            .map_err(db_error)?;
+        row::all(rows)
+    }
+
+    async fn erase_user(&self, owner: &UserId) -> Result<(), StoreError> {
+        let mut transaction = self.begin().await?;
+        sharing::erase(&mut transaction, owner)
+            .await
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
     async fn feed_rows(
         &self,
         owner: &UserId,
@@ -1250,23 +1406,51 @@ impl Statements for SqliteStore {
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        let sql = match what {
-            Purge::Trashed => {
-                "delete from tasks where id in (
-                    select id from tasks where deleted_at < ?1 limit ?2)"
-            }
-            Purge::Keys => {
-                "delete from idempotency_keys where rowid in (
-                    select rowid from idempotency_keys where created_at < ?1 limit ?2)"
-            }
+        // (table, key, age column, position column): a removed feed entry raises the
+        // horizon under which cursors must start again.
+        let targets: &[(&str, &str, &str, Option<&str>)] = match what {
+            Purge::Trashed => &[("tasks", "id", "deleted_at", Some("change_pos"))],
+            Purge::Lists => &[("lists", "id", "deleted_at", Some("change_pos"))],
+            Purge::History => &[
+                ("task_departures", "rowid", "departed_at", Some("pos")),
+                ("feed_losses", "rowid", "lost_at", Some("pos")),
+            ],
+            Purge::Keys => &[("idempotency_keys", "rowid", "created_at", None)],
         };
-        let result = sqlx::query(sql)
+        let mut transaction = self.begin().await?;
+        let mut removed = 0;
+        for (table, key, age, position) in targets {
+            // Only lists whose tasks are all gone.
+            let extra = match *table {
+                "lists" => " and not exists (select 1 from tasks where list_id = lists.id)",
+                _ => "",
+            };
+            let chosen = format!(
+                "select {key} from {table} where {age} < ?1{extra} limit ?2"
+            );
+            if let Some(position) = position {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "update feed_clock set purged_through = max(purged_through, coalesce(
+                        (select max({position}) from {table} where {key} in ({chosen})), 0))"
+                )))
+                .bind(to_micros(before))
+                .bind(limit)
+                .execute(&mut *transaction)
+                .await
+                .map_err(db_error)?;
+            }
+            let result = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "delete from {table} where {key} in ({chosen})"
+            )))
             .bind(to_micros(before))
             .bind(limit)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(db_error)?;
-        Ok(result.rows_affected())
+            removed = removed.max(result.rows_affected());
+        }
+        transaction.commit().await.map_err(db_error)?;
+        Ok(removed)
     }
 
     async fn run_migrations(
