@@ -127,9 +127,7 @@ impl ApiError {
             ApiError::TaskNotFound
             | ApiError::ListNotFound
             | ApiError::Missing(_)
-            | ApiError::RouteNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

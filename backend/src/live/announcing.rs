@@ -12,8 +12,8 @@ use crate::domain::list::{
     CreateInvitation, CreateList, Export, Invitation, Member, NewInvitation, UpdateList,
 };
 use crate::domain::{
-    CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Once, Placement, Role, Task,
-    TaskId, TaskQuery, UpdateTask, UserId,
+    CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Once, Placement, Role, Task, TaskId,
+    TaskQuery, UpdateTask, UserId,
 };
 use crate::store::{Lists, StoreError, Tasks};
 
@@ -173,7 +173,12 @@ impl Lists for Announcing<dyn Lists> {
         self.inner.invitations(owner, list).await
     }
 
-    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64) -> Result<(), StoreError> {
+    async fn revoke(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: i64,
+    ) -> Result<(), StoreError> {
         self.inner.revoke(owner, list, invitation).await
     }
 
@@ -193,7 +198,12 @@ impl Lists for Announcing<dyn Lists> {
         self.announced(member, result)
     }
 
-    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId) -> Result<(), StoreError> {
+    async fn remove(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<(), StoreError> {
         let result = self.inner.remove(owner, list, member).await;
         // The member's own streams first: they are the ones that must hear of the loss.
         self.announced(member, result)

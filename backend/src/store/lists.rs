@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::statements::{InvitationRequest, now};
 use crate::domain::list::{
-    Accepted, CreateInvitation, CreateList, Export, ExportedList, Invitation, Member, NewInvitation,
-    UpdateList,
+    Accepted, CreateInvitation, CreateList, Export, ExportedList, Invitation, Member,
+    NewInvitation, UpdateList,
 };
 use crate::domain::{Expect, List, ListId, Position, Role, UserId};
 
@@ -182,7 +182,8 @@ impl<S: Statements> Lists for S {
         request: CreateInvitation,
     ) -> Result<NewInvitation, StoreError> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|error| StoreError::Other(error.to_string().into()))?;
+        getrandom::fill(&mut secret)
+            .map_err(|error| StoreError::Other(error.to_string().into()))?;
         let token = URL_SAFE_NO_PAD.encode(secret);
         let now = now();
         let invitation = InvitationRequest {
@@ -215,7 +216,12 @@ impl<S: Statements> Lists for S {
         }
     }
 
-    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64) -> Result<(), StoreError> {
+    async fn revoke(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        invitation: i64,
+    ) -> Result<(), StoreError> {
         if self.revoke_invitation(owner, list, invitation).await? {
             return Ok(());
         }
@@ -268,7 +274,12 @@ impl<S: Statements> Lists for S {
         }
     }
 
-    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId) -> Result<(), StoreError> {
+    async fn remove(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        member: &UserId,
+    ) -> Result<(), StoreError> {
         if self.remove_member(owner, list, member).await? {
             return Ok(());
         }
@@ -358,4 +369,3 @@ async fn owner_or_not<S: Statements>(store: &S, owner: &UserId, list: ListId) ->
         Ok(Some(_)) => only_the_owner(),
     }
 }
-

@@ -148,11 +148,15 @@ pub trait Lists: Send + Sync + 'static {
     ) -> Result<NewInvitation, StoreError>;
 
     /// The invitations of a list the caller owns, without their tokens.
-    async fn invitations(&self, owner: &UserId, list: ListId)
-    -> Result<Vec<Invitation>, StoreError>;
+    async fn invitations(
+        &self,
+        owner: &UserId,
+        list: ListId,
+    ) -> Result<Vec<Invitation>, StoreError>;
 
     /// Revokes an invitation of a list the caller owns.
-    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64) -> Result<(), StoreError>;
+    async fn revoke(&self, owner: &UserId, list: ListId, invitation: i64)
+    -> Result<(), StoreError>;
 
     /// Joins the caller to the list an invitation's token is for (a member already: nothing
     /// changes). Every token that cannot be used is the same [`StoreError::Missing`].
@@ -168,7 +172,8 @@ pub trait Lists: Send + Sync + 'static {
     ) -> Result<Member, StoreError>;
 
     /// Removes a member (the owner, anyone but themself) or leaves (anyone but the owner).
-    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId) -> Result<(), StoreError>;
+    async fn remove(&self, owner: &UserId, list: ListId, member: &UserId)
+    -> Result<(), StoreError>;
 
     /// Hands the list to a member; the caller, its owner, becomes an editor.
     async fn transfer(

@@ -128,6 +128,13 @@ pub(super) trait Statements: Send + Sync + 'static {
         id: TaskId,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
+    /// The list of a task the caller can read, live or in the trash.
+    fn list_of_task(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+    ) -> impl Future<Output = Result<Option<ListId>, StoreError>> + Send;
+
     /// The caller's role in a live list; `None` when they are not a member.
     fn role_in(
         &self,

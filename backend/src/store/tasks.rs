@@ -154,9 +154,17 @@ impl<S: Statements> Tasks for S {
     }
 
     async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        match self.untrash(owner, id).await? {
-            Some(task) => Ok(task),
-            None => unwritten(self, owner, id, &Expect::Any).await,
+        if let Some(task) = self.untrash(owner, id).await? {
+            return Ok(task);
+        }
+        // Not in the trash (then as it is), not the caller's to restore, or not the caller's.
+        let Some(list) = self.list_of_task(owner, id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        match self.role_in(owner, list).await? {
+            Some(role) if role.can_write() => self.get(owner, id).await,
+            Some(_) => Err(read_only()),
+            None => Err(StoreError::NotFound),
         }
     }
 }

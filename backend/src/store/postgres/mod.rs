@@ -316,6 +316,23 @@ impl Statements for PgStore {
         task(row)
     }
 
+    async fn list_of_task(&self, owner: &UserId, id: TaskId) -> Result<Option<ListId>, StoreError> {
+        let list: Option<i64> = self
+            .run(async |conn, persistent| {
+                sqlx::query_scalar(concat!(
+                    "select list_id from tasks where id = $2 and ",
+                    readable!()
+                ))
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(id.get())
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        list.map(stored_list).transpose()
+    }
+
     async fn role_in(&self, owner: &UserId, list: ListId) -> Result<Option<Role>, StoreError> {
         let role: Option<String> = self
             .run(async |conn, persistent| {

@@ -568,6 +568,23 @@ impl Statements for SqliteStore {
         task(row)
     }
 
+    async fn list_of_task(&self, owner: &UserId, id: TaskId) -> Result<Option<ListId>, StoreError> {
+        let list: Option<i64> = sqlx::query_scalar(concat!(
+            "select list_id from tasks where id = ?2 and ",
+            readable!()
+        ))
+        .bind(owner.as_str())
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        list.map(|list| {
+            ListId::try_from(list)
+                .map_err(|_| StoreError::Other(format!("corrupt list id {list}").into()))
+        })
+        .transpose()
+    }
+
     async fn role_in(&self, owner: &UserId, list: ListId) -> Result<Option<Role>, StoreError> {
         let role: Option<String> = sqlx::query_scalar(
             "select m.role from list_members m join lists l on l.id = m.list_id
@@ -1425,9 +1442,7 @@ impl Statements for SqliteStore {
                 "lists" => " and not exists (select 1 from tasks where list_id = lists.id)",
                 _ => "",
             };
-            let chosen = format!(
-                "select {key} from {table} where {age} < ?1{extra} limit ?2"
-            );
+            let chosen = format!("select {key} from {table} where {age} < ?1{extra} limit ?2");
             if let Some(position) = position {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "update feed_clock set purged_through = max(purged_through, coalesce(

@@ -10,17 +10,7 @@ use crate::domain::list::{Accepted, MAX_LISTS_PER_USER, MAX_MEMBERS};
 use crate::domain::{ListId, Role, UserId};
 
 pub(super) type MemberRow = (String, String, i64);
-pub(super) type InvitationRow = (
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-);
+pub(super) type InvitationRow = (i64, i64, String, i64, i64, String, i64, i64, Option<i64>);
 
 /// The columns of an invitation, in [`InvitationRow`]'s order.
 macro_rules! invitation_columns {
@@ -141,7 +131,10 @@ pub(super) async fn revoke(
 
 /// Gives every task of `list` a new feed position, so that a member who just joined finds
 /// them all after their cursor.
-pub(super) async fn touch_tasks(conn: &mut SqliteConnection, list: ListId) -> Result<(), sqlx::Error> {
+pub(super) async fn touch_tasks(
+    conn: &mut SqliteConnection,
+    list: ListId,
+) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = sqlx::query_scalar("select id from tasks where list_id = ?1 order by id")
         .bind(list.get())
         .fetch_all(&mut *conn)
@@ -184,12 +177,11 @@ pub(super) async fn accept(
         return Ok(Accepted::Unknown);
     };
     // The list's row first: accepts of one list queue here, so the count below holds.
-    let members: Option<i64> = sqlx::query_scalar(
-        "select member_count from lists where id = ?1 and deleted_at is null",
-    )
-    .bind(list)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let members: Option<i64> =
+        sqlx::query_scalar("select member_count from lists where id = ?1 and deleted_at is null")
+            .bind(list)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(members) = members else {
         return Ok(Accepted::Unknown);
     };

@@ -1,0 +1,259 @@
+//! Lists (docs/lists-and-sharing.md): an Inbox per user, the caller's own lists and order,
+//! tasks in lists, the trash, and the list entries of the change feed.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::support::app::{TestApp, token};
+
+async fn lists(app: &TestApp, user: &str) -> Value {
+    let response = app.get("/api/lists", &token(user)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.json()
+}
+
+async fn create_list(app: &TestApp, user: &str, body: Value) -> Value {
+    let response = app.post("/api/lists", &token(user), &body).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    let list = response.json();
+    assert_eq!(
+        response.header("location"),
+        Some(format!("/api/lists/{}", list["id"]).as_str())
+    );
+    list
+}
+
+async fn every_task_lands_in_its_creators_inbox_by_default(app: &TestApp) {
+    let alice = token("alice");
+    assert_eq!(
+        lists(app, "alice").await,
+        json!([]),
+        "no Inbox before it is needed"
+    );
+    let task = app.create_task(&alice, json!({"title": "t"})).await;
+    let mine = lists(app, "alice").await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    let inbox = &mine[0];
+    assert_eq!(inbox["is_inbox"], true);
+    assert_eq!(inbox["name"], "Inbox");
+    assert_eq!(inbox["role"], "owner");
+    assert_eq!(inbox["owner_id"], "alice");
+    assert_eq!(inbox["member_count"], 1);
+    assert_eq!(task["list_id"], inbox["id"]);
+    assert_eq!(task["assignee_id"], Value::Null);
+    // One Inbox, however many creates.
+    app.create_task(&alice, json!({"title": "u"})).await;
+    assert_eq!(lists(app, "alice").await.as_array().map(Vec::len), Some(1));
+    // It can be renamed, not deleted.
+    let url = format!("/api/lists/{}", inbox["id"]);
+    let renamed = app.patch(&url, &alice, &json!({"name": "Mine"})).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
+    assert_eq!(renamed.json()["name"], "Mine");
+    app.delete(&url, &alice)
+        .await
+        .assert_error(StatusCode::CONFLICT);
+}
+
+async fn tasks_live_in_the_list_they_are_created_in(app: &TestApp) {
+    let alice = token("alice");
+    let work = create_list(app, "alice", json!({"name": "Work", "color": "#3b82f6"})).await;
+    assert_eq!(work["color"], "#3b82f6");
+    assert_eq!(work["is_inbox"], false);
+    let task = app
+        .create_task(&alice, json!({"title": "report", "list_id": work["id"]}))
+        .await;
+    assert_eq!(task["list_id"], work["id"]);
+    let home = app.create_task(&alice, json!({"title": "dishes"})).await;
+    let in_work = app
+        .get(&format!("/api/tasks?list_id={}", work["id"]), &alice)
+        .await;
+    assert_eq!(in_work.header("x-total-count"), Some("1"));
+    assert_eq!(in_work.json()[0]["id"], task["id"]);
+    let all = app.get("/api/tasks", &alice).await;
+    assert_eq!(all.header("x-total-count"), Some("2"));
+    // Moved to another list by PATCH, at its end.
+    let moved = app
+        .patch(
+            &TestApp::url_of(&home),
+            &alice,
+            &json!({"list_id": work["id"], "assignee_id": "alice"}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    assert_eq!(moved.json()["list_id"], work["id"]);
+    assert_eq!(moved.json()["assignee_id"], "alice");
+    assert!(moved.json()["position"].as_str() > task["position"].as_str());
+    let mine = app.get("/api/tasks?assignee=me", &alice).await.json();
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+}
+
+async fn other_peoples_lists_are_missing_lists(app: &TestApp) {
+    let alice = token("alice");
+    let bob = token("bob");
+    let work = create_list(app, "alice", json!({"name": "Work"})).await;
+    let url = format!("/api/lists/{}", work["id"]);
+    app.get(&url, &bob)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    app.patch(&url, &bob, &json!({"name": "mine now"}))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    app.delete(&url, &bob)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    // A list id in a body is checked as one in a path.
+    app.post(
+        "/api/tasks",
+        &bob,
+        &json!({"title": "x", "list_id": work["id"]}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND);
+    let bobs = app.create_task(&bob, json!({"title": "b"})).await;
+    app.patch(
+        &TestApp::url_of(&bobs),
+        &bob,
+        &json!({"list_id": work["id"]}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND);
+    app.get(&format!("/api/tasks?list_id={}", work["id"]), &bob)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    // A neighbour in another user's list is a missing task.
+    let alices = app
+        .create_task(&alice, json!({"title": "a", "list_id": work["id"]}))
+        .await;
+    app.post(
+        &format!("{}/move", TestApp::url_of(&bobs)),
+        &bob,
+        &json!({"after": alices["id"]}),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND);
+    // Nobody but a member can be assigned.
+    app.post(
+        "/api/tasks",
+        &alice,
+        &json!({"title": "x", "list_id": work["id"], "assignee_id": "bob"}),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    // Ids are written one way only.
+    for bad in ["+1", "01", "1.0"] {
+        let raw = format!(r#"{{"title": "x", "list_id": {bad}}}"#);
+        let response = app
+            .request(axum::http::Method::POST, "/api/tasks")
+            .token(&alice)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await;
+        assert!(
+            response.status.is_client_error(),
+            "{bad}: {}",
+            response.status
+        );
+    }
+    for bad in ["+1", "01", "1.0", "0"] {
+        app.get(&format!("/api/lists/{bad}"), &alice)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    app.post("/api/lists", &alice, &json!({"name": "x".repeat(101)}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn a_deleted_list_takes_its_tasks_to_the_trash_and_back(app: &TestApp) {
+    let alice = token("alice");
+    let work = create_list(app, "alice", json!({"name": "Work"})).await;
+    let url = format!("/api/lists/{}", work["id"]);
+    let task = app
+        .create_task(&alice, json!({"title": "report", "list_id": work["id"]}))
+        .await;
+    let start = app
+        .get("/api/tasks/changes?include=lists", &alice)
+        .await
+        .json();
+    let cursor = start["next_cursor"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        app.delete(&url, &alice).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.get(&url, &alice)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    app.get(&TestApp::url_of(&task), &alice)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let feed = app
+        .get(
+            &format!("/api/tasks/changes?include=lists&since={cursor}"),
+            &alice,
+        )
+        .await
+        .json();
+    let entries = feed["changes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries
+            .iter()
+            .any(|c| c["op"] == "delete" && c["list_id"] == work["id"]),
+        "{feed}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|c| c["op"] == "delete" && c["id"] == task["id"]),
+        "{feed}"
+    );
+    let restored = app
+        .post(&format!("{url}/restore"), &alice, &json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.text());
+    let back = app.get(&TestApp::url_of(&task), &alice).await;
+    assert_eq!(back.status, StatusCode::OK);
+    // Without include=lists, a Part-two client sees only its tasks.
+    let tasks_only = app.get("/api/tasks/changes", &alice).await.json();
+    assert!(
+        tasks_only["changes"]
+            .as_array()
+            .is_some_and(|changes| changes
+                .iter()
+                .all(|c| c.get("list").is_none() && c.get("list_id").is_none())),
+        "{tasks_only}"
+    );
+}
+
+async fn the_callers_order_of_lists_is_their_own(app: &TestApp) {
+    let a = create_list(app, "alice", json!({"name": "A"})).await;
+    let b = create_list(app, "alice", json!({"name": "B"})).await;
+    let c = create_list(app, "alice", json!({"name": "C"})).await;
+    let moved = app
+        .post(
+            &format!("/api/lists/{}/move", c["id"]),
+            &token("alice"),
+            &json!({"after": null}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    let names: Vec<Value> = lists(app, "alice")
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|list| list["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("C"), json!("A"), json!("B")]);
+    let _ = (a, b);
+}
+
+backend_tests!(
+    every_task_lands_in_its_creators_inbox_by_default,
+    tasks_live_in_the_list_they_are_created_in,
+    other_peoples_lists_are_missing_lists,
+    a_deleted_list_takes_its_tasks_to_the_trash_and_back,
+    the_callers_order_of_lists_is_their_own,
+);

@@ -1,0 +1,345 @@
+//! Sharing by invitation: the token, its limits, members and what their feeds say.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::support::app::{TestApp, token};
+
+async fn new_list(app: &TestApp, owner: &str, name: &str) -> Value {
+    let response = app
+        .post("/api/lists", &token(owner), &json!({"name": name}))
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    response.json()
+}
+
+async fn invite(app: &TestApp, owner: &str, list: &Value, body: Value) -> Value {
+    let response = app
+        .post(
+            &format!("/api/lists/{}/invitations", list["id"]),
+            &token(owner),
+            &body,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    response.json()
+}
+
+async fn accept(app: &TestApp, user: &str, secret: &Value) -> crate::support::app::TestResponse {
+    app.post(
+        "/api/invitations/accept",
+        &token(user),
+        &json!({"token": secret}),
+    )
+    .await
+}
+
+async fn an_invitation_is_a_secret_shown_once_and_used_as_it_says(app: &TestApp) {
+    let list = new_list(app, "alice", "Groceries").await;
+    let invitation = invite(app, "alice", &list, json!({"role": "editor"})).await;
+    let secret = invitation["token"].as_str().unwrap_or_default().to_owned();
+    assert!(secret.len() >= 43, "at least 256 bits: {secret}");
+    assert_eq!(invitation["max_uses"], 1);
+    assert_eq!(invitation["uses"], 0);
+    // Listed without its secret.
+    let listed = app
+        .get(
+            &format!("/api/lists/{}/invitations", list["id"]),
+            &token("alice"),
+        )
+        .await
+        .json();
+    assert_eq!(listed[0]["id"], invitation["id"]);
+    assert!(listed[0].get("token").is_none(), "{listed}");
+    // The owner's own: a conflict, and no use taken.
+    accept(app, "alice", &invitation["token"])
+        .await
+        .assert_error(StatusCode::CONFLICT);
+    let joined = accept(app, "bob", &invitation["token"]).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.text());
+    assert_eq!(joined.json()["role"], "editor");
+    assert_eq!(joined.json()["member_count"], 2);
+    // Again: nothing changes.
+    let again = accept(app, "bob", &invitation["token"]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["member_count"], 2);
+    // Used up for anyone else; unknown tokens alike.
+    let used_up = accept(app, "carol", &invitation["token"])
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let unknown = accept(app, "carol", &json!("not-a-token"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    assert_eq!(used_up, unknown, "no oracle");
+    // Revoked, and of a deleted list: the same 404.
+    let revoked = invite(
+        app,
+        "alice",
+        &list,
+        json!({"role": "viewer", "max_uses": 5}),
+    )
+    .await;
+    let revoke = app
+        .delete(
+            &format!("/api/lists/{}/invitations/{}", list["id"], revoked["id"]),
+            &token("alice"),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        accept(app, "carol", &revoked["token"])
+            .await
+            .assert_error(StatusCode::NOT_FOUND),
+        unknown
+    );
+    let doomed = invite(app, "alice", &list, json!({"role": "viewer"})).await;
+    app.delete(&format!("/api/lists/{}", list["id"]), &token("alice"))
+        .await;
+    assert_eq!(
+        accept(app, "carol", &doomed["token"])
+            .await
+            .assert_error(StatusCode::NOT_FOUND),
+        unknown
+    );
+    // Bad bodies.
+    let other = new_list(app, "alice", "Other").await;
+    for body in [
+        json!({"role": "owner"}),
+        json!({"role": "viewer", "max_uses": 51}),
+        json!({"role": "viewer", "max_uses": 0}),
+        json!({"role": "viewer", "expires_in_hours": 721}),
+        json!({"role": "viewer", "expires_in_hours": 1.5}),
+        json!({"role": "viewer", "extra": true}),
+    ] {
+        app.post(
+            &format!("/api/lists/{}/invitations", other["id"]),
+            &token("alice"),
+            &body,
+        )
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
+
+async fn an_inbox_is_never_shared(app: &TestApp) {
+    app.create_task(&token("alice"), json!({"title": "t"}))
+        .await;
+    let inbox = app.get("/api/lists", &token("alice")).await.json()[0].clone();
+    app.post(
+        &format!("/api/lists/{}/invitations", inbox["id"]),
+        &token("alice"),
+        &json!({"role": "viewer"}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT);
+}
+
+async fn a_list_holds_fifty_members_at_most(app: &TestApp) {
+    let list = new_list(app, "alice", "Big").await;
+    let invitation = invite(
+        app,
+        "alice",
+        &list,
+        json!({"role": "viewer", "max_uses": 50}),
+    )
+    .await;
+    for n in 1..50 {
+        let joined = accept(app, &format!("member{n}"), &invitation["token"]).await;
+        assert_eq!(joined.status, StatusCode::OK, "{n}: {}", joined.text());
+    }
+    accept(app, "member50", &invitation["token"])
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    let members = app
+        .get(
+            &format!("/api/lists/{}/members", list["id"]),
+            &token("alice"),
+        )
+        .await
+        .json();
+    assert_eq!(members.as_array().map(Vec::len), Some(50));
+}
+
+async fn a_member_who_leaves_loses_the_list_in_the_feed(app: &TestApp) {
+    let (alice, bob) = (token("alice"), token("bob"));
+    let list = new_list(app, "alice", "Shared").await;
+    let task = app
+        .create_task(&alice, json!({"title": "shared", "list_id": list["id"]}))
+        .await;
+    let invitation = invite(app, "alice", &list, json!({"role": "editor"})).await;
+    // Bob's feed before he joins: nothing of the list.
+    let before = app
+        .get("/api/tasks/changes?include=lists", &bob)
+        .await
+        .json();
+    assert_eq!(before["changes"], json!([]));
+    let cursor = before["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        accept(app, "bob", &invitation["token"]).await.status,
+        StatusCode::OK
+    );
+    let joined = app
+        .get(
+            &format!("/api/tasks/changes?include=lists&since={cursor}"),
+            &bob,
+        )
+        .await
+        .json();
+    let changes = joined["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(changes[0]["op"], "upsert");
+    assert_eq!(
+        changes[0]["list"]["id"], list["id"],
+        "the list before its tasks"
+    );
+    assert_eq!(changes[0]["list"]["role"], "editor");
+    assert!(
+        changes.iter().any(|c| c["task"]["id"] == task["id"]),
+        "the tasks that were there before he joined: {joined}"
+    );
+    let cursor = joined["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let tasks_only = app.get("/api/tasks/changes", &bob).await.json();
+    let tasks_cursor = tasks_only["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // He leaves.
+    let left = app
+        .delete(&format!("/api/lists/{}/members/bob", list["id"]), &bob)
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text());
+    let gone = app
+        .get(
+            &format!("/api/tasks/changes?include=lists&since={cursor}"),
+            &bob,
+        )
+        .await
+        .json();
+    assert!(
+        gone["changes"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["op"] == "delete" && c["list_id"] == list["id"])),
+        "{gone}"
+    );
+    // A client that knows no lists hears of each task instead.
+    let tasks_gone = app
+        .get(&format!("/api/tasks/changes?since={tasks_cursor}"), &bob)
+        .await
+        .json();
+    assert!(
+        tasks_gone["changes"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["op"] == "delete" && c["id"] == task["id"])),
+        "{tasks_gone}"
+    );
+    // And nothing of the list after: alice's next change is not his.
+    app.patch(&TestApp::url_of(&task), &alice, &json!({"title": "later"}))
+        .await;
+    let after = app
+        .get(
+            &format!(
+                "/api/tasks/changes?include=lists&since={}",
+                gone["next_cursor"].as_str().unwrap_or_default()
+            ),
+            &bob,
+        )
+        .await
+        .json();
+    assert_eq!(after["changes"], json!([]));
+    app.get(&TestApp::url_of(&task), &bob)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+}
+
+async fn ownership_moves_by_transfer_only(app: &TestApp) {
+    let list = new_list(app, "alice", "Handover").await;
+    let invitation = invite(app, "alice", &list, json!({"role": "viewer"})).await;
+    accept(app, "bob", &invitation["token"]).await;
+    let url = format!("/api/lists/{}", list["id"]);
+    app.delete(&format!("{url}/members/alice"), &token("alice"))
+        .await
+        .assert_error(StatusCode::CONFLICT);
+    let handed = app
+        .post(
+            &format!("{url}/transfer"),
+            &token("alice"),
+            &json!({"user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(handed.status, StatusCode::OK, "{}", handed.text());
+    assert_eq!(handed.json()["role"], "editor");
+    assert_eq!(handed.json()["owner_id"], "bob");
+    let as_bob = app.get(&url, &token("bob")).await.json();
+    assert_eq!(as_bob["role"], "owner");
+    // Now alice may leave.
+    let left = app
+        .delete(&format!("{url}/members/alice"), &token("alice"))
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT);
+    app.get(&url, &token("alice"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+}
+
+async fn your_data_is_yours_to_take_and_to_delete(app: &TestApp) {
+    let (alice, bob) = (token("alice"), token("bob"));
+    let mine = new_list(app, "alice", "Mine").await;
+    app.create_task(&alice, json!({"title": "in mine", "list_id": mine["id"]}))
+        .await;
+    let bobs = new_list(app, "bob", "Bob's").await;
+    let invitation = invite(app, "bob", &bobs, json!({"role": "editor"})).await;
+    accept(app, "alice", &invitation["token"]).await;
+    let elsewhere = app
+        .create_task(
+            &alice,
+            json!({"title": "in bob's", "list_id": bobs["id"], "assignee_id": "alice"}),
+        )
+        .await;
+    let invitation = invite(app, "alice", &mine, json!({"role": "viewer"})).await;
+    accept(app, "bob", &invitation["token"]).await;
+    let export = app.get("/api/me/export", &alice).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text());
+    let export = export.json();
+    assert_eq!(export["user_id"], "alice");
+    assert_eq!(export["lists"][0]["id"], mine["id"]);
+    assert_eq!(
+        export["lists"][0]["members"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(export["lists"][0]["tasks"][0]["title"], "in mine");
+    assert_eq!(export["memberships"][0]["id"], bobs["id"]);
+    assert_eq!(export["tasks_elsewhere"][0]["id"], elsewhere["id"]);
+    // Deleted: bob loses alice's list, keeps the task she made in his, unassigned.
+    assert_eq!(
+        app.delete("/api/me", &alice).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.get(&format!("/api/lists/{}", mine["id"]), &bob)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let kept = app.get(&TestApp::url_of(&elsewhere), &bob).await;
+    assert_eq!(kept.status, StatusCode::OK);
+    assert_eq!(kept.json()["assignee_id"], Value::Null);
+    assert_eq!(kept.json()["user_id"], "alice");
+    let members = app
+        .get(&format!("/api/lists/{}/members", bobs["id"]), &bob)
+        .await
+        .json();
+    assert_eq!(members.as_array().map(Vec::len), Some(1));
+    assert_eq!(app.get("/api/lists", &alice).await.json(), json!([]));
+}
+
+backend_tests!(
+    an_invitation_is_a_secret_shown_once_and_used_as_it_says,
+    an_inbox_is_never_shared,
+    a_list_holds_fifty_members_at_most,
+    a_member_who_leaves_loses_the_list_in_the_feed,
+    ownership_moves_by_transfer_only,
+    your_data_is_yours_to_take_and_to_delete,
+);
