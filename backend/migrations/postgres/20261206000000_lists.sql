@@ -225,7 +225,9 @@ create index tasks_user_id_idx on tasks (user_id);
 
 -- Every change to a task takes the feed position of its transaction and updates its list's
 -- row (the live count, the last position), which stays locked until the commit. A task that
--- moves to another list leaves a departure in the old one.
+-- moves to another list leaves a departure in the old one. Lock order, everywhere: task rows
+-- first (in id order when there are several), then list rows (in id order): a statement that
+-- writes many tasks of a list locks them all before the list's row.
 create function tasks_record_change() returns trigger language plpgsql as $$
 declare
     pos         bigint;
@@ -240,6 +242,9 @@ begin
         live_before := 1;
     end if;
     if tg_op = 'UPDATE' and old.list_id <> new.list_id then
+        -- Both lists' rows in id order: two tasks crossing between the same two lists in
+        -- opposite directions cannot deadlock.
+        perform 1 from lists where id in (old.list_id, new.list_id) order by id for update;
         update lists set live_tasks = live_tasks - live_before, last_pos = greatest(last_pos, pos)
         where id = old.list_id;
         -- The departure comes first in the feed, then the task in its new list.

@@ -304,7 +304,8 @@ pub struct ChangeRole {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
-    #[schema(value_type = String)]
+    /// A member of the list.
+    #[schema(value_type = String, min_length = 1, max_length = 255)]
     pub user_id: UserId,
 }
 

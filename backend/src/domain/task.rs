@@ -212,7 +212,7 @@ pub struct CreateTask {
     pub list_id: Option<ListId>,
     /// A member of the list to assign the task to; `null` or absent for nobody.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee_id: Option<UserId>,
 }
 
@@ -251,7 +251,7 @@ pub struct UpdateTask {
     pub list_id: Option<ListId>,
     /// A member of the task's list (its new list, with `list_id`); `null` unassigns.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee_id: Option<Option<UserId>>,
 }
 

@@ -38,10 +38,23 @@ impl IntoResponses for AuthenticatedErrors {
     }
 }
 
-/// The task does not exist, or is someone else's: the two are indistinguishable.
+/// The task does not exist, or is in a list the caller is not a member of: the two are
+/// indistinguishable.
 #[derive(IntoResponses)]
-#[response(status = 404, description = "No such task for this user")]
+#[response(
+    status = 404,
+    description = "No such task for this user (or a list named in the body is not theirs)"
+)]
 pub struct TaskNotFound(ErrorBody);
+
+/// The caller is a member of the task's list (or of a list named in the body) without the
+/// right to write it: a viewer.
+#[derive(IntoResponses)]
+#[response(
+    status = 403,
+    description = "A viewer of the task's list (or of the list named)"
+)]
+pub struct ReadOnly(ErrorBody);
 
 /// The `{task_id}` in the path is not a task id.
 #[derive(IntoResponses)]

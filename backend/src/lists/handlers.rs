@@ -165,15 +165,33 @@ pub async fn restore_list(
 /// Where `POST /api/lists/{list_id}/move` puts a list in the caller's own order: right after
 /// one list (`after`; `null` for the top) or right before one (`before`; `null` for the
 /// bottom). Nobody else's order changes.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoveList {
     #[serde(default, deserialize_with = "neighbour")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
     after: Option<Option<ListId>>,
     #[serde(default, deserialize_with = "neighbour")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
     before: Option<Option<ListId>>,
+}
+
+/// How the OpenAPI document describes a move of a list: one of two shapes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+#[schema(as = MoveList)]
+pub enum MoveListSchema {
+    /// Right after the list `after`; `null` for the top of the caller's order.
+    #[serde(deny_unknown_fields)]
+    After {
+        #[schema(required = true, minimum = 1)]
+        after: Option<i64>,
+    },
+    /// Right before the list `before`; `null` for the bottom.
+    #[serde(deny_unknown_fields)]
+    Before {
+        #[schema(required = true, minimum = 1)]
+        before: Option<i64>,
+    },
 }
 
 fn neighbour<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<ListId>>, D::Error> {
@@ -193,7 +211,7 @@ fn neighbour<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Lis
     path = "/api/lists/{list_id}/move",
     tag = "lists",
     params(ListIdParam),
-    request_body = MoveList,
+    request_body = MoveListSchema,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The list at its new place", body = List),

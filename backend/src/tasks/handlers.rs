@@ -15,7 +15,7 @@ use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
 use crate::http::idempotency::IdempotentJson;
 use crate::http::responses::{
     AuthenticatedErrors, InvalidTaskId, KeyInFlight, MalformedIfMatch, PayloadTooLarge,
-    PreconditionFailed, TaskNotFound, UnsupportedMediaType,
+    PreconditionFailed, ReadOnly, TaskNotFound, UnsupportedMediaType,
 };
 use crate::http::{ApiError, AppState, ErrorBody};
 
@@ -36,8 +36,10 @@ use crate::http::{ApiError, AppState, ErrorBody};
                 ("idempotent-replayed" = bool, description = "`true` on a replay"),
             )),
         (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
-        (status = 422, description = "Invalid body, or a key used with a different request", body = ErrorBody),
-        KeyInFlight, PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+        (status = 404, description = "`list_id` names a list the caller is not a member of", body = ErrorBody),
+        (status = 422, description = "Invalid body, an assignee who is not a member of the \
+            list, or a key used with a different request", body = ErrorBody),
+        ReadOnly, KeyInFlight, PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn create_task(
@@ -72,6 +74,7 @@ pub async fn create_task(
                 ("etag" = String, description = "A weak entity tag of this page, for `If-None-Match`"),
             )),
         (status = 304, description = "`If-None-Match` names this page as it still is"),
+        (status = 404, description = "`list_id` names a list the caller is not a member of", body = ErrorBody),
         (status = 422, description = "Invalid parameter or cursor", body = ErrorBody),
         AuthenticatedErrors,
     )
@@ -158,9 +161,10 @@ pub async fn get_task(
     responses(
         (status = 200, description = "The updated task. No `ETag`: the stored task differs \
             from the body sent, so the client takes `version` from the body", body = Task),
-        (status = 422, description = "Invalid task id or body", body = ErrorBody),
-        MalformedIfMatch, TaskNotFound, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType,
-        AuthenticatedErrors,
+        (status = 422, description = "Invalid task id or body, or an assignee who is not a \
+            member of the list", body = ErrorBody),
+        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, PayloadTooLarge,
+        UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn update_task(
@@ -189,8 +193,10 @@ pub async fn update_task(
             headers(("etag" = String, description = "The task's strong entity tag"))),
         (status = 415, description = "Body is not a JSON Merge Patch (`application/merge-patch+json` \
             or `application/json`)", body = ErrorBody),
-        (status = 422, description = "Invalid task id or patch", body = ErrorBody),
-        MalformedIfMatch, TaskNotFound, PreconditionFailed, PayloadTooLarge, AuthenticatedErrors,
+        (status = 422, description = "Invalid task id or patch, or an assignee who is not a \
+            member of the list", body = ErrorBody),
+        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, PayloadTooLarge,
+        AuthenticatedErrors,
     )
 )]
 pub async fn patch_task(
@@ -224,6 +230,7 @@ pub async fn patch_task(
                 ("idempotent-replayed" = bool, description = "`true` on a replay"),
             )),
         (status = 400, description = "Malformed If-Match or Idempotency-Key", body = ErrorBody),
+        (status = 403, description = "A viewer of the task's list", body = ErrorBody),
         (status = 404, description = "The task or its new neighbour is not the caller's", body = ErrorBody),
         (status = 422, description = "Both or neither of after and before, or a key used with \
             a different request", body = ErrorBody),
@@ -258,7 +265,8 @@ pub async fn move_task(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Moved to the trash"),
-        MalformedIfMatch, TaskNotFound, PreconditionFailed, InvalidTaskId, AuthenticatedErrors,
+        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, InvalidTaskId,
+        AuthenticatedErrors,
     )
 )]
 pub async fn delete_task(
@@ -286,7 +294,7 @@ pub async fn delete_task(
         (status = 200, description = "The restored task", body = Task,
             headers(("etag" = String, description = "The task's strong entity tag"))),
         (status = 404, description = "No such task for this user, in the trash or out of it", body = ErrorBody),
-        InvalidTaskId, AuthenticatedErrors,
+        ReadOnly, InvalidTaskId, AuthenticatedErrors,
     )
 )]
 pub async fn restore_task(

@@ -585,7 +585,12 @@ impl Statements for PgStore {
     ) -> Result<bool, StoreError> {
         let now = now();
         self.transaction(async |conn, persistent| {
-            // The list first: its row lock keeps writers of its tasks out until the commit.
+            // Its tasks first, then the list's row: the lock order of every writer.
+            sqlx::query("select id from tasks where list_id = $1 order by id for update")
+                .persistent(persistent)
+                .bind(list.get())
+                .execute(&mut *conn)
+                .await?;
             let trashed_at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
                 "update lists l set
                     deleted_at = case when $3 then null else $4 end,

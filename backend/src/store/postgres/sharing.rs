@@ -192,7 +192,14 @@ pub(super) async fn accept(
     let Some((_, list, _, _)) = found else {
         return Ok(Accepted::Unknown);
     };
-    // The list's row first: accepts of one list queue here, so the count below holds.
+    // The list's tasks, then its row (the lock order of every writer): accepts of one list
+    // queue here, so the count below holds, and the touch of its tasks below waits for no
+    // writer that waits for it.
+    sqlx::query("select id from tasks where list_id = $1 order by id for update")
+        .persistent(persistent)
+        .bind(list)
+        .execute(&mut *conn)
+        .await?;
     let members: Option<i32> = sqlx::query_scalar(
         "select member_count from lists where id = $1 and deleted_at is null for update",
     )
@@ -413,12 +420,23 @@ pub(super) async fn erase(
     owner: &UserId,
 ) -> Result<(), sqlx::Error> {
     let owned: Vec<i64> = sqlx::query_scalar(
-        "select list_id from list_members where user_id = $1 and role = 'owner' for update",
+        "select list_id from list_members where user_id = $1 and role = 'owner'",
     )
     .persistent(persistent)
     .bind(owner.as_str())
     .fetch_all(&mut *conn)
     .await?;
+    // Tasks first, then lists: the lock order of every writer.
+    sqlx::query("select id from tasks where list_id = any($1) order by id for update")
+        .persistent(persistent)
+        .bind(&owned)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("select id from lists where id = any($1) order by id for update")
+        .persistent(persistent)
+        .bind(&owned)
+        .execute(&mut *conn)
+        .await?;
     let statements = [
         // Members of the user's lists lose them: their devices drop the lists and the tasks.
         "delete from list_members where user_id <> $1 and list_id = any($2)",

@@ -2,4 +2,5 @@
 
 mod access;
 mod basics;
+mod convergence;
 mod sharing;
