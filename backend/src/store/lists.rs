@@ -26,6 +26,8 @@ const POSITION_ATTEMPTS: usize = 8;
 #[async_trait]
 impl<S: Statements> Lists for S {
     async fn lists_of(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        // Every user has an Inbox: listing their lists is the first time a client needs it.
+        self.ensure_inbox(owner).await?;
         self.select_lists(owner).await
     }
 

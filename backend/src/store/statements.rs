@@ -172,6 +172,9 @@ pub(super) trait Statements: Send + Sync + 'static {
         above: bool,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Makes the caller's Inbox if they have none yet.
+    fn ensure_inbox(&self, owner: &UserId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The caller's live lists, in their order.
     fn select_lists(
         &self,

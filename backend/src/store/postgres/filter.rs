@@ -25,7 +25,12 @@ pub(super) fn push_sort_value(query: &mut QueryBuilder<Postgres>, value: &SortVa
 /// `where` with the caller's lists and every filter of `filter`.
 pub(super) fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
     query
-        .push(" where list_id in (select list_id from list_members where user_id = ")
+        // The live lists: a list in the trash takes its tasks with it, out of every view
+        // (the trash of tasks included) until it is restored.
+        .push(
+            " where list_id in (select m.list_id from list_members m join lists l \
+             on l.id = m.list_id where l.deleted_at is null and m.user_id = ",
+        )
         .push_bind(owner.as_str().to_owned())
         .push(")");
     if let Some(list) = filter.list {

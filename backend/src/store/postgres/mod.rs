@@ -435,6 +435,18 @@ impl Statements for PgStore {
         .await
     }
 
+    async fn ensure_inbox(&self, owner: &UserId) -> Result<(), StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query("select inbox_for($1)")
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn select_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
         let rows: Vec<ListRowPg> = self
             .run(async |conn, persistent| {

@@ -404,7 +404,7 @@ pub(super) async fn owned_and_created_tasks(
         task_columns!(),
         " from tasks
          where list_id in (select list_id from list_members where user_id = $1 and role = 'owner')
-            or user_id = $1
+            or (user_id = $1 and list_id in (select list_id from list_members where user_id = $1))
          order by list_id, position"
     ))
     .persistent(persistent)

@@ -141,7 +141,12 @@ where
 /// `where` with the caller's lists and every filter of `filter`.
 fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter) {
     query
-        .push(" where list_id in (select list_id from list_members where user_id = ")
+        // The live lists: a list in the trash takes its tasks with it, out of every view
+        // (the trash of tasks included) until it is restored.
+        .push(
+            " where list_id in (select m.list_id from list_members m join lists l \
+             on l.id = m.list_id where l.deleted_at is null and m.user_id = ",
+        )
         .push_bind(owner.as_str().to_owned())
         .push(")");
     if let Some(list) = filter.list {
@@ -667,6 +672,21 @@ impl Statements for SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)
+    }
+
+    async fn ensure_inbox(&self, owner: &UserId) -> Result<(), StoreError> {
+        let exists: bool =
+            sqlx::query_scalar("select exists (select 1 from lists where inbox_of = ?1)")
+                .bind(owner.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        if exists {
+            return Ok(());
+        }
+        let mut transaction = self.begin().await?;
+        inbox_for(&mut transaction, owner).await.map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)
     }
 
     async fn select_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {

@@ -26,11 +26,6 @@ async fn create_list(app: &TestApp, user: &str, body: Value) -> Value {
 
 async fn every_task_lands_in_its_creators_inbox_by_default(app: &TestApp) {
     let alice = token("alice");
-    assert_eq!(
-        lists(app, "alice").await,
-        json!([]),
-        "no Inbox before it is needed"
-    );
     let task = app.create_task(&alice, json!({"title": "t"})).await;
     let mine = lists(app, "alice").await;
     assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
@@ -226,6 +221,29 @@ async fn a_deleted_list_takes_its_tasks_to_the_trash_and_back(app: &TestApp) {
     );
 }
 
+async fn the_inbox_is_there_when_a_client_first_lists_its_lists(app: &TestApp) {
+    let first = lists(app, "newcomer").await;
+    assert_eq!(first.as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first[0]["is_inbox"], true);
+    let task = app
+        .create_task(&token("newcomer"), json!({"title": "t"}))
+        .await;
+    assert_eq!(task["list_id"], first[0]["id"], "the same Inbox");
+    assert_eq!(lists(app, "newcomer").await, lists(app, "newcomer").await);
+}
+
+async fn a_trashed_lists_tasks_are_in_nobodys_trash(app: &TestApp) {
+    let alice = token("alice");
+    let work = create_list(app, "alice", json!({"name": "Work"})).await;
+    app.create_task(&alice, json!({"title": "report", "list_id": work["id"]}))
+        .await;
+    app.delete(&format!("/api/lists/{}", work["id"]), &alice)
+        .await;
+    let trash = app.get("/api/tasks?deleted=true", &alice).await;
+    assert_eq!(trash.json(), json!([]), "they come back with the list");
+    assert_eq!(trash.header("x-total-count"), Some("0"));
+}
+
 async fn the_callers_order_of_lists_is_their_own(app: &TestApp) {
     let a = create_list(app, "alice", json!({"name": "A"})).await;
     let b = create_list(app, "alice", json!({"name": "B"})).await;
@@ -246,7 +264,8 @@ async fn the_callers_order_of_lists_is_their_own(app: &TestApp) {
         .into_iter()
         .map(|list| list["name"].clone())
         .collect();
-    assert_eq!(names, [json!("C"), json!("A"), json!("B")]);
+    // The Inbox, made when alice first listed her lists, after those she had made.
+    assert_eq!(names, [json!("C"), json!("A"), json!("B"), json!("Inbox")]);
     let _ = (a, b);
 }
 
@@ -256,4 +275,6 @@ backend_tests!(
     other_peoples_lists_are_missing_lists,
     a_deleted_list_takes_its_tasks_to_the_trash_and_back,
     the_callers_order_of_lists_is_their_own,
+    the_inbox_is_there_when_a_client_first_lists_its_lists,
+    a_trashed_lists_tasks_are_in_nobodys_trash,
 );

@@ -332,7 +332,17 @@ async fn your_data_is_yours_to_take_and_to_delete(app: &TestApp) {
         .await
         .json();
     assert_eq!(members.as_array().map(Vec::len), Some(1));
-    assert_eq!(app.get("/api/lists", &alice).await.json(), json!([]));
+    // Nothing of hers is left: listing her lists gives her a new, empty Inbox.
+    let fresh = app.get("/api/lists", &alice).await.json();
+    assert_eq!(fresh.as_array().map(Vec::len), Some(1), "{fresh}");
+    assert_eq!(fresh[0]["is_inbox"], true);
+    assert_eq!(app.get("/api/tasks", &alice).await.json(), json!([]));
+    let export = app.get("/api/me/export", &alice).await.json();
+    assert_eq!(
+        export["tasks_elsewhere"],
+        json!([]),
+        "not even what she made in bob's"
+    );
 }
 
 backend_tests!(

@@ -25,8 +25,18 @@ pub async fn open(
     token: &str,
     last_event_id: Option<&str>,
 ) -> Result<EventStream, (u16, String)> {
+    open_path(base, "/api/tasks/events", token, last_event_id).await
+}
+
+/// As [`open`], at `path` (with a query string, such as `?include=lists`).
+pub async fn open_path(
+    base: &str,
+    path: &str,
+    token: &str,
+    last_event_id: Option<&str>,
+) -> Result<EventStream, (u16, String)> {
     let mut request = reqwest::Client::new()
-        .get(format!("{base}/api/tasks/events"))
+        .get(format!("{base}{path}"))
         .bearer_auth(token);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
