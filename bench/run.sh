@@ -15,6 +15,7 @@
 #   DURATION=10          seconds per measured step (whole seconds; pgbench's -T)
 #   WARMUP=2             seconds of unrecorded load before each measured step
 #   STEPS="op:conns[:eddsa] …"   the steps (ops: get list filtered search create update
+#                        shared_get shared_list shared_create: the same through a list of five
 #                        create_keyed patch_if changes);
 #                        ":eddsa" sends
 #                        EdDSA tokens verified against a JWKS (as Better Auth issues them)
@@ -46,10 +47,11 @@ root=$(dirname "$bench")
 source "$root/scripts/lib.sh"
 
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
-  DURATION=${DURATION:-2} WARMUP=${WARMUP:-0} STARTS=${STARTS:-3} STEPS=${STEPS:-update:10}
+  DURATION=${DURATION:-2} WARMUP=${WARMUP:-0} STARTS=${STARTS:-3}
+  STEPS=${STEPS:-"update:10 changes:10 shared_get:10 shared_list:10 shared_create:10"}
 else
   DURATION=${DURATION:-10} WARMUP=${WARMUP:-2} STARTS=${STARTS:-5}
-  STEPS=${STEPS:-"get:10 list:10 create:10 update:10 get:100 list:100 filtered:100 search:100 create:100 update:100 create_keyed:100 patch_if:100 changes:100 get:100:eddsa list:100:eddsa create:100:eddsa list:1000 create:1000"}
+  STEPS=${STEPS:-"get:10 list:10 create:10 update:10 get:100 list:100 filtered:100 search:100 create:100 update:100 create_keyed:100 patch_if:100 changes:100 shared_get:100 shared_list:100 shared_create:100 get:100:eddsa list:100:eddsa create:100:eddsa list:1000 create:1000"}
 fi
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 FEATURES=${FEATURES-"get:100"}
@@ -209,11 +211,20 @@ def position(g):
 def tags(g):
     return json.dumps([t for t, keep in (("work", g % 3 == 0), ("home", g % 5 == 0)) if keep])
 for user in users:
+    # The user's Inbox, as the service makes it on first need.
+    db.execute("update feed_clock set last = last + 1")
+    inbox = db.execute(
+        "insert into lists (owner_id, inbox_of, name, change_pos, last_pos, created_at,"
+        " updated_at) select ?, ?, 'Inbox', last, last, ?, ? from feed_clock returning id",
+        (user, user, now, now)).fetchone()[0]
+    db.execute(
+        "insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,"
+        " change_pos) values (?, ?, 'owner', 'a0', ?, 0, 0)", (inbox, user, now))
     db.executemany(
-        "insert into tasks (user_id, title, title_key, description, status, created_at,"
+        "insert into tasks (user_id, list_id, title, title_key, description, status, created_at,"
         " updated_at, due_at, priority, tags, tag_keys, position)"
-        " values (?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(user, f"seed task {g}", f"seed task {g}", ("pending", "in_progress", "completed")[g % 3],
+        " values (?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(user, inbox, f"seed task {g}", f"seed task {g}", ("pending", "in_progress", "completed")[g % 3],
           now - (n - g) * 1000, now - (n - g) * 1000,
           None if g % 4 == 0 else now + g * 60_000_000, g % 4, tags(g), tags(g), position(g))
          for g in range(1, n + 1)])
@@ -224,6 +235,104 @@ for row in db.execute("select user_id, min(id), max(id), count(*) from tasks gro
 PY
       ;;
   esac
+}
+
+# Shared lists: the users in groups of five, the first of each the owner of a list with
+# the others as editors, holding TASKS tasks of its owner's (made as seed() makes them). Prints
+# one "user|list|min id|max id" line per user: the list of the user's group and its ids.
+seed_shared() {
+  local sql="" n=0 group owner
+  for user in $user_ids; do
+    group=$((n / 5))
+    [ $((n % 5)) = 0 ] && owner=$user
+    echo "$group $owner $user"
+    n=$((n + 1))
+  done >"$work/groups"
+  case $backend in
+    postgres)
+      while read -r group owner user; do
+        if [ "$owner" = "$user" ]; then
+          psql -d "$database" -v ON_ERROR_STOP=1 -qAtc "
+            insert into lists (owner_id, name, change_pos, last_pos, created_at, updated_at)
+            values ('$owner', 'shared $group', feed_position(), 0, now(), now())" >/dev/null
+        fi
+        psql -d "$database" -v ON_ERROR_STOP=1 -qc "
+          insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,
+                                    change_pos)
+          select id, '$user', case when '$user' = '$owner' then 'owner' else 'editor' end,
+                 'b00', now(), 0, 0
+          from lists where name = 'shared $group'"
+        if [ "$owner" = "$user" ]; then
+          psql -d "$database" -v ON_ERROR_STOP=1 -qc "
+            insert into tasks (user_id, list_id, title, title_key, status, created_at,
+                               updated_at, priority, position)
+            select '$owner', (select id from lists where name = 'shared $group'),
+                   'shared task ' || g, 'shared task ' || g, 'pending', now(), now(), g % 4,
+                   'd' || substr(d, ((g / 238328) % 62 + 1)::int, 1)
+                       || substr(d, ((g / 3844) % 62 + 1)::int, 1)
+                       || substr(d, ((g / 62) % 62 + 1)::int, 1)
+                       || substr(d, (g % 62 + 1)::int, 1)
+            from generate_series(1, $TASKS) g,
+                 lateral (select '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'::text
+                          as d) x"
+        fi
+      done <"$work/groups"
+      psql -d "$database" -qc "vacuum analyze tasks"
+      psql -d "$database" -Atc "
+        select m.user_id, l.id, min(t.id), max(t.id)
+        from list_members m join lists l on l.id = m.list_id join tasks t on t.list_id = l.id
+        where l.name like 'shared %' group by 1, 2 order by 1" ;;
+    sqlite)
+      "$PY" - "$db_path" "$TASKS" "$work/groups" <<'PY'
+import sqlite3, sys, time
+path, n, groups = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+db = sqlite3.connect(path, timeout=30)
+now = time.time_ns() // 1000
+digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+def position(g):
+    return "d" + "".join(digits[(g // 62 ** k) % 62] for k in (3, 2, 1, 0))
+lists = {}
+for line in open(groups):
+    group, owner, user = line.split()
+    if group not in lists:
+        db.execute("update feed_clock set last = last + 1")
+        lists[group] = db.execute(
+            "insert into lists (owner_id, name, change_pos, last_pos, created_at, updated_at)"
+            " select ?, ?, last, last, ?, ? from feed_clock returning id",
+            (owner, f"shared {group}", now, now)).fetchone()[0]
+    db.execute(
+        "insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,"
+        " change_pos) values (?, ?, ?, 'b00', ?, 0, 0)",
+        (lists[group], user, "owner" if user == owner else "editor", now))
+    if user == owner:
+        db.executemany(
+            "insert into tasks (user_id, list_id, title, title_key, status, created_at,"
+            " updated_at, priority, position) values (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            [(owner, lists[group], f"shared task {g}", f"shared task {g}", now, now, g % 4,
+              position(g)) for g in range(1, n + 1)])
+db.commit()
+db.execute("analyze")
+for row in db.execute(
+        "select m.user_id, l.id, min(t.id), max(t.id) from list_members m"
+        " join lists l on l.id = m.list_id join tasks t on t.list_id = l.id"
+        " where l.name like 'shared %' group by 1, 2 order by 1"):
+    print("|".join(map(str, row)))
+PY
+      ;;
+  esac
+}
+
+# Each user's own feed, as "min position-max position" of their seeded tasks: any cursor in
+# it is one the service handed out.
+feed_ranges() {
+  local sql="select user_id, min(change_pos), max(change_pos) from tasks
+             where title like 'seed task %' group by 1 order by 1"
+  case $backend in
+    postgres) psql -d "$database" -AtF'|' -c "$sql" ;;
+    sqlite) "$PY" -c 'import sqlite3, sys
+for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+    print("|".join(map(str, row)))' "$db_path" "$sql" ;;
+  esac | awk -F'|' '{ printf "%s%s-%s", (NR > 1 ? " " : ""), $2, $3 }'
 }
 
 # EdDSA tokens for the users, from bench/issuer.mjs, which also serves their JWKS (at
@@ -249,6 +358,7 @@ run_wrk() {
   [ "${4:-hs256}" = eddsa ] && step_tokens=$eddsa_tokens
   [ "$1" != patch_if ] || write_versions
   BENCH_OP=$1 BENCH_TOKENS="$step_tokens" BENCH_IDS="$ids" BENCH_THREADS="$threads" \
+    BENCH_FEEDS="$feeds" BENCH_SHARED="$shared" \
     BENCH_VERSIONS="$work/versions" \
     wrk -t "$threads" -c "$2" -d "${3}s" --timeout "${WRK_TIMEOUT}s" --latency \
     -s "$bench/wrk.lua" "http://127.0.0.1:$port"
@@ -274,6 +384,7 @@ run_pgbench() {
   local out
   out=$(pgbench -n -M prepared -c "$clients" -j $((clients < 2 ? clients : 2)) -T "$DURATION" \
     -D tasks="$TASKS" -D users="$USERS" -D "title=bench task" -D status_new=pending -D status_done=completed \
+    -D feed_lo="$feed_lo" -D feed_hi="$feed_hi" \
     -f "$bench/pgbench/$op.sql" "$database" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
   printf '\n== %s ceiling: pgbench %s, %s clients\n%s\n' "$backend" "$op" "$clients" "$out" >>"$raw"
   # pgbench's creates carry positions that are unique but no valid key: gone before the
@@ -281,9 +392,7 @@ run_pgbench() {
   case $op in
     create | create_keyed)
       psql -d "$database" -qc "delete from tasks where title = 'pgbench ceiling'"
-      psql -d "$database" -qc "delete from idempotency_keys where key like 'pgbench%'"
-      # Deleting rows raises the owners' purge mark; these were never any client's news.
-      psql -d "$database" -qc "update task_owners set purged_through = 0" ;;
+      psql -d "$database" -qc "delete from idempotency_keys where key like 'pgbench%'" ;;
   esac
   local tps failed
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
@@ -303,12 +412,16 @@ clock_ticks=$(getconf CLK_TCK)
 
 run_step() {
   local op=$1 conns=$2 auth=$3 out numbers drops rss ceiling requests duration_us cpu before after
-  [ -f "$bench/pgbench/$op.sql" ] || die "unknown operation $op in STEPS"
+  # The shared-list steps have no pgbench script of their own: the ceiling to compare them
+  # with is the same step on the user's own list, in the same run.
+  [ -f "$bench/pgbench/$op.sql" ] || [[ $op == shared_* ]] || die "unknown operation $op in STEPS"
   [[ $auth == hs256 || $auth == eddsa ]] || die "unknown token kind $auth in STEPS"
   # The ceiling swings between runs as much as the service does: measure it on both sides of
   # the service's step and use the mean.
   before="0 0 0"
-  if [ "$backend" = postgres ]; then before=$(run_pgbench "$op" "$conns"); fi
+  if [ "$backend" = postgres ] && [ -f "$bench/pgbench/$op.sql" ]; then
+    before=$(run_pgbench "$op" "$conns")
+  fi
   if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" "$auth" >/dev/null; fi
   : >"$work/service.log" # opened for appending: truncating keeps the log from piling up
   echo 5 >"/proc/$svc_pid/clear_refs" 2>/dev/null || say "cannot reset the peak RSS; it covers the whole run"
@@ -324,7 +437,9 @@ run_step() {
   numbers=$(sed -n 's/^BENCH //p' <<<"$out" | sed 's/[a-z0-9_]*=//g')
   [ -n "$numbers" ] || { echo "$out" >&2; die "no BENCH line in wrk's output"; }
   after="0 0 0"
-  if [ "$backend" = postgres ]; then after=$(run_pgbench "$op" "$conns"); fi
+  if [ "$backend" = postgres ] && [ -f "$bench/pgbench/$op.sql" ]; then
+    after=$(run_pgbench "$op" "$conns")
+  fi
   # "tps clients failed" twice → mean tps, clients, failed in all, then both tps figures.
   ceiling=$(awk -v b="$before" -v a="$after" 'BEGIN {
     split(b, x, " "); split(a, y, " ")
@@ -391,6 +506,13 @@ bench_backend() {
   done
   [ "$seeded"$'\n' = "$expected" ] || die "unexpected seed: $seeded"
   ids=$(awk -F'|' '{ printf "%s%s-%s", (NR > 1 ? " " : ""), $2, $3 }' <<<"$seeded")
+  feeds=$(feed_ranges)
+  # The first user's feed, for pgbench's changes: every user's is alike, and any cursor in it
+  # is a valid one for each.
+  feed_lo=${feeds%%-*}
+  feed_hi=${feeds#*-}
+  feed_hi=$((${feed_hi%% *} - 100))
+  shared=$(seed_shared | awk -F'|' '{ printf "%s%s:%s-%s", (NR > 1 ? " " : ""), $2, $3, $4 }')
   tokens=""
   for user in $user_ids; do
     tokens+="$(cd "$work" && "${svc_env[@]}" "$BIN" token "$user" --ttl 12h) "

@@ -11,7 +11,9 @@
 --           just before the step) and then from this thread's answers. Each thread takes its
 --           own ids and never has one task in flight twice, so no tag goes stale
 --   changes GET /api/tasks/changes?since=S&limit=100, S a random point of the user's feed
---           (its seeded tasks are changes 1 .. TASKS)
+--           (within the positions of its seeded tasks, from BENCH_FEEDS)
+--   shared_get, shared_list, shared_create: get, list (?list_id=S) and create in the shared
+--           list of the user's group, from BENCH_SHARED ("list:lo-hi" per user)
 -- Each request goes out as one of the seeded users, picked at random.
 -- BENCH_TOKENS: the users' bearer tokens, space-separated.
 -- BENCH_IDS: each user's seeded ids as LO-HI, space-separated, in the same order.
@@ -74,6 +76,16 @@ function init(args)
     users[i].lo, users[i].hi = tonumber(lo), tonumber(hi)
   end
   assert(#users > 0 and i == #users, "BENCH_TOKENS and BENCH_IDS must name the same users")
+  i = 0
+  for lo, hi in string.gmatch(os.getenv("BENCH_FEEDS") or "", "(%d+)-(%d+)") do
+    i = i + 1
+    users[i].feed_lo, users[i].feed_hi = tonumber(lo), tonumber(hi)
+  end
+  i = 0
+  for list, lo, hi in string.gmatch(os.getenv("BENCH_SHARED") or "", "(%d+):(%d+)-(%d+)") do
+    i = i + 1
+    users[i].shared, users[i].shared_lo, users[i].shared_hi = list, tonumber(lo), tonumber(hi)
+  end
   if op == "patch_if" then
     local file = assert(io.open(assert(os.getenv("BENCH_VERSIONS"), "BENCH_VERSIONS"), "r"))
     for id, version in file:read("*a"):gmatch("(%d+) (%d+)") do
@@ -81,7 +93,8 @@ function init(args)
     end
     file:close()
   end
-  if op == "create" or op == "update" or op == "create_keyed" or op == "patch_if" then
+  if op == "create" or op == "update" or op == "create_keyed" or op == "patch_if"
+      or op == "shared_create" then
     for _, u in ipairs(users) do u.headers["Content-Type"] = "application/json" end
   end
 end
@@ -116,8 +129,15 @@ function request()
                      '{"title":"bench ' .. math.random(1, 1000000000) .. '"}')
     u.headers["If-Match"] = nil
   elseif op == "changes" then
-    local since = math.random(0, u.hi - u.lo + 1 - 100)
+    local since = math.random(u.feed_lo - 1, math.max(u.feed_lo - 1, u.feed_hi - 100))
     req = wrk.format("GET", "/api/tasks/changes?limit=100&since=" .. since, u.headers)
+  elseif op == "shared_get" then
+    req = wrk.format("GET", "/api/tasks/" .. math.random(u.shared_lo, u.shared_hi), u.headers)
+  elseif op == "shared_list" then
+    req = wrk.format("GET", "/api/tasks?limit=20&list_id=" .. u.shared, u.headers)
+  elseif op == "shared_create" then
+    req = wrk.format("POST", "/api/tasks", u.headers,
+                     '{"title":"bench task","list_id":' .. u.shared .. '}')
   elseif op == "update" then
     req = wrk.format("PUT", "/api/tasks/" .. math.random(u.lo, u.hi), u.headers,
                      '{"title":"bench ' .. math.random(1, 1000000000) .. '"}')

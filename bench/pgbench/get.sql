@@ -3,6 +3,6 @@
 \set u random(0, :users - 1)
 \set uid 100001 + :u
 \set id 1 + :u * :tasks + random(0, :tasks - 1)
-select id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at
+select id, user_id, list_id, assignee_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at
   from tasks
- where user_id = :uid and id = :id and deleted_at is null;
+ where id = :id and deleted_at is null and list_id in (select list_id from list_members where user_id = :uid::text);

@@ -1,4 +1,4 @@
--- The service's update (src/store/postgres/mod.rs) for {"title": "bench N"}, a real change
+-- The service's update (src/store/postgres/mod.rs, update_fields) for {"title": "bench N"}, a real change
 -- every time. pgbench cannot bind NULL or booleans, so the absent fields are literals; the
 -- timestamp is now().
 \set u random(0, :users - 1)
@@ -20,12 +20,21 @@ update tasks set
        tags = coalesce(null, tags),
        tag_keys = coalesce(null, tag_keys),
        updated_at = greatest(now(), updated_at + interval '1 microsecond'),
+       list_id = coalesce(null, list_id),
+       position = case when null::bigint is null or null = list_id then position else null end,
+       assignee_id = case when false then null
+           when null::bigint is null or null = list_id then assignee_id else null end,
        version = version + 1
- where user_id = :uid and id = :id and deleted_at is null and (
+ where id = :id and deleted_at is null and list_id in (select m.list_id from list_members m join lists l on l.id = m.list_id
+            where m.user_id = :uid::text and m.role <> 'viewer' and l.deleted_at is null)
+   and (null::bigint is null or null in (select 1))
+   and (not false or null::text is null) and (
        title is distinct from coalesce('bench ' || :n, title)
        or (false and description is distinct from null)
        or status is distinct from coalesce(null, status)
        or (false and due_at is distinct from null)
        or priority is distinct from coalesce(null, priority)
-       or tags is distinct from coalesce(null, tags))
-returning id, user_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at;
+       or tags is distinct from coalesce(null, tags)
+       or list_id is distinct from coalesce(null, list_id)
+       or (false and assignee_id is distinct from null))
+returning id, user_id, list_id, assignee_id, title, description, status, created_at, updated_at, due_at, priority, tags, position, completed_at, version, deleted_at;
