@@ -41,11 +41,13 @@ pub async fn purge_once(store: &dyn Upkeep, trash_retention: Duration) {
         return;
     };
     match store.purge(now - trash, now - keys).await {
-        Ok(purged) if purged.tasks + purged.keys > 0 => {
+        Ok(purged) if purged.tasks + purged.lists + purged.history + purged.keys > 0 => {
             tracing::info!(
                 tasks = purged.tasks,
+                lists = purged.lists,
+                history = purged.history,
                 idempotency_keys = purged.keys,
-                "purged expired trash and idempotency keys"
+                "purged expired trash, history and idempotency keys"
             );
         }
         Ok(_) => {}

@@ -12,9 +12,13 @@
 -- migration is told to start again (410). The changes that were already there take
 -- positions from 2^39 up, below any transaction's.
 --
--- Safe on a live table: columns are added without defaults (no rewrite), not-null comes from
--- a validated check, and a task written without a list (by an instance still running the
--- previous release) lands in its creator's Inbox, made by the trigger if need be.
+-- The upgrade is six migrations, each its own transaction, so that none holds a lock that
+-- stops readers for longer than a catalogue change: this one adds the tables and the columns
+-- (without defaults: no rewrite) and swaps the triggers; the next fills the columns (row
+-- locks only: readers go on); then the checks are added, validated (readers and writers go
+-- on), the indexes built (readers go on), and the columns made not null from the validated
+-- checks (no scan). A task written meanwhile by an instance of the previous release lands in
+-- its creator's Inbox, made by the trigger if need be.
 
 create function feed_position() returns bigint language plpgsql volatile as $$
 declare
@@ -38,7 +42,8 @@ create function feed_frontier() returns bigint language sql stable as $$
     select 1099511627776 + pg_snapshot_xmax(pg_current_snapshot())::text::bigint * 1048576
 $$;
 
-create temporary sequence migrated_positions start 549755813888;
+-- Positions for the changes already there, from 2^39 up (dropped when the upgrade is done).
+create sequence migrated_positions start 549755813888;
 
 create table lists (
     id           bigint generated always as identity primary key,
@@ -182,47 +187,6 @@ drop trigger tasks_record_removal on tasks;
 drop function tasks_record_change();
 drop function tasks_record_removal();
 
-update tasks set list_id = numbered.list_id, change_pos = numbered.pos
-from (
-    select tasks.id, lists.id as list_id, nextval('migrated_positions') as pos
-    from tasks join lists on lists.inbox_of = tasks.user_id
-    order by tasks.user_id, tasks.change_seq
-) numbered
-where tasks.id = numbered.id;
-
-update lists set last_pos = greatest(change_pos, coalesce(
-    (select max(change_pos) from tasks where tasks.list_id = lists.id), 0));
-
--- Not null through a validated check: no exclusive lock while every row is read.
-alter table tasks add constraint tasks_list_id_not_null check (list_id is not null) not valid;
-alter table tasks validate constraint tasks_list_id_not_null;
-alter table tasks alter column list_id set not null;
-alter table tasks drop constraint tasks_list_id_not_null;
-alter table tasks add constraint tasks_change_pos_not_null check (change_pos is not null) not valid;
-alter table tasks validate constraint tasks_change_pos_not_null;
-alter table tasks alter column change_pos set not null;
-alter table tasks drop constraint tasks_change_pos_not_null;
-
-alter table tasks add constraint tasks_list_id_fkey foreign key (list_id) references lists (id)
-    not valid;
-alter table tasks validate constraint tasks_list_id_fkey;
-
-drop index tasks_user_id_position_idx;
-drop index tasks_user_id_change_seq_idx;
-alter table tasks drop column change_seq;
-drop table task_owners;
-
--- One position per list: each list's manual order is total.
-create unique index tasks_list_id_position_idx on tasks (list_id, position);
-create index tasks_list_id_change_pos_idx on tasks (list_id, change_pos, id);
-create index tasks_list_id_created_at_idx on tasks (list_id, created_at desc, id desc);
-create index tasks_list_id_updated_at_idx on tasks (list_id, updated_at, id);
-create index tasks_list_id_due_at_idx on tasks (list_id, due_at asc nulls last, id asc);
-create index tasks_list_id_due_at_desc_idx on tasks (list_id, due_at desc nulls last, id desc);
-create index tasks_list_id_priority_idx on tasks (list_id, priority, id);
-create index tasks_list_id_title_key_idx on tasks (list_id, title_key, id);
-create index tasks_user_id_idx on tasks (user_id);
-
 -- Every change to a task takes the feed position of its transaction and updates its list's
 -- row (the live count, the last position), which stays locked until the commit. A task that
 -- moves to another list leaves a departure in the old one. Lock order, everywhere: task rows
@@ -267,9 +231,10 @@ create trigger tasks_record_insert before insert on tasks
     for each row execute function tasks_record_change();
 create trigger tasks_record_update before update on tasks
     for each row
+    -- The upgrade's fill (a list for a task that had none) is no change of the task.
     when (old.version is distinct from new.version
           or (old.deleted_at is null) <> (new.deleted_at is null)
-          or old.list_id is distinct from new.list_id)
+          or (old.list_id is not null and old.list_id is distinct from new.list_id))
     execute function tasks_record_change();
 
 -- A task removed for good (the purge of the trash, or its list's owner leaving the service)

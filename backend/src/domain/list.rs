@@ -1,4 +1,4 @@
-//! Lists, the people in them and what each may do: the sharing model of §12.
+//! Lists, the people in them and what each may do.
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::Error as _;
@@ -14,27 +14,80 @@ use crate::domain::list::{
     NewInvitation, Transfer, UpdateList,
 };
 use crate::domain::{List, ListId, UserId};
+use crate::http::conditional::none_match;
+use crate::http::etag::list_etag;
 use crate::http::extract::{AuthUser, ListIdParam, MergePatch, ValidJson};
 use crate::http::responses::{AuthenticatedErrors, PayloadTooLarge, UnsupportedMediaType};
 use crate::http::{ApiError, AppState, ErrorBody};
 
+/// Whether `GET /api/lists` asks for the trash (`deleted=true`).
+fn trash_asked(query: &str) -> Result<bool, ApiError> {
+    let mut asked = None;
+    for (key, value) in crate::http::extract::query_pairs(query)? {
+        if key != "deleted" {
+            continue;
+        }
+        if asked.is_some() {
+            return Err(ApiError::invalid_field("deleted", "must not be repeated"));
+        }
+        asked = Some(match value.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(ApiError::invalid_field("deleted", "must be true or false")),
+        });
+    }
+    Ok(asked.unwrap_or(false))
+}
+
+/// The query of `GET /api/lists`, for the OpenAPI document.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListsParams {
+    /// `true`: the lists the caller owns that are in the trash, which they can restore,
+    /// instead of their live lists.
+    deleted: Option<bool>,
+}
+
 /// The caller's lists, in their own order: their Inbox, the lists they made, and the lists
-/// shared with them.
+/// shared with them; or (`deleted=true`) the lists they own in the trash.
 #[utoipa::path(
     get,
     path = "/api/lists",
     tag = "lists",
+    params(ListsParams),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's lists, in their order", body = Vec<List>),
+        (status = 200, description = "The caller's lists, in their order", body = Vec<List>,
+            headers(
+                ("etag" = String, description = "A weak entity tag of the lists, for `If-None-Match`"),
+            )),
+        (status = 304, description = "`If-None-Match` names the lists as they still are"),
+        (status = 400, description = "Malformed If-None-Match", body = ErrorBody),
+        (status = 422, description = "Invalid `deleted`", body = ErrorBody),
         AuthenticatedErrors,
     )
 )]
 pub async fn list_lists(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-) -> Result<Json<Vec<List>>, ApiError> {
-    Ok(Json(state.lists.lists_of(&user).await?))
+    conditions: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let lists = match trash_asked(uri.query().unwrap_or_default())? {
+        true => state.lists.trashed_lists(&user).await?,
+        false => state.lists.lists_of(&user).await?,
+    };
+    let count = i64::try_from(lists.len()).unwrap_or(i64::MAX);
+    let body = serde_json::to_vec(&lists).map_err(|error| ApiError::Internal(error.into()))?;
+    // A digest of the caller and of the lists as they see them (their role and order too).
+    let etag = list_etag(&user, &body, count);
+    if none_match(&conditions, &etag)? {
+        return Ok(crate::tasks::respond::not_modified(etag));
+    }
+    let mut response = crate::tasks::respond::json(StatusCode::OK, body);
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
 }
 
 /// Creates a list owned by the caller, at the end of their order.

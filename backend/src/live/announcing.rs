@@ -112,6 +112,10 @@ impl Lists for Announcing<dyn Lists> {
         self.inner.lists_of(owner).await
     }
 
+    async fn trashed_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        self.inner.trashed_lists(owner).await
+    }
+
     async fn get_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError> {
         self.inner.get_list(owner, list).await
     }

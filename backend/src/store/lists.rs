@@ -31,6 +31,12 @@ impl<S: Statements> Lists for S {
         self.select_lists(owner).await
     }
 
+    async fn trashed_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
+        let mut lists = self.every_list(owner).await?;
+        lists.retain(|list| list.role == Role::Owner && list.deleted_at.is_some());
+        Ok(lists)
+    }
+
     async fn get_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError> {
         self.select_list(owner, list, false)
             .await?
@@ -321,7 +327,10 @@ impl<S: Statements> Lists for S {
         let mut memberships = Vec::new();
         for list in every {
             if list.role != Role::Owner {
-                memberships.push(list);
+                // A list of someone else's in the trash is, to its members, gone.
+                if list.deleted_at.is_none() {
+                    memberships.push(list);
+                }
                 continue;
             }
             let members = self.members_of(list.id).await?;
@@ -338,7 +347,7 @@ impl<S: Statements> Lists for S {
         }
         let tasks_elsewhere = tasks
             .into_iter()
-            .filter(|task| !lists.iter().any(|owned| owned.list.id == task.list_id))
+            .filter(|task| memberships.iter().any(|member| member.id == task.list_id))
             .collect();
         Ok(Export {
             user_id: owner.clone(),

@@ -5,9 +5,11 @@
 //! conditional writes, idempotent writes, purges) is written once, in `tasks`, `feed` and
 //! `upkeep`.
 //!
-//! Every task operation takes the owner's [`UserId`] and every query filters on it, so no code
-//! path can read or change another user's task: a foreign task is simply
-//! [`StoreError::NotFound`], exactly like a missing one.
+//! Every operation takes the caller's [`UserId`], and every statement joins the caller's
+//! membership of the list it reads or writes (with the role a write needs), so no code path
+//! can read or change a task or a list of a list the caller is not in: a foreign task is
+//! simply [`StoreError::NotFound`], exactly like a missing one, and a foreign list
+//! [`StoreError::ListNotFound`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +43,7 @@ pub use postgres::{PgStore, TransactionPooler};
 pub use sqlite::SqliteStore;
 pub use url::{Backend, DatabaseUrl};
 
-/// Storage operations on one user's tasks.
+/// Storage operations on the tasks of the lists a user is a member of.
 ///
 /// A task in the trash is invisible to everything but [`Tasks::list`] of the trash,
 /// [`Tasks::restore`] and the change feed: for the rest it is a missing task.
@@ -104,6 +106,9 @@ pub trait Tasks: Send + Sync + 'static {
 pub trait Lists: Send + Sync + 'static {
     /// The caller's live lists, in their own order.
     async fn lists_of(&self, owner: &UserId) -> Result<Vec<List>, StoreError>;
+
+    /// The lists the caller owns that are in the trash.
+    async fn trashed_lists(&self, owner: &UserId) -> Result<Vec<List>, StoreError>;
 
     /// One live list of the caller's.
     async fn get_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError>;

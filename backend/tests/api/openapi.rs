@@ -28,7 +28,11 @@ async fn the_document_lists_every_route_with_its_responses() {
             "post",
             &["200", "401", "404", "409", "413", "415", "422", "503"],
         ),
-        ("/api/lists", "get", &["200", "401", "503"]),
+        (
+            "/api/lists",
+            "get",
+            &["200", "304", "400", "401", "422", "503"],
+        ),
         (
             "/api/lists",
             "post",

@@ -203,6 +203,13 @@ async fn a_deleted_list_takes_its_tasks_to_the_trash_and_back(app: &TestApp) {
             .any(|c| c["op"] == "delete" && c["id"] == task["id"]),
         "{feed}"
     );
+    // The owner finds it in the trash of lists; nobody else does.
+    let trashed = app.get("/api/lists?deleted=true", &alice).await.json();
+    assert_eq!(trashed[0]["id"], work["id"], "{trashed}");
+    assert!(trashed[0]["deleted_at"].is_string());
+    app.get("/api/lists?deleted=maybe", &alice)
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
     let restored = app
         .post(&format!("{url}/restore"), &alice, &json!({}))
         .await;
@@ -230,6 +237,32 @@ async fn the_inbox_is_there_when_a_client_first_lists_its_lists(app: &TestApp) {
         .await;
     assert_eq!(task["list_id"], first[0]["id"], "the same Inbox");
     assert_eq!(lists(app, "newcomer").await, lists(app, "newcomer").await);
+}
+
+async fn the_lists_carry_an_etag_that_changes_with_them(app: &TestApp) {
+    let alice = token("alice");
+    let first = app.get("/api/lists", &alice).await;
+    let etag = first.header("etag").expect("an etag").to_owned();
+    assert!(etag.starts_with("W/"), "{etag}");
+    let same = app
+        .request(axum::http::Method::GET, "/api/lists")
+        .token(&alice)
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    create_list(app, "alice", json!({"name": "New"})).await;
+    let changed = app
+        .request(axum::http::Method::GET, "/api/lists")
+        .token(&alice)
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    // Another user's lists never share it.
+    let bobs = app.get("/api/lists", &token("bob")).await;
+    assert_ne!(bobs.header("etag"), Some(etag.as_str()));
 }
 
 async fn a_trashed_lists_tasks_are_in_nobodys_trash(app: &TestApp) {
@@ -277,4 +310,5 @@ backend_tests!(
     the_callers_order_of_lists_is_their_own,
     the_inbox_is_there_when_a_client_first_lists_its_lists,
     a_trashed_lists_tasks_are_in_nobodys_trash,
+    the_lists_carry_an_etag_that_changes_with_them,
 );
