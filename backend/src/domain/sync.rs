@@ -67,6 +67,8 @@ pub enum Outcome {
     Created,
     /// A task was moved.
     Moved,
+    /// A list was created.
+    ListCreated,
 }
 
 /// The recorded outcome of a request made with an `Idempotency-Key`, sent again on a repeat.
@@ -75,8 +77,9 @@ pub struct Replay {
     pub outcome: Outcome,
     /// The original response body, byte for byte.
     pub body: String,
-    /// The task the request created or changed, for `Location` and `ETag`.
-    pub task_id: TaskId,
+    /// The task (or, for [`Outcome::ListCreated`], the list) the request created or changed,
+    /// for `Location` and `ETag`.
+    pub id: TaskId,
     pub version: i64,
 }
 

@@ -13,11 +13,14 @@ use crate::domain::list::{
     AcceptInvitation, ChangeRole, CreateInvitation, CreateList, Export, Invitation, Member,
     NewInvitation, Transfer, UpdateList,
 };
-use crate::domain::{List, ListId, UserId};
+use crate::domain::{List, ListId, Once, UserId};
 use crate::http::conditional::none_match;
 use crate::http::etag::list_etag;
 use crate::http::extract::{AuthUser, ListIdParam, MergePatch, ValidJson};
-use crate::http::responses::{AuthenticatedErrors, PayloadTooLarge, UnsupportedMediaType};
+use crate::http::idempotency::IdempotentJson;
+use crate::http::responses::{
+    AuthenticatedErrors, KeyInFlight, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::http::{ApiError, AppState, ErrorBody};
 
 /// Whether `GET /api/lists` asks for the trash (`deleted=true`).
@@ -96,27 +99,42 @@ pub async fn list_lists(
     path = "/api/lists",
     tag = "lists",
     request_body = CreateList,
+    params(crate::tasks::handlers::IdempotencyKeyHeader),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The new list", body = List,
-            headers(("location" = String, description = "The new list's URL"))),
-        (status = 422, description = "Invalid body, or 1,000 lists already", body = ErrorBody),
-        PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+        (status = 201, description = "The new list (or, with `Idempotent-Replayed: true`, the \
+            original response to the same request sent earlier with the same key)", body = List,
+            headers(
+                ("location" = String, description = "The new list's URL"),
+                ("idempotent-replayed" = bool, description = "`true` on a replay"),
+            )),
+        (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
+        (status = 422, description = "Invalid body, 1,000 lists already, or a key used with a \
+            different request", body = ErrorBody),
+        KeyInFlight, PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn create_list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ValidJson(body): ValidJson<CreateList>,
+    body: IdempotentJson<CreateList>,
 ) -> Result<Response, ApiError> {
-    let list = state.lists.create_list(&user, body).await?;
-    let location = format!("/api/lists/{}", list.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(list),
-    )
-        .into_response())
+    match state
+        .lists
+        .create_list(&user, body.value, body.key.as_ref())
+        .await?
+    {
+        Once::Done(list) => {
+            let location = format!("/api/lists/{}", list.id);
+            Ok((
+                StatusCode::CREATED,
+                [(header::LOCATION, location)],
+                Json(list),
+            )
+                .into_response())
+        }
+        Once::Replayed(replay) => Ok(crate::tasks::respond::replayed(replay)),
+    }
 }
 
 /// One of the caller's lists.

@@ -120,8 +120,13 @@ impl Lists for Announcing<dyn Lists> {
         self.inner.get_list(owner, list).await
     }
 
-    async fn create_list(&self, owner: &UserId, list: CreateList) -> Result<List, StoreError> {
-        let result = self.inner.create_list(owner, list).await;
+    async fn create_list(
+        &self,
+        owner: &UserId,
+        list: CreateList,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<List>, StoreError> {
+        let result = self.inner.create_list(owner, list, key).await;
         self.announced(owner, result)
     }
 

@@ -14,11 +14,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::statements::{InvitationRequest, now};
+use super::tasks::{keys_valid_after, replay};
 use crate::domain::list::{
     Accepted, CreateInvitation, CreateList, Export, ExportedList, Invitation, Member,
     NewInvitation, UpdateList,
 };
-use crate::domain::{Expect, List, ListId, Position, Role, UserId};
+use crate::domain::{Expect, IdempotencyKey, List, ListId, Once, Outcome, Position, Role, UserId};
 
 /// How often a move of a list retries after a concurrent move took its position.
 const POSITION_ATTEMPTS: usize = 8;
@@ -43,16 +44,23 @@ impl<S: Statements> Lists for S {
             .ok_or(StoreError::ListNotFound)
     }
 
-    async fn create_list(&self, owner: &UserId, list: CreateList) -> Result<List, StoreError> {
+    async fn create_list(
+        &self,
+        owner: &UserId,
+        list: CreateList,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<List>, StoreError> {
         for _ in 0..POSITION_ATTEMPTS {
-            match self.insert_list(owner, &list).await {
+            let created = match key {
+                None => self
+                    .insert_list(owner, &list)
+                    .await
+                    .map(|list| list.map(Once::Done)),
+                Some(key) => create_once(self, owner, &list, key).await,
+            };
+            match created {
                 Ok(Some(list)) => return Ok(list),
-                Ok(None) => {
-                    return Err(StoreError::Invalid {
-                        field: "name",
-                        message: "you belong to 1000 lists already, the most there can be",
-                    });
-                }
+                Ok(None) => return Err(too_many_lists()),
                 // Two creations raced for the last place in the caller's order.
                 Err(error) if is_unique_violation(&error) => continue,
                 Err(error) => return Err(error),
@@ -359,6 +367,77 @@ impl<S: Statements> Lists for S {
 
     async fn erase(&self, owner: &UserId) -> Result<(), StoreError> {
         self.erase_user(owner).await
+    }
+}
+
+/// A creation under an idempotency key: the key's lock, the look-up of an earlier outcome,
+/// the list and the record of its response, in one transaction (as a task's, in `tasks`).
+async fn create_once<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    list: &CreateList,
+    key: &IdempotencyKey,
+) -> Result<Option<Once<List>>, StoreError> {
+    let _claim = store.claim(owner, key)?;
+    let now = now();
+    let valid_after = keys_valid_after(now);
+    let mut transaction = store.begin().await?;
+    let outcome = Box::pin(async {
+        if !store.lock_key(&mut transaction, owner, key).await? {
+            return Err(StoreError::KeyInFlight);
+        }
+        if let Some(recorded) = store
+            .recorded(&mut transaction, owner, key, valid_after)
+            .await?
+        {
+            // The same key with another request: a task's creation or move.
+            return match replay::<List>(recorded, key)? {
+                Some(Once::Replayed(replay)) if replay.outcome == Outcome::ListCreated => {
+                    Ok(Some(Once::Replayed(replay)))
+                }
+                _ => Err(StoreError::KeyReused),
+            };
+        }
+        let Some(created) = store.insert_list_in(&mut transaction, owner, list).await? else {
+            return Ok(None);
+        };
+        let body =
+            serde_json::to_string(&created).map_err(|error| StoreError::Other(error.into()))?;
+        let recorded = store
+            .record(
+                &mut transaction,
+                owner,
+                key,
+                Outcome::ListCreated,
+                created.id.get(),
+                created.version,
+                &body,
+                now,
+                valid_after,
+            )
+            .await?;
+        if !recorded {
+            return Err(StoreError::KeyInFlight);
+        }
+        Ok(Some(Once::Done(created)))
+    })
+    .await;
+    match outcome {
+        Ok(Some(Once::Done(created))) => {
+            store.commit(transaction).await?;
+            Ok(Some(Once::Done(created)))
+        }
+        other => {
+            store.rollback(transaction).await;
+            other
+        }
+    }
+}
+
+fn too_many_lists() -> StoreError {
+    StoreError::Invalid {
+        field: "name",
+        message: "you belong to 1000 lists already, the most there can be",
     }
 }
 

@@ -113,8 +113,14 @@ pub trait Lists: Send + Sync + 'static {
     /// One live list of the caller's.
     async fn get_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError>;
 
-    /// A new list, owned by the caller, at the end of their order.
-    async fn create_list(&self, owner: &UserId, list: CreateList) -> Result<List, StoreError>;
+    /// A new list, owned by the caller, at the end of their order. With `key`, as a task's
+    /// creation: the list and the outcome in one transaction, a repeat replayed.
+    async fn create_list(
+        &self,
+        owner: &UserId,
+        list: CreateList,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Once<List>, StoreError>;
 
     /// Renames or recolours a list (owner or editor); unchanged, it is returned as it is.
     async fn update_list(

@@ -248,8 +248,13 @@ pub(super) fn outcome_code(outcome: Outcome) -> i32 {
     match outcome {
         Outcome::Created => 201,
         Outcome::Moved => 200,
+        Outcome::ListCreated => LIST_CREATED,
     }
 }
+
+/// A list's creation: answered 201 like a task's, told apart by the thousands (`task_id`
+/// then holds the list's id).
+const LIST_CREATED: i32 = 1201;
 
 /// A task with its place in the change feed.
 #[derive(sqlx::FromRow)]
@@ -294,12 +299,13 @@ impl TryFrom<ReplayRow> for Replay {
         let outcome = match row.status {
             201 => Outcome::Created,
             200 => Outcome::Moved,
+            LIST_CREATED => Outcome::ListCreated,
             other => return Err(corrupt(format!("recorded outcome {other}"))),
         };
         Ok(Replay {
             outcome,
             body: row.body,
-            task_id: TaskId::try_from(row.task_id)
+            id: TaskId::try_from(row.task_id)
                 .map_err(|_| corrupt(format!("recorded task id {}", row.task_id)))?,
             version: row.version,
         })

@@ -197,6 +197,14 @@ pub(super) trait Statements: Send + Sync + 'static {
         list: &crate::domain::list::CreateList,
     ) -> impl Future<Output = Result<Option<List>, StoreError>> + Send;
 
+    /// [`Statements::insert_list`] inside `transaction`.
+    fn insert_list_in(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        list: &crate::domain::list::CreateList,
+    ) -> impl Future<Output = Result<Option<List>, StoreError>> + Send;
+
     /// Renames or recolours a live list the caller may write, if its version is one `expect`
     /// admits and something really changes; `None` otherwise.
     fn update_list(
@@ -299,8 +307,9 @@ pub(super) trait Statements: Send + Sync + 'static {
         write: Write<'_>,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
-    /// Records that `key` did `outcome` to `task` (its response body, `body`), replacing a
-    /// record of the key older than `valid_after`; `false` when a live one is there.
+    /// Records that `key` did `outcome` to the task or list `id` at `version` (its response
+    /// body, `body`), replacing a record of the key older than `valid_after`; `false` when a
+    /// live one is there.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -308,7 +317,8 @@ pub(super) trait Statements: Send + Sync + 'static {
         owner: &UserId,
         key: &IdempotencyKey,
         outcome: Outcome,
-        task: &Task,
+        id: i64,
+        version: i64,
         body: &str,
         now: DateTime<Utc>,
         valid_after: DateTime<Utc>,

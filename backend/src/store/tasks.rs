@@ -297,7 +297,8 @@ async fn once<S: Statements>(
                 owner,
                 key,
                 write.outcome(),
-                &task,
+                task.id.get(),
+                task.version,
                 &body,
                 now,
                 valid_after,
@@ -493,10 +494,10 @@ fn admitted(task: Task, expect: &Expect) -> Result<Task, StoreError> {
 }
 
 /// A recorded outcome found under `key`: replayed for the same request, refused for another.
-fn replay(
+pub(super) fn replay<T>(
     recorded: super::row::ReplayRow,
     key: &IdempotencyKey,
-) -> Result<Option<Once<Task>>, StoreError> {
+) -> Result<Option<Once<T>>, StoreError> {
     if recorded.fingerprint.as_slice() != key.fingerprint().as_slice() {
         return Err(StoreError::KeyReused);
     }

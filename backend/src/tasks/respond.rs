@@ -39,19 +39,25 @@ pub fn once(what: Outcome, outcome: Once<Task>) -> Result<Response, ApiError> {
 /// The status a write's outcome is answered with, the first time and on every replay.
 fn status_of(outcome: Outcome) -> StatusCode {
     match outcome {
-        Outcome::Created => StatusCode::CREATED,
+        Outcome::Created | Outcome::ListCreated => StatusCode::CREATED,
         Outcome::Moved => StatusCode::OK,
     }
 }
 
-fn replayed(replay: Replay) -> Response {
+pub fn replayed(replay: Replay) -> Response {
     let status = status_of(replay.outcome);
     let mut response = json(status, replay.body.into_bytes());
     let headers = response.headers_mut();
-    headers.insert(header::ETAG, task_etag(replay.task_id, replay.version));
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    if replay.outcome == Outcome::ListCreated {
+        if let Ok(location) = HeaderValue::from_str(&format!("/api/lists/{}", replay.id)) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return response;
+    }
+    headers.insert(header::ETAG, task_etag(replay.id, replay.version));
     if status == StatusCode::CREATED {
-        insert_location(&mut response, replay.task_id);
+        insert_location(&mut response, replay.id);
     }
     response
 }

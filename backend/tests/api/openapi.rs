@@ -36,7 +36,7 @@ async fn the_document_lists_every_route_with_its_responses() {
         (
             "/api/lists",
             "post",
-            &["201", "401", "413", "415", "422", "503"],
+            &["201", "400", "401", "409", "413", "415", "422", "503"],
         ),
         (
             "/api/lists/{list_id}",

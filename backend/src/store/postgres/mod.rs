@@ -208,6 +208,59 @@ fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
     row.map(Task::try_from).transpose()
 }
 
+/// A new list owned by `owner`, at the end of their order; `None` past the limit. `conn`
+/// must be in a transaction.
+async fn insert_list(
+    conn: &mut PgConnection,
+    persistent: bool,
+    owner: &UserId,
+    list: &CreateList,
+) -> Result<Option<ListRowPg>, sqlx::Error> {
+    let now = now();
+    // One user's list creations queue here, so the limit holds under concurrency.
+    sqlx::query("select pg_advisory_xact_lock(hashtext('lists'), hashtext($1))")
+        .persistent(persistent)
+        .bind(owner.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "with new_list as (
+                insert into lists (owner_id, name, color, change_pos, last_pos,
+                    created_at, updated_at)
+                select $1, $2, $3, feed_position(), 0, $4, $4
+                where (select count(*) from list_members where user_id = $1) < $5
+                returning id
+             )
+             insert into list_members (list_id, user_id, role, position, joined_at,
+                joined_pos, change_pos)
+             select id, $1, 'owner', list_position_after($1), $4, 0, 0 from new_list
+             returning list_id",
+    )
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(list.name.as_str())
+    .bind(list.color.as_ref().map(|c| c.as_str()))
+    .bind(now)
+    .bind(crate::domain::list::MAX_LISTS_PER_USER)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    // Read after the statement: its triggers have counted the owner.
+    sqlx::query_as(concat!(
+        "select ",
+        list_columns!(),
+        " from list_members m join lists l on l.id = m.list_id
+             where m.user_id = $1 and l.id = $2"
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
 /// A list id read back from storage.
 fn stored_list(id: i64) -> Result<ListId, StoreError> {
     ListId::try_from(id).map_err(|_| StoreError::Other(format!("corrupt list id {id}").into()))
@@ -495,53 +548,21 @@ impl Statements for PgStore {
         owner: &UserId,
         list: &CreateList,
     ) -> Result<Option<List>, StoreError> {
-        let now = now();
-        let row: Option<ListRowPg> = self
-            .transaction(async |conn, persistent| {
-                // One user's list creations queue here, so the limit holds under concurrency.
-                sqlx::query("select pg_advisory_xact_lock(hashtext('lists'), hashtext($1))")
-                    .persistent(persistent)
-                    .bind(owner.as_str())
-                    .execute(&mut *conn)
-                    .await?;
-                let id: Option<i64> = sqlx::query_scalar(
-                    "with new_list as (
-                        insert into lists (owner_id, name, color, change_pos, last_pos,
-                            created_at, updated_at)
-                        select $1, $2, $3, feed_position(), 0, $4, $4
-                        where (select count(*) from list_members where user_id = $1) < $5
-                        returning id
-                     )
-                     insert into list_members (list_id, user_id, role, position, joined_at,
-                        joined_pos, change_pos)
-                     select id, $1, 'owner', list_position_after($1), $4, 0, 0 from new_list
-                     returning list_id",
-                )
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(list.name.as_str())
-                .bind(list.color.as_ref().map(|c| c.as_str()))
-                .bind(now)
-                .bind(crate::domain::list::MAX_LISTS_PER_USER)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(id) = id else {
-                    return Ok(None);
-                };
-                // Read after the statement: its triggers have counted the owner.
-                sqlx::query_as(concat!(
-                    "select ",
-                    list_columns!(),
-                    " from list_members m join lists l on l.id = m.list_id
-                     where m.user_id = $1 and l.id = $2"
-                ))
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await
-            })
+        let row = self
+            .transaction(async |conn, persistent| insert_list(conn, persistent, owner, list).await)
             .await?;
+        row.map(List::try_from).transpose()
+    }
+
+    async fn insert_list_in(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        list: &CreateList,
+    ) -> Result<Option<List>, StoreError> {
+        let row = insert_list(&mut transaction.transaction, self.persistent(), owner, list)
+            .await
+            .map_err(db_error)?;
         row.map(List::try_from).transpose()
     }
 
@@ -940,7 +961,8 @@ impl Statements for PgStore {
         owner: &UserId,
         key: &IdempotencyKey,
         outcome: Outcome,
-        task: &Task,
+        id: i64,
+        version: i64,
         body: &str,
         now: DateTime<Utc>,
         valid_after: DateTime<Utc>,
@@ -962,8 +984,8 @@ impl Statements for PgStore {
         .bind(key.fingerprint().as_slice())
         .bind(row::outcome_code(outcome))
         .bind(body)
-        .bind(task.id.get())
-        .bind(task.version)
+        .bind(id)
+        .bind(version)
         .bind(now)
         .bind(valid_after)
         .execute(&mut *transaction.transaction)

@@ -301,6 +301,48 @@ async fn inbox_for(conn: &mut SqliteConnection, owner: &UserId) -> Result<i64, s
     Ok(id)
 }
 
+/// A new list owned by `owner`, at the end of their order: its id, or `None` past the
+/// limit. `conn` must hold the write lock.
+async fn insert_list(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    list: &CreateList,
+) -> Result<Option<i64>, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar("select count(*) from list_members where user_id = ?1")
+        .bind(owner.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+    if count >= crate::domain::list::MAX_LISTS_PER_USER {
+        return Ok(None);
+    }
+    let now = to_micros(now());
+    let pos = next_position(&mut *conn).await?;
+    let id: i64 = sqlx::query_scalar(
+        "insert into lists (owner_id, name, color, change_pos, last_pos, created_at, updated_at)
+         values (?1, ?2, ?3, ?4, ?4, ?5, ?5) returning id",
+    )
+    .bind(owner.as_str())
+    .bind(list.name.as_str())
+    .bind(list.color.as_ref().map(|c| c.as_str()))
+    .bind(pos)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let position = next_list_position(&mut *conn, owner).await?;
+    sqlx::query(
+        "insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,
+            change_pos)
+         values (?1, ?2, 'owner', ?3, ?4, 0, 0)",
+    )
+    .bind(id)
+    .bind(owner.as_str())
+    .bind(position.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(id))
+}
+
 /// The insert of a new task into `list` (without one, the caller's Inbox) at `position`
 /// (without one, after the list's last task): only into a live list the caller may write,
 /// with an assignee who is a member of it.
@@ -730,50 +772,40 @@ impl Statements for SqliteStore {
         list: &CreateList,
     ) -> Result<Option<List>, StoreError> {
         let mut transaction = self.begin().await?;
-        let id = async {
-            let count: i64 =
-                sqlx::query_scalar("select count(*) from list_members where user_id = ?1")
-                    .bind(owner.as_str())
-                    .fetch_one(&mut *transaction)
-                    .await?;
-            if count >= crate::domain::list::MAX_LISTS_PER_USER {
-                return Ok(None);
-            }
-            let now = to_micros(now());
-            let pos = next_position(&mut transaction).await?;
-            let id: i64 = sqlx::query_scalar(
-                "insert into lists (owner_id, name, color, change_pos, last_pos, created_at,
-                    updated_at)
-                 values (?1, ?2, ?3, ?4, ?4, ?5, ?5) returning id",
-            )
-            .bind(owner.as_str())
-            .bind(list.name.as_str())
-            .bind(list.color.as_ref().map(|c| c.as_str()))
-            .bind(pos)
-            .bind(now)
-            .fetch_one(&mut *transaction)
-            .await?;
-            let position = next_list_position(&mut transaction, owner).await?;
-            sqlx::query(
-                "insert into list_members (list_id, user_id, role, position, joined_at,
-                    joined_pos, change_pos)
-                 values (?1, ?2, 'owner', ?3, ?4, 0, 0)",
-            )
-            .bind(id)
-            .bind(owner.as_str())
-            .bind(position.as_str())
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
-            Ok::<_, sqlx::Error>(Some(id))
-        }
-        .await
-        .map_err(db_error)?;
+        let id = insert_list(&mut transaction, owner, list)
+            .await
+            .map_err(db_error)?;
         transaction.commit().await.map_err(db_error)?;
         match id.map(ListId::try_from) {
             Some(Ok(id)) => self.select_list(owner, id, false).await,
             _ => Ok(None),
         }
+    }
+
+    async fn insert_list_in(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        list: &CreateList,
+    ) -> Result<Option<List>, StoreError> {
+        let Some(id) = insert_list(transaction, owner, list)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let row: Option<ListRow<i64>> = sqlx::query_as(concat!(
+            "select ",
+            list_columns!(),
+            " from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and l.id = ?2"
+        ))
+        .bind(owner.as_str())
+        .bind(id)
+        .fetch_optional(&mut **transaction)
+        .await
+        .map_err(db_error)?;
+        row.map(List::try_from).transpose()
     }
 
     async fn update_list(
@@ -1137,7 +1169,8 @@ impl Statements for SqliteStore {
         owner: &UserId,
         key: &IdempotencyKey,
         outcome: Outcome,
-        task: &Task,
+        id: i64,
+        version: i64,
         body: &str,
         now: DateTime<Utc>,
         _valid_after: DateTime<Utc>,
@@ -1153,8 +1186,8 @@ impl Statements for SqliteStore {
         .bind(key.fingerprint().as_slice())
         .bind(row::outcome_code(outcome))
         .bind(body)
-        .bind(task.id.get())
-        .bind(task.version)
+        .bind(id)
+        .bind(version)
         .bind(to_micros(now))
         .execute(&mut **transaction)
         .await

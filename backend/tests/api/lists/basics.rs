@@ -265,6 +265,72 @@ async fn the_lists_carry_an_etag_that_changes_with_them(app: &TestApp) {
     assert_ne!(bobs.header("etag"), Some(etag.as_str()));
 }
 
+/// A create retried after a lost response makes one list: many clients sending the same
+/// request with one key at once get the same list, or are told it is in flight.
+async fn a_list_created_twice_with_one_key_is_one_list(app: &TestApp) {
+    let alice = token("alice");
+    let send = |name: &'static str| {
+        let alice = alice.clone();
+        async move {
+            app.request(axum::http::Method::POST, "/api/lists")
+                .token(&alice)
+                .header("idempotency-key", "make-groceries")
+                .header("content-type", "application/json")
+                .body(json!({"name": name}).to_string())
+                .send()
+                .await
+        }
+    };
+    let answers = futures_util::future::join_all((0..8).map(|_| send("Groceries"))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|answer| matches!(answer.status.as_u16(), 201 | 409)),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let created: Vec<_> = answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::CREATED)
+        .collect();
+    let first = created[0].json();
+    assert!(created.iter().all(|answer| answer.json() == first));
+    let again = send("Groceries").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), first);
+    assert_eq!(
+        again.header("location"),
+        Some(format!("/api/lists/{}", first["id"]).as_str())
+    );
+    let groceries = lists(app, "alice")
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|list| list["name"] == "Groceries")
+        .count();
+    assert_eq!(groceries, 1, "one list");
+    // The key with another request.
+    send("Other")
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    // A key that made a task does not make a list.
+    let keyed = |uri: &'static str, body: Value| {
+        app.request(axum::http::Method::POST, uri)
+            .token(&alice)
+            .header("idempotency-key", "made-a-task")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    keyed("/api/tasks", json!({"title": "t"})).await;
+    keyed("/api/lists", json!({"name": "t"}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 async fn a_trashed_lists_tasks_are_in_nobodys_trash(app: &TestApp) {
     let alice = token("alice");
     let work = create_list(app, "alice", json!({"name": "Work"})).await;
@@ -311,4 +377,5 @@ backend_tests!(
     the_inbox_is_there_when_a_client_first_lists_its_lists,
     a_trashed_lists_tasks_are_in_nobodys_trash,
     the_lists_carry_an_etag_that_changes_with_them,
+    a_list_created_twice_with_one_key_is_one_list,
 );
