@@ -22,6 +22,6 @@ pub use sync::{
     Outcome, Replay,
 };
 pub use task::{
-    CreateTask, DESCRIPTION_MAX_CHARS, Page, Placement, TITLE_MAX_CHARS, Task, TaskDescription,
-    TaskStatus, TaskTitle, TextError, UpdateTask,
+    CreateTask, DESCRIPTION_MAX_CHARS, Move, Page, Placement, TITLE_MAX_CHARS, Task,
+    TaskDescription, TaskStatus, TaskTitle, TextError, UpdateTask,
 };

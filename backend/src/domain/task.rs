@@ -281,11 +281,44 @@ pub enum Placement {
     Before(Option<TaskId>),
 }
 
+/// The body of `POST /api/tasks/{task_id}/move`: where the task goes, and (`list_id`) the list
+/// it goes to, when that is another list than its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "MoveTask")]
+pub struct Move {
+    pub placement: Placement,
+    pub list: Option<ListId>,
+}
+
+impl Placement {
+    /// The neighbour it names, if any.
+    pub fn anchor(self) -> Option<TaskId> {
+        match self {
+            Placement::After(anchor) | Placement::Before(anchor) => anchor,
+        }
+    }
+}
+
+impl TryFrom<MoveTask> for Move {
+    type Error = &'static str;
+
+    fn try_from(body: MoveTask) -> Result<Self, Self::Error> {
+        let list = body.list_id;
+        Ok(Move {
+            placement: Placement::try_from(body)?,
+            list,
+        })
+    }
+}
+
 /// The body of `POST /api/tasks/{task_id}/move` as sent; [`Placement`] checks that it names
 /// exactly one of `after` and `before`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoveTask {
+    /// Another list to move the task to (write access to both); the neighbour is in it.
+    #[serde(default, deserialize_with = "list_id")]
+    list_id: Option<ListId>,
     /// Put the task right after this one; `null` for the top of the list.
     #[serde(default, deserialize_with = "neighbour")]
     after: Option<Option<TaskId>>,
@@ -320,12 +353,20 @@ pub enum MoveTaskSchema {
     After {
         #[schema(required = true, minimum = 1)]
         after: Option<i64>,
+        /// Another list to move the task to (write access to both lists); `after` is then a
+        /// task of that list.
+        #[schema(minimum = 1)]
+        list_id: Option<i64>,
     },
     /// Right before the task `before`; `null` for the bottom of the list.
     #[serde(deny_unknown_fields)]
     Before {
         #[schema(required = true, minimum = 1)]
         before: Option<i64>,
+        /// Another list to move the task to (write access to both lists); `before` is then a
+        /// task of that list.
+        #[schema(minimum = 1)]
+        list_id: Option<i64>,
     },
 }
 

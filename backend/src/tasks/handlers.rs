@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::query::{ListParams, ListRequest};
 use super::{cursor, respond};
 use crate::domain::task::MoveTaskSchema;
-use crate::domain::{CreateTask, Outcome, Placement, Task, UpdateTask};
+use crate::domain::{CreateTask, Expect, Move, Outcome, Task, UpdateTask};
 use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
@@ -214,7 +214,8 @@ pub async fn patch_task(
 
 /// Moves a task in the manual order (`sort=position`): right after the task `after`, right
 /// before the task `before`, to the top (`{"after": null}`) or to the bottom
-/// (`{"before": null}`). Only the moved task changes; next to itself, nothing does.
+/// (`{"before": null}`); with `list_id`, into that list (write access to both lists), next
+/// to a task of it. Only the moved task changes; next to itself, nothing does.
 #[utoipa::path(
     post,
     path = "/api/tasks/{task_id}/move",
@@ -242,15 +243,33 @@ pub async fn move_task(
     AuthUser(user): AuthUser,
     TaskIdParam(id): TaskIdParam,
     condition: IfMatch,
-    IdempotentJson {
-        value: placement,
-        key,
-    }: IdempotentJson<Placement>,
+    IdempotentJson { value: to, key }: IdempotentJson<Move>,
 ) -> Result<Response, ApiError> {
-    let expect = condition.versions_for(id);
+    let mut expect = condition.versions_for(id);
+    if let Some(list) = to.list {
+        // Into another list: to its end (the checks and the condition of any update), then to
+        // its place there. The neighbour is checked first, so that a bad one changes nothing.
+        let task = state.tasks.get(&user, id).await?;
+        if task.list_id != list {
+            if let Some(anchor) = to.placement.anchor()
+                && state.tasks.get(&user, anchor).await?.list_id != list
+            {
+                return Err(ApiError::invalid_field(
+                    "list_id",
+                    "the neighbour must be a task of this list",
+                ));
+            }
+            let changes = UpdateTask {
+                list_id: Some(list),
+                ..UpdateTask::default()
+            };
+            state.tasks.update(&user, id, changes, &expect).await?;
+            expect = Expect::Any;
+        }
+    }
     let outcome = state
         .tasks
-        .move_task(&user, id, placement, &expect, key.as_ref())
+        .move_task(&user, id, to.placement, &expect, key.as_ref())
         .await?;
     respond::once(Outcome::Moved, outcome)
 }

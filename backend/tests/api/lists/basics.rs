@@ -79,6 +79,31 @@ async fn tasks_live_in_the_list_they_are_created_in(app: &TestApp) {
     assert_eq!(moved.json()["list_id"], work["id"]);
     assert_eq!(moved.json()["assignee_id"], "alice");
     assert!(moved.json()["position"].as_str() > task["position"].as_str());
+    // Moved into another list next to a task of it, by the move route.
+    let back = app.create_task(&alice, json!({"title": "back home"})).await;
+    let moved_back = app
+        .post(
+            &format!("{}/move", TestApp::url_of(&back)),
+            &alice,
+            &json!({"before": task["id"], "list_id": work["id"]}),
+        )
+        .await;
+    assert_eq!(moved_back.status, StatusCode::OK, "{}", moved_back.text());
+    assert_eq!(moved_back.json()["list_id"], work["id"]);
+    assert!(moved_back.json()["position"].as_str() < task["position"].as_str());
+    // A neighbour of another list than the one named: refused, and nothing moved.
+    let stays = app.create_task(&alice, json!({"title": "stays"})).await;
+    app.post(
+        &format!("{}/move", TestApp::url_of(&stays)),
+        &alice,
+        &json!({"after": stays["id"], "list_id": work["id"]}),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.get(&TestApp::url_of(&stays), &alice).await.json(),
+        stays
+    );
     let mine = app.get("/api/tasks?assignee=me", &alice).await.json();
     assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
 }
