@@ -178,7 +178,7 @@ EOF
 
   if [[ -s $reports/events.ndjson ]]; then
     "$VENV/bin/python" "$HERE/summarize.py" "$reports/events.ndjson" "$reports/openapi.json" \
-      "$UNREACHABLE_CODES" | tee "$reports/summary.txt" || rc=1
+      "$UNREACHABLE_CODES" "$HERE/unreachable.txt" | tee "$reports/summary.txt" || rc=1
   else
     echo "# $backend: no NDJSON report"
     rc=1

@@ -1,6 +1,6 @@
 """Summarise one schemathesis run from its NDJSON event stream.
 
-Usage: summarize.py EVENTS.ndjson OPENAPI.json [UNREACHABLE_CODES]
+Usage: summarize.py EVENTS.ndjson OPENAPI.json [UNREACHABLE_CODES [UNREACHABLE_FILE]]
 
 Prints
   * every failed check, once per (operation, check, status code, error detail), with a curl command that
@@ -10,7 +10,8 @@ Prints
 
 UNREACHABLE_CODES (space-separated, default "413 503") are documented codes that
 schema-driven generation cannot provoke: a body over 64 KiB breaks every maxLength, and a
-503 needs the database to go away. Missing them is reported, not counted as a failure.
+503 needs the database to go away. UNREACHABLE_FILE (unreachable.txt) adds codes per
+operation, each with its reason. Missing them is reported, not counted as a failure.
 
 Exit status: 0 when every other documented code was observed, 1 otherwise. (Failed checks
 are schemathesis's own exit status; this script only reports them.)
@@ -61,9 +62,23 @@ def documented(openapi: dict) -> dict[tuple[str, str], set[str]]:
     return result
 
 
+def unreachable_by_operation(path: str | None) -> dict[tuple[str, str], set[str]]:
+    """`METHOD PATH CODE...  # reason` lines; `* *` for every operation."""
+    result: dict[tuple[str, str], set[str]] = defaultdict(set)
+    if not path:
+        return result
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if len(words) >= 3:
+                result[(words[0], words[1])].update(words[2:])
+    return result
+
+
 def main() -> int:
     events_path, openapi_path = sys.argv[1], sys.argv[2]
     unreachable = set((sys.argv[3] if len(sys.argv) > 3 else "413 503").split())
+    by_operation = unreachable_by_operation(sys.argv[4] if len(sys.argv) > 4 else None)
     with open(openapi_path, encoding="utf-8") as f:
         docs = documented(json.load(f))
 
@@ -119,8 +134,9 @@ def main() -> int:
             continue
         got = codes & seen.get((method, path), set())
         missing = codes - got
-        expected_missing = missing & unreachable
-        unexpected_missing = missing - unreachable
+        exempt = unreachable | by_operation[("*", "*")] | by_operation[(method, path)]
+        expected_missing = missing & exempt
+        unexpected_missing = missing - exempt
         gaps += len(unexpected_missing)
         line = f"#   {method:6} {path:24} observed {' '.join(sorted(got)) or '-'}"
         if unexpected_missing:
