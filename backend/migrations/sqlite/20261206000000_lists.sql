@@ -96,6 +96,13 @@ drop trigger tasks_record_insert;
 drop trigger tasks_record_update;
 drop trigger tasks_record_removal;
 drop index tasks_user_id_position_idx;
+-- The per-user indexes: every query now goes by list (tasks_user_id_idx finds a creator's).
+drop index tasks_user_id_created_at_idx;
+drop index tasks_user_id_id_idx;
+drop index tasks_user_id_updated_at_idx;
+drop index tasks_user_id_due_at_idx;
+drop index tasks_user_id_priority_idx;
+drop index tasks_user_id_title_key_idx;
 drop index tasks_user_id_change_seq_idx;
 
 alter table tasks add column list_id integer references lists (id);

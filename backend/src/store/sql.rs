@@ -25,13 +25,24 @@ pub(super) fn push_page<DB>(
     DB: sqlx::Database,
     i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
+    push_keyset(sql, query, push_value);
+    push_order(sql, query);
+    sql.push(" limit ").push_bind(i64::from(query.limit));
+    sql.push(" offset ").push_bind(query.offset);
+}
+
+/// Appends the keyset condition of `query` (where the page starts), if any.
+pub(super) fn push_keyset<DB>(
+    sql: &mut sqlx::QueryBuilder<DB>,
+    query: &TaskQuery,
+    push_value: fn(&mut sqlx::QueryBuilder<DB>, &SortValue),
+) where
+    DB: sqlx::Database,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let column = sort_column(query.sort.field);
     let nullable = query.sort.field == SortField::DueAt;
-    let (direction, after) = if query.sort.descending {
-        ("desc", "<")
-    } else {
-        ("asc", ">")
-    };
+    let after = if query.sort.descending { "<" } else { ">" };
     if let Some(keyset) = &query.after {
         let id = keyset.id.get();
         match &keyset.value {
@@ -52,10 +63,18 @@ pub(super) fn push_page<DB>(
             }
         }
     }
-    let nulls = if nullable { " nulls last" } else { "" };
+}
+
+/// Appends the `order by` of `query` (unqualified columns).
+pub(super) fn push_order<DB: sqlx::Database>(sql: &mut sqlx::QueryBuilder<DB>, query: &TaskQuery) {
+    let column = sort_column(query.sort.field);
+    let direction = if query.sort.descending { "desc" } else { "asc" };
+    let nulls = if query.sort.field == SortField::DueAt {
+        " nulls last"
+    } else {
+        ""
+    };
     sql.push(format_args!(
-        " order by {column} {direction}{nulls}, id {direction} limit "
+        " order by {column} {direction}{nulls}, id {direction}"
     ));
-    sql.push_bind(i64::from(query.limit));
-    sql.push(" offset ").push_bind(query.offset);
 }

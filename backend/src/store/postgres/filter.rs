@@ -24,18 +24,29 @@ pub(super) fn push_sort_value(query: &mut QueryBuilder<Postgres>, value: &SortVa
 
 /// `where` with the caller's lists and every filter of `filter`.
 pub(super) fn push_filter(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
+    query.push(" where list_id in (");
+    push_lists(query, owner, filter);
+    query.push(")");
+    push_conditions(query, owner, filter);
+}
+
+/// The ids of the caller's lists `filter` reads: the live ones (a list in the trash takes its
+/// tasks with it, out of every view, the trash of tasks included, until it is restored), or
+/// the one it names.
+pub(super) fn push_lists(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
     query
-        // The live lists: a list in the trash takes its tasks with it, out of every view
-        // (the trash of tasks included) until it is restored.
         .push(
-            " where list_id in (select m.list_id from list_members m join lists l \
+            "select m.list_id as member_list from list_members m join lists l \
              on l.id = m.list_id where l.deleted_at is null and m.user_id = ",
         )
-        .push_bind(owner.as_str().to_owned())
-        .push(")");
+        .push_bind(owner.as_str().to_owned());
     if let Some(list) = filter.list {
-        query.push(" and list_id = ").push_bind(list.get());
+        query.push(" and m.list_id = ").push_bind(list.get());
     }
+}
+
+/// Every condition of `filter` but the lists: ` and …` each.
+pub(super) fn push_conditions(query: &mut QueryBuilder<Postgres>, owner: &UserId, filter: &Filter) {
     match &filter.assignee {
         None => {}
         Some(Assignee::Nobody) => {

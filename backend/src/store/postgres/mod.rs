@@ -29,7 +29,7 @@ mod writes;
 
 pub use pooler::TransactionPooler;
 
-use filter::{push_filter, push_sort_value};
+use filter::{push_conditions, push_filter, push_lists, push_sort_value};
 use writes::{apply, writable};
 
 type Row = TaskRow<DateTime<Utc>, Vec<String>>;
@@ -314,9 +314,25 @@ impl Statements for PgStore {
     ) -> Result<Vec<Task>, StoreError> {
         let rows: Vec<Row> = self
             .run(async |conn, persistent| {
-                let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
-                push_filter(&mut sql, owner, &query.filter);
-                super::sql::push_page(&mut sql, query, push_sort_value);
+                // List by list, each through its own index in the page's order, then merged:
+                // a semi-join on the caller's lists would read and sort every task of theirs.
+                let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from ("));
+                push_lists(&mut sql, owner, &query.filter);
+                // title_key too: the title sort orders the merge by it.
+                sql.push(concat!(
+                    ") mine cross join lateral (select ",
+                    task_columns!(),
+                    ", title_key from tasks where list_id = mine.member_list"
+                ));
+                push_conditions(&mut sql, owner, &query.filter);
+                super::sql::push_keyset(&mut sql, query, push_sort_value);
+                super::sql::push_order(&mut sql, query);
+                sql.push(" limit ")
+                    .push_bind(i64::from(query.limit).saturating_add(query.offset));
+                sql.push(") t");
+                super::sql::push_order(&mut sql, query);
+                sql.push(" limit ").push_bind(i64::from(query.limit));
+                sql.push(" offset ").push_bind(query.offset);
                 sql.build_query_as()
                     .persistent(persistent)
                     .fetch_all(conn)
@@ -328,15 +344,20 @@ impl Statements for PgStore {
 
     async fn count_matching(&self, owner: &UserId, filter: &Filter) -> Result<i64, StoreError> {
         self.run(async |conn, persistent| {
-            if *filter == Filter::default() {
+            let unfiltered = Filter {
+                list: filter.list,
+                ..Filter::default()
+            };
+            if *filter == unfiltered {
                 // Kept by a trigger: one row per list, however many tasks.
                 return sqlx::query_scalar(
                     "select coalesce(sum(l.live_tasks), 0)::bigint
                      from list_members m join lists l on l.id = m.list_id
-                     where m.user_id = $1",
+                     where m.user_id = $1 and ($2::bigint is null or m.list_id = $2)",
                 )
                 .persistent(persistent)
                 .bind(owner.as_str())
+                .bind(filter.list.map(ListId::get))
                 .fetch_one(conn)
                 .await;
             }

@@ -214,8 +214,9 @@ mod postgres {
     }
 }
 
-/// A member removed through instance B hears it on the stream open on instance A within a
-/// second, and nothing of the list afterwards: each read of the feed checks membership again.
+/// Another member's write through instance B reaches a member's stream on instance A; removed
+/// through B, the member hears it on A within a second, and nothing of the list afterwards:
+/// each read of the feed checks membership again.
 mod revocation {
     use std::time::{Duration, Instant};
 
@@ -314,6 +315,17 @@ mod revocation {
                 .any(|(_, _, data)| data["task"]["id"] == task["id"]),
             "{heard:?}"
         );
+        // Another member's write through instance B reaches bob's stream on A.
+        let live = call(
+            b.port,
+            Method::POST,
+            "/api/tasks",
+            "alice",
+            json!({"title": "live", "list_id": list["id"]}),
+        )
+        .await;
+        let heard = stream.events(1, Duration::from_secs(2)).await;
+        assert_eq!(heard[0].2["task"]["id"], live["id"], "{heard:?}");
 
         let removed_at = Instant::now();
         let response = reqwest::Client::new()
@@ -354,7 +366,8 @@ mod revocation {
             match stream.next(Duration::from_secs(2)).await {
                 // The loss itself names each task of the list; nothing else may come.
                 Some(Frame::Event { event, data, .. })
-                    if event == "delete" && data["id"] == task["id"] => {}
+                    if event == "delete"
+                        && (data["id"] == task["id"] || data["id"] == live["id"]) => {}
                 Some(Frame::Event { data, .. }) => panic!("heard after removal: {data}"),
                 Some(_) => {}
                 None => panic!("the stream ended"),
