@@ -639,6 +639,19 @@ impl Statements for PgStore {
     ) -> Result<bool, StoreError> {
         let now = now();
         self.transaction(async |conn, persistent| {
+            // The caller's right first, with a plain read: someone else's request locks nothing.
+            let owns: bool = sqlx::query_scalar(
+                "select exists (select 1 from list_members
+                    where list_id = $1 and user_id = $2 and role = 'owner')",
+            )
+            .persistent(persistent)
+            .bind(list.get())
+            .bind(owner.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+            if !owns {
+                return Ok(false);
+            }
             // Its tasks first, then the list's row: the lock order of every writer.
             sqlx::query("select id from tasks where list_id = $1 order by id for update")
                 .persistent(persistent)

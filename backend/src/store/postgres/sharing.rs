@@ -189,9 +189,40 @@ pub(super) async fn accept(
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((_, list, _, _)) = found else {
+    let Some((invitation, list, _, usable)) = found else {
         return Ok(Accepted::Unknown);
     };
+    // Who the caller is to the list, and whether the token still lets them in, before any
+    // lock: an unusable token locks nothing.
+    let current: Option<String> =
+        sqlx::query_scalar("select role from list_members where list_id = $1 and user_id = $2")
+            .persistent(persistent)
+            .bind(list)
+            .bind(owner.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let list_id = ListId::try_from(list).map_err(|error| sqlx::Error::Decode(error.into()))?;
+    match current.as_deref() {
+        Some("owner") => return Ok(Accepted::Owner),
+        Some(_) => return Ok(Accepted::AlreadyMember(list_id)),
+        None => {}
+    }
+    // Removed (or gone) since the invitation was made: it no longer lets them back in; the
+    // owner invites them anew if they mean to.
+    let lost_since: bool = sqlx::query_scalar(
+        "select exists (select 1 from feed_losses
+            where user_id = $1 and list_id = $2 and task_id is null
+                and lost_at >= (select created_at from invitations where id = $3))",
+    )
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(list)
+    .bind(invitation)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !usable || lost_since {
+        return Ok(Accepted::Unknown);
+    }
     // The list's tasks, then its row (the lock order of every writer): accepts of one list
     // queue here, so the count below holds, and the touch of its tasks below waits for no
     // writer that waits for it.
@@ -224,7 +255,7 @@ pub(super) async fn accept(
         Some(row) => row,
         None => return Ok(Accepted::Unknown),
     };
-    let list_id = ListId::try_from(list).map_err(|error| sqlx::Error::Decode(error.into()))?;
+    // Again under the lock: the same user accepting twice at once joins once.
     let current: Option<String> =
         sqlx::query_scalar("select role from list_members where list_id = $1 and user_id = $2")
             .persistent(persistent)

@@ -122,6 +122,42 @@ async fn an_invitation_is_a_secret_shown_once_and_used_as_it_says(app: &TestApp)
     }
 }
 
+/// Removed, a member cannot come back with an invitation made before: the owner invites them
+/// anew if they mean to.
+async fn a_removed_member_needs_a_new_invitation(app: &TestApp) {
+    let list = new_list(app, "alice", "Club").await;
+    let open = invite(
+        app,
+        "alice",
+        &list,
+        json!({"role": "editor", "max_uses": 5}),
+    )
+    .await;
+    assert_eq!(
+        accept(app, "bob", &open["token"]).await.status,
+        StatusCode::OK
+    );
+    let removed = app
+        .delete(
+            &format!("/api/lists/{}/members/bob", list["id"]),
+            &token("alice"),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    accept(app, "bob", &open["token"])
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    // Others still can; and a new invitation brings bob back.
+    assert_eq!(
+        accept(app, "carol", &open["token"]).await.status,
+        StatusCode::OK
+    );
+    let again = invite(app, "alice", &list, json!({"role": "viewer"})).await;
+    let back = accept(app, "bob", &again["token"]).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text());
+    assert_eq!(back.json()["role"], "viewer");
+}
+
 async fn an_inbox_is_never_shared(app: &TestApp) {
     app.create_task(&token("alice"), json!({"title": "t"}))
         .await;
@@ -348,6 +384,7 @@ async fn your_data_is_yours_to_take_and_to_delete(app: &TestApp) {
 backend_tests!(
     an_invitation_is_a_secret_shown_once_and_used_as_it_says,
     an_inbox_is_never_shared,
+    a_removed_member_needs_a_new_invitation,
     a_list_holds_fifty_members_at_most,
     a_member_who_leaves_loses_the_list_in_the_feed,
     ownership_moves_by_transfer_only,
