@@ -172,6 +172,9 @@ pub(super) trait Statements: Send + Sync + 'static {
         above: bool,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The caller's Inbox, made if they have none yet.
+    fn inbox(&self, owner: &UserId) -> impl Future<Output = Result<ListId, StoreError>> + Send;
+
     /// Makes the caller's Inbox if they have none yet.
     fn ensure_inbox(&self, owner: &UserId) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -24,18 +24,25 @@ impl<S: Statements> Tasks for S {
         task: CreateTask,
         key: Option<&IdempotencyKey>,
     ) -> Result<Once<Task>, StoreError> {
+        let mut list = task.list_id;
         for attempt in 0..POSITION_ATTEMPTS {
             // Where the backend can, the first try finds the position in the insert itself
-            // (one round trip); a retry after losing the race for it adds a random fraction.
-            let position = match (attempt == 0 && S::POSITION_IN_INSERT, task.list_id) {
-                (true, _) | (false, None) => None,
-                (false, Some(list)) => {
-                    Some(position_after(self.last_position(list).await?, attempt)?)
+            // (one round trip, the Inbox too); a retry after losing the race for it adds a
+            // random fraction, after the list's last task as read now.
+            let position = match attempt == 0 && S::POSITION_IN_INSERT {
+                true => None,
+                false => {
+                    let target = match list {
+                        Some(list) => list,
+                        None => self.inbox(owner).await?,
+                    };
+                    list = Some(target);
+                    Some(position_after(self.last_position(target).await?, attempt)?)
                 }
             };
             let write = Write::Insert {
                 task: &task,
-                list: task.list_id,
+                list,
                 position: position.as_ref(),
             };
             match write_once(self, owner, write, key).await {

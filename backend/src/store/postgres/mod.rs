@@ -509,6 +509,19 @@ impl Statements for PgStore {
         .await
     }
 
+    async fn inbox(&self, owner: &UserId) -> Result<ListId, StoreError> {
+        let id: i64 = self
+            .run(async |conn, persistent| {
+                sqlx::query_scalar("select inbox_for($1)")
+                    .persistent(persistent)
+                    .bind(owner.as_str())
+                    .fetch_one(conn)
+                    .await
+            })
+            .await?;
+        stored_list(id)
+    }
+
     async fn ensure_inbox(&self, owner: &UserId) -> Result<(), StoreError> {
         self.run(async |conn, persistent| {
             sqlx::query("select inbox_for($1)")

@@ -716,6 +716,16 @@ impl Statements for SqliteStore {
             .map_err(db_error)
     }
 
+    async fn inbox(&self, owner: &UserId) -> Result<ListId, StoreError> {
+        self.ensure_inbox(owner).await?;
+        let id: i64 = sqlx::query_scalar("select id from lists where inbox_of = ?1")
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        ListId::try_from(id).map_err(|_| StoreError::Other(format!("corrupt list id {id}").into()))
+    }
+
     async fn ensure_inbox(&self, owner: &UserId) -> Result<(), StoreError> {
         let exists: bool =
             sqlx::query_scalar("select exists (select 1 from lists where inbox_of = ?1)")
