@@ -27,11 +27,13 @@ pub(super) enum Write<'a> {
         position: Option<&'a Position>,
     },
     /// A live task of `list` (which the caller may write) to `position`, if its version is
-    /// one `expect` admits.
+    /// one `expect` admits and its key is still `from`, the one its new key was found from
+    /// (a re-key of the list in between moves every key, and the gap with them).
     Move {
         id: TaskId,
         list: ListId,
         position: &'a Position,
+        from: &'a str,
         expect: &'a Expect,
     },
     /// A live task of `list` by `placement` with every key of the list rewritten (see

@@ -103,7 +103,7 @@ impl<S: Statements> Tasks for S {
         key: Option<&IdempotencyKey>,
     ) -> Result<Once<Task>, StoreError> {
         for attempt in 0..POSITION_ATTEMPTS {
-            let Some((list, lower, upper)) = bounds(self, owner, id, placement).await? else {
+            let Some((list, from, lower, upper)) = bounds(self, owner, id, placement).await? else {
                 return Ok(Once::Done(unwritten(self, owner, id, expect).await?));
             };
             // The middle of the gap; after losing it to a concurrent move, a random point in
@@ -130,13 +130,21 @@ impl<S: Statements> Tasks for S {
                     id,
                     list,
                     position: &position,
+                    from: &from,
                     expect,
                 },
             };
+            let rekey = matches!(write, Write::Rekey { .. });
             match write_once(self, owner, write, key).await {
                 Err(error) if is_unique_violation(&error) => continue,
                 Err(error) => return Err(error),
                 Ok(Some(once)) => return Ok(once),
+                // Still there, writable and admitted: its key changed since the gap was read
+                // (another move of it, or a re-key of the list), so the gap is found again.
+                Ok(None) if !rekey => {
+                    unwritten(self, owner, id, expect).await?;
+                    continue;
+                }
                 // Missing, read-only or at another version; one that matched was trashed or
                 // moved to another list in between.
                 Ok(None) => {
@@ -342,15 +350,16 @@ async fn unwritten<S: Statements>(
     admitted(writable_task(store, owner, id).await?, expect)
 }
 
-/// The positions a task moved by `placement` must fall between, or `None` when it is to go
-/// next to itself, which leaves it where it is. 404 when a named neighbour is not the owner's.
+/// The task's list and key, and the positions it must fall between when moved by
+/// `placement`, or `None` when it is to go next to itself, which leaves it where it is. 404
+/// when a named neighbour is not the owner's.
 async fn bounds<S: Statements>(
     store: &S,
     owner: &UserId,
     id: TaskId,
     placement: Placement,
-) -> Result<Option<(ListId, Option<Position>, Option<Position>)>, StoreError> {
-    let Some((list, _)) = store.position_of(owner, id).await? else {
+) -> Result<Option<(ListId, String, Option<Position>, Option<Position>)>, StoreError> {
+    let Some((list, from)) = store.position_of(owner, id).await? else {
         return Ok(None);
     };
     // A neighbour must be a task the caller can read (404 otherwise, as any foreign id) in
@@ -381,7 +390,7 @@ async fn bounds<S: Statements>(
                 None => None,
             };
             let upper = neighbour(lower.as_ref(), true).await?;
-            Ok(Some((list, lower, upper)))
+            Ok(Some((list, from, lower, upper)))
         }
         Placement::Before(anchor) => {
             let upper = match anchor {
@@ -389,7 +398,7 @@ async fn bounds<S: Statements>(
                 None => None,
             };
             let lower = neighbour(upper.as_ref(), false).await?;
-            Ok(Some((list, lower, upper)))
+            Ok(Some((list, from, lower, upper)))
         }
     }
 }

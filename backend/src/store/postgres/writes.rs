@@ -74,20 +74,21 @@ async fn insert_task(
     .await
 }
 
-/// The move of a live task of `list` to `position`, if its version is one of `versions`.
+/// The move of a live task of `list` from the key `from` to `position`, if its version is
+/// one of `versions`.
 async fn reposition(
     conn: &mut PgConnection,
     persistent: bool,
     owner: &UserId,
     id: TaskId,
     list: ListId,
-    position: &Position,
+    (from, position): (&str, &Position),
     versions: Option<&[i64]>,
 ) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
         "update tasks set position = $3, version = version + 1,
             updated_at = greatest($4, updated_at + interval '1 microsecond')
-         where id = $2 and list_id = $6 and deleted_at is null
+         where id = $2 and list_id = $6 and position = $7 and deleted_at is null
             and ($5::bigint[] is null or version = any($5)) and ",
         writable!(),
         " returning ",
@@ -100,6 +101,7 @@ async fn reposition(
     .bind(now())
     .bind(versions)
     .bind(list.get())
+    .bind(from)
     .fetch_optional(conn)
     .await
 }
@@ -199,6 +201,7 @@ pub(super) async fn apply(
             id,
             list,
             position,
+            from,
             expect,
         } => {
             let versions = admitted_versions(expect);
@@ -208,7 +211,7 @@ pub(super) async fn apply(
                 owner,
                 id,
                 list,
-                position,
+                (from, position),
                 versions.as_deref(),
             )
             .await

@@ -402,20 +402,21 @@ async fn insert_task(
     .await
 }
 
-/// The move of a live task to `position`, if its version is one of `versions` (a JSON
-/// array, or `None` for any).
+/// The move of a live task from the key `from` to `position`, if its version is one of
+/// `versions` (a JSON array, or `None` for any).
 async fn reposition(
     conn: &mut SqliteConnection,
     owner: &UserId,
     id: TaskId,
     list: ListId,
     position: &Position,
+    from: &str,
     versions: Option<&str>,
 ) -> Result<Option<Row>, sqlx::Error> {
     sqlx::query_as(concat!(
         "update tasks set position = ?3, version = version + 1,
             updated_at = max(?4, updated_at + 1)
-         where id = ?2 and list_id = ?6 and deleted_at is null
+         where id = ?2 and list_id = ?6 and position = ?7 and deleted_at is null
             and (?5 is null or version in (select value from json_each(?5))) and ",
         writable!(),
         " returning ",
@@ -427,6 +428,7 @@ async fn reposition(
     .bind(to_micros(now()))
     .bind(versions)
     .bind(list.get())
+    .bind(from)
     .fetch_optional(conn)
     .await
 }
@@ -512,10 +514,11 @@ async fn apply(
             id,
             list,
             position,
+            from,
             expect,
         } => {
             let versions = versions_json(expect);
-            reposition(conn, owner, id, list, position, versions.as_deref()).await
+            reposition(conn, owner, id, list, position, from, versions.as_deref()).await
         }
         Write::Rekey {
             id,
