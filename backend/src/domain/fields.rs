@@ -27,6 +27,12 @@ impl Timestamp {
     }
 }
 
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(time: DateTime<Utc>) -> Self {
+        Timestamp(time)
+    }
+}
+
 impl From<Timestamp> for DateTime<Utc> {
     fn from(time: Timestamp) -> Self {
         time.0

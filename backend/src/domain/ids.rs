@@ -48,6 +48,48 @@ impl fmt::Display for UserId {
     }
 }
 
+/// The most characters a task's `uid` may have.
+pub const MAX_UID_CHARS: usize = 255;
+
+/// A task's stable id, the one a client (or a calendar app) knows it by: 1 to 255 visible
+/// ASCII characters (`!` to `~`), unique in its list. A UUID unless the client chose one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct TaskUid(String);
+
+/// Why a uid was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to {MAX_UID_CHARS} visible ASCII characters (no spaces or control characters)")]
+pub struct InvalidUid;
+
+impl TryFrom<String> for TaskUid {
+    type Error = InvalidUid;
+
+    fn try_from(uid: String) -> Result<Self, Self::Error> {
+        TaskUid::parse(uid)
+    }
+}
+
+impl TaskUid {
+    pub fn parse(uid: impl Into<String>) -> Result<Self, InvalidUid> {
+        let uid = uid.into();
+        let visible = uid.bytes().all(|byte| (b'!'..=b'~').contains(&byte));
+        match visible && (1..=MAX_UID_CHARS).contains(&uid.len()) {
+            true => Ok(TaskUid(uid)),
+            false => Err(InvalidUid),
+        }
+    }
+
+    /// A new random one: a version 4 UUID.
+    pub fn random() -> Self {
+        TaskUid(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A task's id: a positive integer, written in its canonical decimal form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]

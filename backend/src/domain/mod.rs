@@ -8,15 +8,19 @@ mod ids;
 pub mod list;
 mod position;
 pub mod query;
+pub mod recurrence;
 pub mod sync;
 pub mod task;
 mod text;
 
 pub use fields::{MAX_TAGS, Priority, TAG_MAX_CHARS, Tag, Tags, Timestamp};
-pub use ids::{InvalidTaskId, InvalidUserId, ListId, MAX_USER_ID_CHARS, TaskId, UserId};
+pub use ids::{
+    InvalidTaskId, InvalidUserId, ListId, MAX_UID_CHARS, MAX_USER_ID_CHARS, TaskId, TaskUid, UserId,
+};
 pub use list::{List, Role};
 pub use position::{Position, PositionError};
 pub use query::{Filter, Keyset, SortField, SortKey, SortValue, TaskQuery};
+pub use recurrence::{Completion, Recurrence, RepeatFrom};
 pub use sync::{
     Change, ChangeCursor, ChangePage, Expect, FeedLimit, IdempotencyKey, InvalidCursor, Once,
     Outcome, Replay,

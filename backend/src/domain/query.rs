@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::fields::{Priority, Tag};
 use super::ids::TaskId;
-use super::ids::{ListId, UserId};
+use super::ids::{ListId, TaskUid, UserId};
 use super::task::{Task, TaskStatus};
 
 /// The most characters a search (`q`) may have.
@@ -32,6 +32,19 @@ pub struct Filter {
     pub list: Option<ListId>,
     /// Only tasks assigned to someone, or to nobody (`assignee=`).
     pub assignee: Option<Assignee>,
+    /// Only the subtasks of one task, or only top-level tasks (`parent_id=`).
+    pub parent: Option<Parent>,
+    /// Only the task with this uid (`uid=`): one per list.
+    pub uid: Option<TaskUid>,
+}
+
+/// The `parent_id` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parent {
+    /// The direct subtasks of this task.
+    Task(TaskId),
+    /// Top-level tasks (`none`).
+    Nobody,
 }
 
 /// The `assignee` filter.

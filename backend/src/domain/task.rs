@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::fields::{Priority, Tag, Tags, Timestamp};
-use super::ids::{ListId, TaskId, UserId};
+use super::ids::{ListId, TaskId, TaskUid, UserId};
 use super::position::Position;
+use super::recurrence::Recurrence;
 use super::text::is_invisible;
 
 /// The most characters (Unicode scalar values) a title may have.
@@ -179,6 +180,19 @@ pub struct Task {
     /// When the task was moved to the trash; `null` unless it is there (`?deleted=true`).
     /// Read-only: `DELETE` sets it, `restore` clears it.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The task's stable id, unique in its list: the client's own (at create) or a UUID.
+    #[schema(value_type = String, example = "0b5e0c1c-6a43-4f5e-9a57-3f1c1e0f3a51", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")]
+    pub uid: TaskUid,
+    /// The task this one is a subtask of (in the same list), or `null`.
+    #[schema(value_type = Option<i64>, example = 41, minimum = 1)]
+    pub parent_id: Option<TaskId>,
+    /// How the task repeats, or `null`.
+    pub recurrence: Option<Recurrence>,
+    /// How many occurrences of a repeating task were completed. Read-only.
+    #[schema(minimum = 0, example = 0)]
+    pub completed_count: i64,
+    /// When an occurrence was last completed, or `null`. Read-only.
+    pub last_completed_at: Option<DateTime<Utc>>,
 }
 
 /// The body of `POST /api/tasks`.
@@ -214,6 +228,18 @@ pub struct CreateTask {
     #[serde(default)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee_id: Option<UserId>,
+    /// The client's own stable id for the task (unique in the list: a second create with it
+    /// is a 409 naming the first); a UUID when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[!-~]+$")]
+    pub uid: Option<TaskUid>,
+    /// The task to create this one under (in the same list; with no `list_id`, in its list).
+    #[serde(default, deserialize_with = "task_id")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub parent_id: Option<TaskId>,
+    /// How the task repeats (needs a `due_at`); `null` or absent for never.
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -253,6 +279,14 @@ pub struct UpdateTask {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub assignee_id: Option<Option<UserId>>,
+    /// A new parent in the task's list (its new list, with `list_id`); `null` makes it a
+    /// top-level task.
+    #[serde(default, deserialize_with = "nullable_task_id")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub parent_id: Option<Option<TaskId>>,
+    /// A new recurrence (needs a `due_at`); `null` stops it repeating.
+    #[serde(default, deserialize_with = "nullable")]
+    pub recurrence: Option<Option<Recurrence>>,
 }
 
 impl UpdateTask {
@@ -266,6 +300,8 @@ impl UpdateTask {
             && self.tags.is_none()
             && self.list_id.is_none()
             && self.assignee_id.is_none()
+            && self.parent_id.is_none()
+            && self.recurrence.is_none()
     }
 }
 
@@ -392,6 +428,21 @@ fn list_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ListId>, D::Error> 
         .and_then(|raw| ListId::try_from(raw).ok())
         .map(Some)
         .ok_or_else(|| D::Error::custom("must be a positive list id"))
+}
+
+/// A task id in a body: an integer only, present, not `null`.
+fn task_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TaskId>, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    number
+        .as_i64()
+        .and_then(|raw| TaskId::try_from(raw).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("must be a positive task id"))
+}
+
+/// A task id in a body that may be `null`.
+fn nullable_task_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<TaskId>>, D::Error> {
+    neighbour(d).map_err(|_| D::Error::custom("must be a positive task id or null"))
 }
 
 /// A field that may be absent but, when present, must not be `null`.

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(&'static str),
+    /// The list already holds a task with the uid the request gives: `Location` names it.
+    #[error("the list already holds a task with this uid: /api/tasks/{0}")]
+    UidTaken(crate::domain::TaskId),
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed for this path")]
@@ -129,7 +132,7 @@ impl ApiError {
             | ApiError::Missing(_)
             | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::UidTaken(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -166,6 +169,7 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(why) => ApiError::Forbidden(why),
             StoreError::Invalid { field, message } => ApiError::invalid_field(field, message),
             StoreError::Conflict(why) => ApiError::Conflict(why),
+            StoreError::UidTaken(id) => ApiError::UidTaken(id),
             StoreError::VersionMismatch { id, version } => ApiError::PreconditionFailed {
                 etag: super::etag::task_etag(id, version),
             },
@@ -216,6 +220,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::PreconditionFailed { etag } => {
                 headers.insert(header::ETAG, etag.clone());
+            }
+            ApiError::UidTaken(id) => {
+                if let Ok(location) = HeaderValue::from_str(&format!("/api/tasks/{id}")) {
+                    headers.insert(header::LOCATION, location);
+                }
             }
             ApiError::RateLimited(verdict) => {
                 verdict.write_headers(headers);

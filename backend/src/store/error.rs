@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The request conflicts with the list's state (the owner accepting their own invitation).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The list already holds a task with the uid: this one.
+    #[error("the list already holds a task with this uid")]
+    UidTaken(TaskId),
     /// The task exists, at a version the condition does not admit.
     #[error("the task has changed: it is at version {version}")]
     VersionMismatch { id: TaskId, version: i64 },
@@ -66,6 +69,21 @@ pub(super) fn is_unique_violation(error: &StoreError) -> bool {
 
 /// Sorts a driver error into "try again later" and "something is wrong". Which database
 /// error codes are transient depends on the backend, so each passes its own test.
+/// A write that would give two tasks of one list the same uid.
+pub(super) fn is_uid_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Other(cause) => cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .is_some_and(|db| {
+                db.is_unique_violation()
+                    && (db.constraint() == Some("tasks_list_id_uid_idx")
+                        || db.message().contains("tasks.uid"))
+            }),
+        _ => false,
+    }
+}
+
 pub(super) fn classify(error: sqlx::Error, transient_code: fn(&str) -> bool) -> StoreError {
     let transient = match &error {
         sqlx::Error::PoolTimedOut

@@ -33,6 +33,7 @@ mod row;
 mod sql;
 pub mod sqlite;
 mod statements;
+mod subtasks;
 mod tasks;
 mod text;
 mod upkeep;

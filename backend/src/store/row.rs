@@ -7,9 +7,10 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use super::statements::Node;
 use crate::domain::{
-    Change, ChangeCursor, List, ListId, Outcome, Position, Priority, Replay, Role, Tags, Task,
-    TaskId, UserId,
+    Change, ChangeCursor, List, ListId, Outcome, Position, Priority, Recurrence, Replay, Role,
+    Tags, Task, TaskId, TaskUid, UserId,
 };
 
 /// The columns every task query returns, as a literal for `concat!`, so that each query
@@ -17,7 +18,8 @@ use crate::domain::{
 macro_rules! task_columns {
     () => {
         "id, user_id, list_id, assignee_id, title, description, status, created_at, \
-         updated_at, due_at, priority, tags, position, completed_at, version, deleted_at"
+         updated_at, due_at, priority, tags, position, completed_at, version, deleted_at, uid, \
+         parent_id, recurrence, completed_count, last_completed_at"
     };
 }
 pub(super) use task_columns;
@@ -158,6 +160,12 @@ pub(super) struct TaskRow<T, L> {
     completed_at: Option<T>,
     version: i64,
     deleted_at: Option<T>,
+    uid: String,
+    parent_id: Option<i64>,
+    /// JSON, as [`Recurrence`] serializes.
+    recurrence: Option<String>,
+    completed_count: i64,
+    last_completed_at: Option<T>,
 }
 
 /// A backend's tags column type.
@@ -223,6 +231,47 @@ impl<T: StoredTime, L: StoredTags> TryFrom<TaskRow<T, L>> for Task {
             position: Position::parse(row.position).map_err(|error| corrupt(error.to_string()))?,
             completed_at: row.completed_at.map(StoredTime::into_utc).transpose()?,
             version: row.version,
+            deleted_at: row.deleted_at.map(StoredTime::into_utc).transpose()?,
+            uid: TaskUid::parse(row.uid).map_err(|error| corrupt(error.to_string()))?,
+            parent_id: row
+                .parent_id
+                .map(|id| TaskId::try_from(id).map_err(|_| corrupt(format!("parent id {id}"))))
+                .transpose()?,
+            recurrence: row
+                .recurrence
+                .map(|json| Recurrence::stored(&json))
+                .transpose()
+                .map_err(|error| corrupt(format!("recurrence: {error}")))?,
+            completed_count: row.completed_count,
+            last_completed_at: row
+                .last_completed_at
+                .map(StoredTime::into_utc)
+                .transpose()?,
+        })
+    }
+}
+
+/// A task of a subtree or of a chain of ancestors, as a backend reads it.
+#[derive(sqlx::FromRow)]
+pub(super) struct NodeRow<T> {
+    id: i64,
+    parent_id: Option<i64>,
+    depth: i64,
+    list_id: i64,
+    completed: bool,
+    deleted_at: Option<T>,
+}
+
+impl<T: StoredTime> TryFrom<NodeRow<T>> for Node {
+    type Error = StoreError;
+
+    fn try_from(row: NodeRow<T>) -> Result<Self, Self::Error> {
+        Ok(Node {
+            id: row.id,
+            parent_id: row.parent_id,
+            depth: row.depth,
+            list_id: row.list_id,
+            completed: row.completed,
             deleted_at: row.deleted_at.map(StoredTime::into_utc).transpose()?,
         })
     }
@@ -339,6 +388,11 @@ mod tests {
             completed_at: None,
             version: 1,
             deleted_at: None,
+            uid: "u-1".into(),
+            parent_id: None,
+            recurrence: None,
+            completed_count: 0,
+            last_completed_at: None,
         }
     }
 

@@ -47,6 +47,33 @@ pub(super) enum Write<'a> {
     },
 }
 
+/// A task in a subtree or a chain of ancestors ([`Statements::family`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    /// Levels below (or, up a chain, above) the task it was found from.
+    pub depth: i64,
+    pub list_id: i64,
+    pub completed: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A change that follows another to the tasks below or above it, each task at a new version
+/// (so in the feed and the event stream).
+#[derive(Debug, Clone, Copy)]
+pub enum Cascade<'a> {
+    /// Completes those of `ids` that are live and open.
+    Complete { ids: &'a [i64], at: DateTime<Utc> },
+    /// Puts those of `ids` that are live in the trash at `at`.
+    Trash { ids: &'a [i64], at: DateTime<Utc> },
+    /// Takes those of `ids` that are in the trash out of it.
+    Restore { ids: &'a [i64] },
+    /// Moves `ids` to the end of `list`, in this order, unassigning those whose assignee is
+    /// not a member there.
+    Relist { ids: &'a [i64], list: ListId },
+}
+
 impl Write<'_> {
     /// What the write does, as its idempotency record keeps it.
     pub fn outcome(&self) -> Outcome {
@@ -255,30 +282,63 @@ pub(super) trait Statements: Send + Sync + 'static {
         write: Write<'_>,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
-    /// The fields present in `changes`, if some field really differs and the version is one
-    /// `expect` admits; `None` otherwise.
+    /// The fields present in `changes`, if some field really differs (or `completes`) and the
+    /// version is one `expect` admits; `None` otherwise. `completes`: an occurrence of the
+    /// task is completed (its count goes up, `last_completed_at` is now). A `parent_id` in
+    /// `changes` was checked by the caller; a task moved to another list without one becomes
+    /// a top-level task there.
     fn update_fields(
         &self,
+        transaction: &mut Self::Transaction,
         owner: &UserId,
         id: TaskId,
         changes: &UpdateTask,
         expect: &Expect,
+        completes: bool,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
-    /// Puts a live task at a version `expect` admits in the trash; whether one was.
+    /// Puts a live task at a version `expect` admits in the trash at `at`; whether one was.
     fn trash(
         &self,
+        transaction: &mut Self::Transaction,
         owner: &UserId,
         id: TaskId,
         expect: &Expect,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes a task out of the trash; `None` when it was not in the trash.
     fn untrash(
         &self,
+        transaction: &mut Self::Transaction,
         owner: &UserId,
         id: TaskId,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
+
+    /// The task `id` (depth 0) and its subtree, trashed tasks included, in depth order; or
+    /// (`up`) the task and its ancestors, nearest first. No access check: the caller has
+    /// already read or written the task.
+    fn family(
+        &self,
+        transaction: &mut Self::Transaction,
+        id: TaskId,
+        up: bool,
+    ) -> impl Future<Output = Result<Vec<Node>, StoreError>> + Send;
+
+    /// Keeps every other change of a parent in `list` out until `transaction` ends, so that
+    /// two of them cannot make a cycle or a fifth level between them.
+    fn lock_parents(
+        &self,
+        transaction: &mut Self::Transaction,
+        list: ListId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a change of a task does to its subtree or its ancestors.
+    fn cascade(
+        &self,
+        transaction: &mut Self::Transaction,
+        cascade: Cascade<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks `key` as taken by this request in this process, or says it already is.
     fn claim(&self, owner: &UserId, key: &IdempotencyKey) -> Result<Self::Claim, StoreError>;

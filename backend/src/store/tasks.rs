@@ -5,12 +5,12 @@
 
 use async_trait::async_trait;
 
-use super::error::is_unique_violation;
+use super::error::{is_uid_violation, is_unique_violation};
 use super::statements::{Statements, Write, now};
-use super::{StoreError, Tasks};
+use super::{StoreError, Tasks, subtasks};
 use crate::domain::{
     CreateTask, Expect, Filter, IdempotencyKey, ListId, Once, Placement, Position, PositionError,
-    Task, TaskId, TaskQuery, UpdateTask, UserId,
+    Task, TaskId, TaskQuery, TaskUid, UpdateTask, UserId,
 };
 
 /// How often a write that lost a race for a unique position is tried again.
@@ -24,7 +24,18 @@ impl<S: Statements> Tasks for S {
         task: CreateTask,
         key: Option<&IdempotencyKey>,
     ) -> Result<Once<Task>, StoreError> {
+        if task.recurrence.is_some() && task.due_at.is_none() {
+            return Err(subtasks::needs_due());
+        }
+        // A subtask goes into its parent's list unless the body names one.
         let mut list = task.list_id;
+        if let (None, Some(parent)) = (list, task.parent_id) {
+            list = Some(
+                self.list_of_task(owner, parent)
+                    .await?
+                    .ok_or(StoreError::NotFound)?,
+            );
+        }
         for attempt in 0..POSITION_ATTEMPTS {
             // Where the backend can, the first try finds the position in the insert itself
             // (one round trip, the Inbox too); a retry after losing the race for it adds a
@@ -46,10 +57,17 @@ impl<S: Statements> Tasks for S {
                 position: position.as_ref(),
             };
             match write_once(self, owner, write, key).await {
+                Err(error) if is_uid_violation(&error) => {
+                    let list = match list {
+                        Some(list) => list,
+                        None => self.inbox(owner).await?,
+                    };
+                    return Err(uid_taken(self, owner, list, task.uid.as_ref()).await);
+                }
                 Err(error) if is_unique_violation(&error) => continue,
                 Err(error) => return Err(error),
                 Ok(Some(created)) => return Ok(created),
-                Ok(None) => return Err(refused_insert(self, owner, &task).await),
+                Ok(None) => return Err(refused_insert(self, owner, &task, list).await),
             }
         }
         Err(position_contention())
@@ -81,14 +99,48 @@ impl<S: Statements> Tasks for S {
             return unwritten(self, owner, id, expect).await;
         }
         for _ in 0..POSITION_ATTEMPTS {
-            match self.update_fields(owner, id, &changes, expect).await {
-                Ok(Some(task)) => return Ok(task),
-                // Missing, foreign, read-only, at another version, unchanged, or a list or
-                // an assignee the caller cannot use: the rows tell which.
-                Ok(None) => return refused_update(self, owner, id, &changes, expect).await,
-                // Into another list, at a position a concurrent write took first.
-                Err(error) if is_unique_violation(&error) => continue,
-                Err(error) => return Err(error),
+            // What the change depends on (a recurrence, a due date, a subtree) as it is now;
+            // the write holds only at this version, and is planned again if it moved.
+            let current = self.get(owner, id).await?;
+            if !expect.admits(current.version) {
+                return refused_update(self, owner, id, &changes, expect).await;
+            }
+            let (edit, completes) = subtasks::plan(&current, &changes, now())?;
+            let mut transaction = self.begin().await?;
+            let outcome = Box::pin(subtasks::edit(
+                self,
+                &mut transaction,
+                owner,
+                &current,
+                &edit,
+                completes,
+            ))
+            .await;
+            match outcome {
+                Ok(Some(task)) => {
+                    self.commit(transaction).await?;
+                    return Ok(task);
+                }
+                Ok(None) => {
+                    self.rollback(transaction).await;
+                    match self.select_task(owner, id).await? {
+                        Some(now) if now.version != current.version => continue,
+                        // Missing, foreign, read-only, unchanged, or a list or an assignee
+                        // the caller cannot use: the rows tell which.
+                        _ => return refused_update(self, owner, id, &changes, expect).await,
+                    }
+                }
+                Err(error) => {
+                    self.rollback(transaction).await;
+                    if is_uid_violation(&error) {
+                        let list = changes.list_id.unwrap_or(current.list_id);
+                        return Err(uid_taken(self, owner, list, Some(&current.uid)).await);
+                    }
+                    // Into another list, at a position a concurrent write took first.
+                    if !is_unique_violation(&error) {
+                        return Err(error);
+                    }
+                }
             }
         }
         Err(position_contention())
@@ -158,19 +210,36 @@ impl<S: Statements> Tasks for S {
     }
 
     async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
-        match self.trash(owner, id, expect).await? {
-            true => Ok(()),
-            // Missing, read-only or at another version; one that matched was trashed in
-            // between.
-            false => unwritten(self, owner, id, expect)
-                .await
-                .and(Err(StoreError::NotFound)),
+        let mut transaction = self.begin().await?;
+        match subtasks::trash(self, &mut transaction, owner, id, expect).await {
+            Ok(true) => self.commit(transaction).await,
+            Ok(false) => {
+                self.rollback(transaction).await;
+                // Missing, read-only or at another version; one that matched was trashed in
+                // between.
+                unwritten(self, owner, id, expect)
+                    .await
+                    .and(Err(StoreError::NotFound))
+            }
+            Err(error) => {
+                self.rollback(transaction).await;
+                Err(error)
+            }
         }
     }
 
     async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        if let Some(task) = self.untrash(owner, id).await? {
-            return Ok(task);
+        let mut transaction = self.begin().await?;
+        match subtasks::restore(self, &mut transaction, owner, id).await {
+            Ok(Some(task)) => {
+                self.commit(transaction).await?;
+                return Ok(task);
+            }
+            Ok(None) => self.rollback(transaction).await,
+            Err(error) => {
+                self.rollback(transaction).await;
+                return Err(error);
+            }
         }
         // Not in the trash (then as it is), not the caller's to restore, or not the caller's.
         let Some(list) = self.list_of_task(owner, id).await? else {
@@ -184,17 +253,96 @@ impl<S: Statements> Tasks for S {
     }
 }
 
+/// The 409 of a uid the list already holds, naming the task that holds it (in the trash if
+/// not among the live ones).
+async fn uid_taken<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    list: ListId,
+    uid: Option<&TaskUid>,
+) -> StoreError {
+    let Some(uid) = uid else {
+        return StoreError::Conflict("the list already holds a task with this uid");
+    };
+    for trashed in [false, true] {
+        let query = TaskQuery {
+            filter: Filter {
+                list: Some(list),
+                uid: Some(uid.clone()),
+                trashed,
+                ..Filter::default()
+            },
+            sort: Default::default(),
+            limit: 1,
+            offset: 0,
+            after: None,
+        };
+        match store.select_page(owner, &query).await {
+            Ok(tasks) => {
+                if let Some(task) = tasks.first() {
+                    return StoreError::UidTaken(task.id);
+                }
+            }
+            Err(error) => return error,
+        }
+    }
+    StoreError::Conflict("the list already holds a task with this uid")
+}
+
 /// Why an insert wrote nothing: the list is not the caller's to read (404) or to write (403),
 /// or the assignee is not a member of it (422).
-async fn refused_insert<S: Statements>(store: &S, owner: &UserId, task: &CreateTask) -> StoreError {
-    let Some(list) = task.list_id else {
-        return not_a_member();
+async fn refused_insert<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    task: &CreateTask,
+    list: Option<ListId>,
+) -> StoreError {
+    let role = match list {
+        Some(list) => store.role_in(owner, list).await,
+        None => Ok(Some(crate::domain::Role::Owner)),
     };
-    match store.role_in(owner, list).await {
+    match role {
         Err(error) => error,
         Ok(None) => StoreError::ListNotFound,
         Ok(Some(role)) if !role.can_write() => read_only(),
-        Ok(Some(_)) => not_a_member(),
+        Ok(Some(_)) => match task.parent_id {
+            Some(parent) => refused_parent(store, owner, parent, list).await,
+            None => not_a_member(),
+        },
+    }
+}
+
+/// Why a parent was refused: not a live task of the list (404, as any task the caller cannot
+/// see), or too deep (422); or, the parent being fine, the assignee.
+async fn refused_parent<S: Statements>(
+    store: &S,
+    owner: &UserId,
+    parent: TaskId,
+    list: Option<ListId>,
+) -> StoreError {
+    let list = match list {
+        Some(list) => list,
+        None => match store.inbox(owner).await {
+            Ok(list) => list,
+            Err(error) => return error,
+        },
+    };
+    match store.select_task(owner, parent).await {
+        Err(error) => error,
+        Ok(Some(task)) if task.list_id == list => {
+            let mut transaction = match store.begin().await {
+                Ok(transaction) => transaction,
+                Err(error) => return error,
+            };
+            let above = store.family(&mut transaction, parent, true).await;
+            store.rollback(transaction).await;
+            match above {
+                Err(error) => error,
+                Ok(above) if above.len() >= subtasks::MAX_LEVELS => subtasks::too_deep(),
+                Ok(_) => not_a_member(),
+            }
+        }
+        Ok(_) => StoreError::NotFound,
     }
 }
 

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Filter, Keyset, SortField, SortKey, SortValue, Task, TaskId, UserId};
+use crate::domain::query::{Assignee, Parent};
+use crate::domain::{
+    Filter, Keyset, ListId, SortField, SortKey, SortValue, Task, TaskId, TaskUid, UserId,
+};
 use crate::http::CursorKey;
 
 /// The longest cursor accepted; real ones are under 200 characters.
@@ -130,7 +133,7 @@ fn filter_digest(filter: &Filter) -> String {
     priorities.sort_unstable();
     priorities.dedup();
     let micros = |time: Option<chrono::DateTime<chrono::Utc>>| time.map(|t| t.timestamp_micros());
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         statuses,
         tags,
         priorities,
@@ -141,6 +144,22 @@ fn filter_digest(filter: &Filter) -> String {
         micros(filter.updated_since),
         filter.trashed,
     ]);
+    // The filters added since, only when given: a cursor without them keeps its digest.
+    let parent = filter.parent.map(|parent| match parent {
+        Parent::Task(id) => id.get().to_string(),
+        Parent::Nobody => "none".into(),
+    });
+    let assignee = filter.assignee.as_ref().map(|assignee| match assignee {
+        Assignee::Me => "me".to_owned(),
+        Assignee::User(user) => format!("user:{user}"),
+        Assignee::Nobody => "none".to_owned(),
+    });
+    let uid = filter.uid.as_ref().map(TaskUid::as_str);
+    let list = filter.list.map(ListId::get);
+    let given = list.is_some() || assignee.is_some() || parent.is_some() || uid.is_some();
+    if given && let Some(all) = canonical.as_array_mut() {
+        all.push(serde_json::json!([list, assignee, parent, uid]));
+    }
     let digest = Sha256::digest(canonical.to_string().as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..12])
 }
@@ -196,6 +215,11 @@ mod tests {
             completed_at: None,
             version: 1,
             deleted_at: None,
+            uid: crate::domain::TaskUid::random(),
+            parent_id: None,
+            recurrence: None,
+            completed_count: 0,
+            last_completed_at: None,
         }
     }
 

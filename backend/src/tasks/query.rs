@@ -9,9 +9,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use utoipa::IntoParams;
 
-use crate::domain::query::{Assignee, MAX_SEARCH_CHARS, fold};
+use crate::domain::query::{Assignee, MAX_SEARCH_CHARS, Parent, fold};
 use crate::domain::{
-    Filter, Page, Priority, SortKey, Tag, TaskQuery, TaskStatus, Timestamp, UserId,
+    Filter, Page, Priority, SortKey, Tag, TaskQuery, TaskStatus, TaskUid, Timestamp, UserId,
 };
 use crate::http::ApiError;
 
@@ -57,9 +57,11 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
     let mut seen: Vec<&str> = Vec::new();
     for (key, value) in &pairs {
         let key = key.as_str();
-        const SINGLE: [&str; 12] = [
+        const SINGLE: [&str; 14] = [
             "list_id",
             "assignee",
+            "parent_id",
+            "uid",
             "limit",
             "offset",
             "sort",
@@ -108,6 +110,19 @@ pub fn parse(raw: &str) -> Result<ListRequest, ApiError> {
                 filter.list = Some(value.parse().map_err(|_| {
                     invalid("must be a positive list id without sign or leading zeros".into())
                 })?);
+            }
+            "parent_id" => {
+                filter.parent = Some(match value.as_str() {
+                    "none" => Parent::Nobody,
+                    id => Parent::Task(
+                        id.parse()
+                            .map_err(|_| invalid("must be a positive task id or none".into()))?,
+                    ),
+                });
+            }
+            "uid" => {
+                filter.uid =
+                    Some(TaskUid::parse(value.clone()).map_err(|e| invalid(e.to_string()))?);
             }
             "assignee" => {
                 filter.assignee = Some(match value.as_str() {
@@ -215,6 +230,12 @@ pub struct ListParams {
     list_id: Option<i64>,
     /// Only tasks assigned to `me`, to a user id, or to nobody (`none`).
     assignee: Option<String>,
+    /// Only the direct subtasks of this task, or only top-level tasks (`none`).
+    #[param(value_type = Option<String>, pattern = r"^([1-9][0-9]*|none)$", example = "none")]
+    parent_id: Option<String>,
+    /// Only the task with this uid (at most one per list).
+    #[param(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")]
+    uid: Option<String>,
     /// Where the page starts: the `cursor` of a `Link: rel="next"` header.
     cursor: Option<String>,
 }

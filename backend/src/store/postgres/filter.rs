@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::super::text;
-use crate::domain::query::Assignee;
+use crate::domain::query::{Assignee, Parent};
 use crate::domain::{Filter, SortValue, UserId};
 
 /// Binds a sort value as PostgreSQL compares it with its column.
@@ -62,6 +62,18 @@ pub(super) fn push_conditions(query: &mut QueryBuilder<Postgres>, owner: &UserId
                 .push(" and assignee_id = ")
                 .push_bind(user.as_str().to_owned());
         }
+    }
+    match filter.parent {
+        None => {}
+        Some(Parent::Nobody) => {
+            query.push(" and parent_id is null");
+        }
+        Some(Parent::Task(parent)) => {
+            query.push(" and parent_id = ").push_bind(parent.get());
+        }
+    }
+    if let Some(uid) = &filter.uid {
+        query.push(" and uid = ").push_bind(uid.as_str().to_owned());
     }
     query.push(if filter.trashed {
         " and deleted_at is not null"

@@ -10,15 +10,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::error::classify;
-use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
+use super::row::{
+    self, ChangeRow, ListRow, NodeRow, ReplayRow, TaskRow, list_columns, task_columns,
+};
 use super::statements::{
-    FeedBounds, FeedRows, InvitationRequest, Purge, Statements, Write, admitted_versions, now,
+    Cascade, FeedBounds, FeedRows, InvitationRequest, Node, Purge, Statements, Write,
+    admitted_versions, now,
 };
 use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::list::{Accepted, CreateList, Invitation, Member, UpdateList};
 use crate::domain::{
-    ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Role, Tags,
-    Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
+    ChangeCursor, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Position, Recurrence,
+    Role, Tags, Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
 };
 
 mod filter;
@@ -797,144 +800,293 @@ impl Statements for PgStore {
 
     async fn update_fields(
         &self,
+        transaction: &mut PgTransaction,
         owner: &UserId,
         id: TaskId,
         changes: &UpdateTask,
         expect: &Expect,
+        completes: bool,
     ) -> Result<Option<Task>, StoreError> {
         let now = now();
         let description = changes.description.as_ref().map(|d| d.as_ref());
         let versions = admitted_versions(expect);
+        let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
+        let recurrence = changes
+            .recurrence
+            .as_ref()
+            .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
         // One statement: the row changes only when some field really differs and its version
         // is one the caller expects, so a change that changes nothing moves neither `version`
         // nor `updated_at`, and two writers holding the same version cannot both win.
         // `greatest(...)` keeps updated_at strictly increasing even within one microsecond or
         // when the clock steps back. `completed_at` follows `status` in the same statement.
-        let row: Option<Row> = self
-            .run(async |conn, persistent| {
-                sqlx::query_as(concat!(
-                    "update tasks set
-                        title = coalesce($3, title),
-                        title_key = coalesce($4, title_key),
-                        description = case when $5 then $6 else description end,
-                        description_key = case when $5 then $7 else description_key end,
-                        status = coalesce($8, status),
-                        completed_at = case
-                            when $8::text is null or $8 = status then completed_at
-                            when $8 = 'completed' then $9
-                            else null end,
-                        due_at = case when $10 then $11 else due_at end,
-                        priority = coalesce($12, priority),
-                        tags = coalesce($13, tags),
-                        tag_keys = coalesce($14, tag_keys),
-                        list_id = coalesce($16, list_id),
-                        position = case when $16::bigint is null or $16 = list_id then position
-                            else task_position_after(
-                                (select max(position) from tasks t where t.list_id = $16)) end,
-                        -- Moved to a list the assignee is not in: nobody's any more.
-                        assignee_id = case when $17 then $18
-                            when $16::bigint is null or $16 = list_id then assignee_id
-                            when exists (select 1 from list_members a
-                                where a.list_id = $16 and a.user_id = assignee_id)
-                                then assignee_id
-                            else null end,
-                        updated_at = greatest($9, updated_at + interval '1 microsecond'),
-                        version = version + 1
-                     where id = $2 and deleted_at is null and ",
-                    writable!(),
-                    " and ($15::bigint[] is null or version = any($15))
-                        and ($16::bigint is null or $16 in (
-                            select m.list_id from list_members m join lists l on l.id = m.list_id
-                            where m.user_id = $1 and m.role <> 'viewer'
-                                and l.deleted_at is null))
-                        and (not $17 or $18::text is null or exists (
-                            select 1 from list_members a
-                            where a.list_id = coalesce($16, tasks.list_id) and a.user_id = $18))
-                        and (title is distinct from coalesce($3, title)
-                        or ($5 and description is distinct from $6)
-                        or status is distinct from coalesce($8, status)
-                        or ($10 and due_at is distinct from $11)
-                        or priority is distinct from coalesce($12, priority)
-                        or tags is distinct from coalesce($13, tags)
-                        or list_id is distinct from coalesce($16, list_id)
-                        or ($17 and assignee_id is distinct from $18))
-                     returning ",
-                    task_columns!()
-                ))
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(id.get())
-                .bind(changes.title.as_ref().map(|t| t.as_str()))
-                .bind(changes.title.as_ref().map(text::title_key))
-                .bind(description.is_some())
-                .bind(description.flatten().map(|d| d.as_str()))
-                .bind(description.and_then(text::description_key))
-                .bind(changes.status.map(|s| s.as_str()))
-                .bind(now)
-                .bind(changes.due_at.is_some())
-                .bind(changes.due_at.flatten().map(Timestamp::get))
-                .bind(changes.priority.map(|p| i32::from(p.rank())))
-                .bind(changes.tags.as_ref().map(Tags::names))
-                .bind(changes.tags.as_ref().map(Tags::keys))
-                .bind(versions.as_deref())
-                .bind(changes.list_id.map(ListId::get))
-                .bind(changes.assignee_id.is_some())
-                .bind(
-                    changes
-                        .assignee_id
-                        .as_ref()
-                        .and_then(|a| a.as_ref())
-                        .map(UserId::as_str),
-                )
-                .fetch_optional(conn)
-                .await
-            })
-            .await?;
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "update tasks set
+                title = coalesce($3, title),
+                title_key = coalesce($4, title_key),
+                description = case when $5 then $6 else description end,
+                description_key = case when $5 then $7 else description_key end,
+                status = coalesce($8, status),
+                completed_at = case
+                    when $8::text is null or $8 = status then completed_at
+                    when $8 = 'completed' then $9
+                    else null end,
+                due_at = case when $10 then $11 else due_at end,
+                priority = coalesce($12, priority),
+                tags = coalesce($13, tags),
+                tag_keys = coalesce($14, tag_keys),
+                list_id = coalesce($16, list_id),
+                position = case when $16::bigint is null or $16 = list_id then position
+                    else task_position_after(
+                        (select max(position) from tasks t where t.list_id = $16)) end,
+                -- Moved to a list the assignee is not in: nobody's any more.
+                assignee_id = case when $17 then $18
+                    when $16::bigint is null or $16 = list_id then assignee_id
+                    when exists (select 1 from list_members a
+                        where a.list_id = $16 and a.user_id = assignee_id)
+                        then assignee_id
+                    else null end,
+                -- Moved to another list without a new parent: a top-level task there.
+                parent_id = case when $19 then $20
+                    when $16::bigint is null or $16 = list_id then parent_id
+                    else null end,
+                recurrence = case when $21 then $22 else recurrence end,
+                completed_count = completed_count + case when $23 then 1 else 0 end,
+                last_completed_at = case when $23 then $9 else last_completed_at end,
+                updated_at = greatest($9, updated_at + interval '1 microsecond'),
+                version = version + 1
+             where id = $2 and deleted_at is null and ",
+            writable!(),
+            " and ($15::bigint[] is null or version = any($15))
+                and ($16::bigint is null or $16 in (
+                    select m.list_id from list_members m join lists l on l.id = m.list_id
+                    where m.user_id = $1 and m.role <> 'viewer'
+                        and l.deleted_at is null))
+                and (not $17 or $18::text is null or exists (
+                    select 1 from list_members a
+                    where a.list_id = coalesce($16, tasks.list_id) and a.user_id = $18))
+                and (title is distinct from coalesce($3, title)
+                or ($5 and description is distinct from $6)
+                or status is distinct from coalesce($8, status)
+                or ($10 and due_at is distinct from $11)
+                or priority is distinct from coalesce($12, priority)
+                or tags is distinct from coalesce($13, tags)
+                or list_id is distinct from coalesce($16, list_id)
+                or ($17 and assignee_id is distinct from $18)
+                or ($19 and parent_id is distinct from $20)
+                or ($21 and recurrence is distinct from $22)
+                or $23)
+             returning ",
+            task_columns!()
+        ))
+        .persistent(self.persistent())
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(changes.title.as_ref().map(|t| t.as_str()))
+        .bind(changes.title.as_ref().map(text::title_key))
+        .bind(description.is_some())
+        .bind(description.flatten().map(|d| d.as_str()))
+        .bind(description.and_then(text::description_key))
+        .bind(changes.status.map(|s| s.as_str()))
+        .bind(now)
+        .bind(changes.due_at.is_some())
+        .bind(changes.due_at.flatten().map(Timestamp::get))
+        .bind(changes.priority.map(|p| i32::from(p.rank())))
+        .bind(changes.tags.as_ref().map(Tags::names))
+        .bind(changes.tags.as_ref().map(Tags::keys))
+        .bind(versions.as_deref())
+        .bind(changes.list_id.map(ListId::get))
+        .bind(changes.assignee_id.is_some())
+        .bind(
+            changes
+                .assignee_id
+                .as_ref()
+                .and_then(|a| a.as_ref())
+                .map(UserId::as_str),
+        )
+        .bind(parent.is_some())
+        .bind(parent.flatten())
+        .bind(recurrence.is_some())
+        .bind(recurrence.flatten())
+        .bind(completes)
+        .fetch_optional(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)?;
         task(row)
     }
 
-    async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
+    async fn trash(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        id: TaskId,
+        expect: &Expect,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let versions = admitted_versions(expect);
-        let result = self
-            .run(async |conn, persistent| {
-                sqlx::query(concat!(
-                    "update tasks set deleted_at = $3
-                     where id = $2 and deleted_at is null
-                        and ($4::bigint[] is null or version = any($4)) and ",
-                    writable!()
-                ))
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(id.get())
-                .bind(now())
-                .bind(versions.as_deref())
-                .execute(conn)
-                .await
-            })
-            .await?;
+        let result = sqlx::query(concat!(
+            "update tasks set deleted_at = $3
+             where id = $2 and deleted_at is null
+                and ($4::bigint[] is null or version = any($4)) and ",
+            writable!()
+        ))
+        .persistent(self.persistent())
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(at)
+        .bind(versions.as_deref())
+        .execute(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn untrash(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
-        let row: Option<Row> = self
-            .run(async |conn, persistent| {
-                sqlx::query_as(concat!(
-                    "update tasks set deleted_at = null, version = version + 1,
-                        updated_at = greatest($3, updated_at + interval '1 microsecond')
-                     where id = $2 and deleted_at is not null and ",
-                    writable!(),
-                    " returning ",
-                    task_columns!()
-                ))
-                .persistent(persistent)
-                .bind(owner.as_str())
-                .bind(id.get())
-                .bind(now())
-                .fetch_optional(conn)
-                .await
-            })
-            .await?;
+    async fn untrash(
+        &self,
+        transaction: &mut PgTransaction,
+        owner: &UserId,
+        id: TaskId,
+    ) -> Result<Option<Task>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "update tasks set deleted_at = null, version = version + 1,
+                updated_at = greatest($3, updated_at + interval '1 microsecond')
+             where id = $2 and deleted_at is not null and ",
+            writable!(),
+            " returning ",
+            task_columns!()
+        ))
+        .persistent(self.persistent())
+        .bind(owner.as_str())
+        .bind(id.get())
+        .bind(now())
+        .fetch_optional(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)?;
         task(row)
+    }
+
+    async fn family(
+        &self,
+        transaction: &mut PgTransaction,
+        id: TaskId,
+        up: bool,
+    ) -> Result<Vec<Node>, StoreError> {
+        // Bounded by depth, so that even a corrupt cycle ends.
+        let rows: Vec<NodeRow<DateTime<Utc>>> = sqlx::query_as(
+            "with recursive family (id, parent_id, depth, list_id, completed, deleted_at) as (
+                select id, parent_id, 0::bigint, list_id, status = 'completed', deleted_at
+                from tasks where id = $1
+                union all
+                select t.id, t.parent_id, f.depth + 1, t.list_id, t.status = 'completed',
+                    t.deleted_at
+                from family f join tasks t
+                    on case when $2 then t.id = f.parent_id else t.parent_id = f.id end
+                where f.depth < 5)
+             select id, parent_id, depth, list_id, completed, deleted_at from family
+             order by depth, id",
+        )
+        .persistent(self.persistent())
+        .bind(id.get())
+        .bind(up)
+        .fetch_all(&mut *transaction.transaction)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(Node::try_from).collect()
+    }
+
+    async fn lock_parents(
+        &self,
+        transaction: &mut PgTransaction,
+        list: ListId,
+    ) -> Result<(), StoreError> {
+        // Not the list's row: a task's write locks its row before its list's, and this comes
+        // before the task's write.
+        sqlx::query("select pg_advisory_xact_lock(hashtext('task parents'), hashtext($1::text))")
+            .persistent(self.persistent())
+            .bind(list.get())
+            .execute(&mut *transaction.transaction)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn cascade(
+        &self,
+        transaction: &mut PgTransaction,
+        cascade: Cascade<'_>,
+    ) -> Result<(), StoreError> {
+        let conn = &mut *transaction.transaction;
+        let persistent = self.persistent();
+        // Rows in id order, as every statement that writes many tasks locks them.
+        let result = match cascade {
+            Cascade::Complete { ids, at } => {
+                sqlx::query(
+                    "update tasks set status = 'completed', completed_at = $2,
+                        version = version + 1,
+                        updated_at = greatest($2, updated_at + interval '1 microsecond')
+                     where id in (select id from tasks where id = any($1)
+                            and status <> 'completed' and deleted_at is null
+                            order by id for update)",
+                )
+                .persistent(persistent)
+                .bind(ids)
+                .bind(at)
+                .execute(conn)
+                .await
+            }
+            Cascade::Trash { ids, at } => {
+                sqlx::query(
+                    "update tasks set deleted_at = $2
+                     where id in (select id from tasks where id = any($1)
+                            and deleted_at is null order by id for update)",
+                )
+                .persistent(persistent)
+                .bind(ids)
+                .bind(at)
+                .execute(conn)
+                .await
+            }
+            Cascade::Restore { ids } => {
+                sqlx::query(
+                    "update tasks set deleted_at = null, version = version + 1,
+                        updated_at = greatest($2, updated_at + interval '1 microsecond')
+                     where id in (select id from tasks where id = any($1)
+                            and deleted_at is not null order by id for update)",
+                )
+                .persistent(persistent)
+                .bind(ids)
+                .bind(now())
+                .execute(conn)
+                .await
+            }
+            Cascade::Relist { ids, list } => {
+                // One by one, each after the list's last task as it stands after the one
+                // before, in the order given (the subtree's, parents first).
+                for id in ids {
+                    sqlx::query(
+                        "update tasks set list_id = $2,
+                            position = task_position_after(
+                                (select max(position) from tasks t where t.list_id = $2)),
+                            assignee_id = case when exists (select 1 from list_members a
+                                where a.list_id = $2 and a.user_id = assignee_id)
+                                then assignee_id end,
+                            version = version + 1,
+                            updated_at = greatest($3, updated_at + interval '1 microsecond')
+                         where id = $1 and list_id <> $2",
+                    )
+                    .persistent(persistent)
+                    .bind(id)
+                    .bind(list.get())
+                    .bind(now())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                }
+                return Ok(());
+            }
+        };
+        result.map_err(db_error)?;
+        Ok(())
     }
 
     fn claim(&self, _owner: &UserId, _key: &IdempotencyKey) -> Result<(), StoreError> {

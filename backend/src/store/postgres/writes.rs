@@ -8,7 +8,8 @@ use super::super::tasks::{OrderRow, rekeyed_order};
 use super::super::text;
 use super::Row;
 use crate::domain::{
-    CreateTask, ListId, Placement, Position, TaskId, TaskStatus, Timestamp, UserId,
+    CreateTask, ListId, Placement, Position, Recurrence, TaskId, TaskStatus, TaskUid, Timestamp,
+    UserId,
 };
 
 /// `list_id` is one of the live lists the caller (`$1`) may write.
@@ -34,23 +35,34 @@ async fn insert_task(
     let now = now();
     let status = task.status.unwrap_or_default();
     let tags = task.tags.clone().unwrap_or_default();
-    // The Inbox is the caller's own: only the caller can be assigned there.
+    let uid = task.uid.clone().unwrap_or_else(TaskUid::random);
+    // The Inbox is the caller's own: only the caller can be assigned there. A subtask goes
+    // into its parent's list unless the body names one; the parent, locked against a
+    // concurrent trash or move until this commits, must be a live task of that list with
+    // fewer than three ancestors (a fourth level at most).
     sqlx::query_as(concat!(
-        "with target as (select coalesce($14::bigint, inbox_for($1)) as id)
+        "with target as (select coalesce($14::bigint,
+                (select list_id from tasks where id = $17), inbox_for($1)) as id)
          insert into tasks (user_id, list_id, assignee_id, title, title_key, description,
             description_key, status, created_at, updated_at, due_at, priority,
-            tags, tag_keys, position, completed_at)
+            tags, tag_keys, position, completed_at, uid, parent_id, recurrence)
          select $1, target.id, $15, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
             coalesce($12, task_position_after(
                 (select max(position) from tasks where list_id = target.id))),
-            $13
+            $13, $16, $17, $18
          from target
-         where ($14::bigint is null or exists (
+         where (($14::bigint is null and $17::bigint is null) or exists (
                 select 1 from list_members m join lists l on l.id = m.list_id
                 where m.list_id = target.id and m.user_id = $1 and m.role <> 'viewer'
                     and l.deleted_at is null))
             and ($15::text is null or $15 = $1 or exists (
                 select 1 from list_members a where a.list_id = target.id and a.user_id = $15))
+            and ($17::bigint is null or exists (
+                select 1 from tasks p where p.id = $17 and p.list_id = target.id
+                    and p.deleted_at is null
+                    and (select g.parent_id from tasks a join tasks g on g.id = a.parent_id
+                        where a.id = p.parent_id) is null
+                for share))
          returning ",
         task_columns!()
     ))
@@ -70,6 +82,9 @@ async fn insert_task(
     .bind((status == TaskStatus::Completed).then_some(now))
     .bind(list.map(ListId::get))
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
+    .bind(uid.as_str())
+    .bind(task.parent_id.map(TaskId::get))
+    .bind(task.recurrence.as_ref().map(Recurrence::to_stored))
     .fetch_optional(conn)
     .await
 }

@@ -15,18 +15,22 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::error::classify;
-use super::row::{self, ChangeRow, ListRow, ReplayRow, TaskRow, list_columns, task_columns};
+use super::row::{
+    self, ChangeRow, ListRow, NodeRow, ReplayRow, TaskRow, list_columns, task_columns,
+};
 use super::statements::{
-    FeedBounds, FeedRows, InvitationRequest, Purge, Statements, Write, admitted_versions, now,
+    Cascade, FeedBounds, FeedRows, InvitationRequest, Node, Purge, Statements, Write,
+    admitted_versions, now,
 };
 use super::tasks::{OrderRow, position_after, rekeyed_order};
 
 use super::{PoolSettings, PoolStatus, StoreError, text};
 use crate::domain::list::{Accepted, CreateList, Invitation, Member, UpdateList};
-use crate::domain::query::Assignee;
+use crate::domain::query::{Assignee, Parent};
 use crate::domain::{
     ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Placement,
-    Position, Role, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, UpdateTask, UserId,
+    Position, Recurrence, Role, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, TaskUid,
+    UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
@@ -167,6 +171,18 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter
                 .push(" and assignee_id = ")
                 .push_bind(user.as_str().to_owned());
         }
+    }
+    match filter.parent {
+        None => {}
+        Some(Parent::Nobody) => {
+            query.push(" and parent_id is null");
+        }
+        Some(Parent::Task(parent)) => {
+            query.push(" and parent_id = ").push_bind(parent.get());
+        }
+    }
+    if let Some(uid) = &filter.uid {
+        query.push(" and uid = ").push_bind(uid.as_str().to_owned());
     }
     query.push(if filter.trashed {
         " and deleted_at is not null"
@@ -371,15 +387,24 @@ async fn insert_task(
     let now = to_micros(now());
     let status = task.status.unwrap_or_default();
     let tags = task.tags.clone().unwrap_or_default();
+    let uid = task.uid.clone().unwrap_or_else(TaskUid::random);
+    // A parent must be a live task of the list with fewer than three ancestors (a fourth
+    // level at most).
     sqlx::query_as(concat!(
         "insert into tasks (user_id, title, title_key, description, description_key,
             status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
-            completed_at, list_id, assignee_id)
-         select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+            completed_at, list_id, assignee_id, uid, parent_id, recurrence)
+         select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            ?17, ?18
          where ?14 in (select m.list_id from list_members m join lists l on l.id = m.list_id
                 where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null)
             and (?15 is null or exists (
                 select 1 from list_members a where a.list_id = ?14 and a.user_id = ?15))
+            and (?17 is null or exists (
+                select 1 from tasks p where p.id = ?17 and p.list_id = ?14
+                    and p.deleted_at is null
+                    and (select g.parent_id from tasks a join tasks g on g.id = a.parent_id
+                        where a.id = p.parent_id) is null))
          returning ",
         task_columns!()
     ))
@@ -398,8 +423,23 @@ async fn insert_task(
     .bind((status == TaskStatus::Completed).then_some(now))
     .bind(list)
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
+    .bind(uid.as_str())
+    .bind(task.parent_id.map(TaskId::get))
+    .bind(task.recurrence.as_ref().map(Recurrence::to_stored))
     .fetch_optional(conn)
     .await
+}
+
+/// The key of the last task of `list`, as `conn` sees it.
+async fn last_position_in(
+    conn: &mut SqliteConnection,
+    list: ListId,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar("select max(position) from tasks where list_id = ?1")
+        .bind(list.get())
+        .fetch_one(conn)
+        .await
+        .map_err(db_error)
 }
 
 /// The move of a live task from the key `from` to `position`, if its version is one of
@@ -989,17 +1029,24 @@ impl Statements for SqliteStore {
 
     async fn update_fields(
         &self,
+        transaction: &mut Self::Transaction,
         owner: &UserId,
         id: TaskId,
         changes: &UpdateTask,
         expect: &Expect,
+        completes: bool,
     ) -> Result<Option<Task>, StoreError> {
         let description = changes.description.as_ref().map(|d| d.as_ref());
+        let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
+        let recurrence = changes
+            .recurrence
+            .as_ref()
+            .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
         // Into another list: after its last task.
         let target_position = match changes.list_id {
             None => None,
             Some(list) => Some(
-                super::tasks::position_after(self.last_position(list).await?, 0)?
+                position_after(last_position_in(transaction, list).await?, 0)?
                     .as_str()
                     .to_owned(),
             ),
@@ -1028,6 +1075,12 @@ impl Statements for SqliteStore {
                     when exists (select 1 from list_members a
                         where a.list_id = ?16 and a.user_id = assignee_id) then assignee_id
                     else null end,
+                parent_id = case when ?20 then ?21
+                    when ?16 is null or ?16 = list_id then parent_id
+                    else null end,
+                recurrence = case when ?22 then ?23 else recurrence end,
+                completed_count = completed_count + ?24,
+                last_completed_at = case when ?24 then ?9 else last_completed_at end,
                 updated_at = max(?9, updated_at + 1),
                 version = version + 1
              where id = ?2 and deleted_at is null and ",
@@ -1046,7 +1099,10 @@ impl Statements for SqliteStore {
                 or priority is not coalesce(?12, priority)
                 or tags is not coalesce(?13, tags)
                 or list_id is not coalesce(?16, list_id)
-                or (?17 and assignee_id is not ?18))
+                or (?17 and assignee_id is not ?18)
+                or (?20 and parent_id is not ?21)
+                or (?22 and recurrence is not ?23)
+                or ?24)
              returning ",
             task_columns!()
         ))
@@ -1075,13 +1131,25 @@ impl Statements for SqliteStore {
                 .map(UserId::as_str),
         )
         .bind(target_position)
-        .fetch_optional(&self.pool)
+        .bind(parent.is_some())
+        .bind(parent.flatten())
+        .bind(recurrence.is_some())
+        .bind(recurrence.flatten())
+        .bind(completes)
+        .fetch_optional(&mut **transaction)
         .await
         .map_err(db_error)?;
         task(row)
     }
 
-    async fn trash(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<bool, StoreError> {
+    async fn trash(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        id: TaskId,
+        expect: &Expect,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query(concat!(
             "update tasks set deleted_at = ?3
                  where id = ?2 and deleted_at is null
@@ -1090,15 +1158,20 @@ impl Statements for SqliteStore {
         ))
         .bind(owner.as_str())
         .bind(id.get())
-        .bind(to_micros(now()))
+        .bind(to_micros(at))
         .bind(versions_json(expect))
-        .execute(&self.pool)
+        .execute(&mut **transaction)
         .await
         .map_err(db_error)?;
         Ok(result.rows_affected() > 0)
     }
 
-    async fn untrash(&self, owner: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
+    async fn untrash(
+        &self,
+        transaction: &mut Self::Transaction,
+        owner: &UserId,
+        id: TaskId,
+    ) -> Result<Option<Task>, StoreError> {
         let row: Option<Row> = sqlx::query_as(concat!(
             "update tasks set deleted_at = null, version = version + 1,
                 updated_at = max(?3, updated_at + 1)
@@ -1110,10 +1183,117 @@ impl Statements for SqliteStore {
         .bind(owner.as_str())
         .bind(id.get())
         .bind(to_micros(now()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut **transaction)
         .await
         .map_err(db_error)?;
         task(row)
+    }
+
+    async fn family(
+        &self,
+        transaction: &mut Self::Transaction,
+        id: TaskId,
+        up: bool,
+    ) -> Result<Vec<Node>, StoreError> {
+        // Bounded by depth, so that even a corrupt cycle ends.
+        let rows: Vec<NodeRow<i64>> = sqlx::query_as(
+            "with recursive family (id, parent_id, depth, list_id, completed, deleted_at) as (
+                select id, parent_id, 0, list_id, status = 'completed', deleted_at
+                from tasks where id = ?1
+                union all
+                select t.id, t.parent_id, f.depth + 1, t.list_id, t.status = 'completed',
+                    t.deleted_at
+                from family f join tasks t
+                    on case when ?2 then t.id = f.parent_id else t.parent_id = f.id end
+                where f.depth < 5)
+             select id, parent_id, depth, list_id, completed, deleted_at from family
+             order by depth, id",
+        )
+        .bind(id.get())
+        .bind(up)
+        .fetch_all(&mut **transaction)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(Node::try_from).collect()
+    }
+
+    async fn lock_parents(
+        &self,
+        _transaction: &mut Self::Transaction,
+        _list: ListId,
+    ) -> Result<(), StoreError> {
+        // `BEGIN IMMEDIATE` already holds the database's one write lock.
+        Ok(())
+    }
+
+    async fn cascade(
+        &self,
+        transaction: &mut Self::Transaction,
+        cascade: Cascade<'_>,
+    ) -> Result<(), StoreError> {
+        let conn = &mut **transaction;
+        let now = to_micros(now());
+        match cascade {
+            Cascade::Complete { ids, at } => {
+                sqlx::query(
+                    "update tasks set status = 'completed', completed_at = ?2,
+                        version = version + 1, updated_at = max(?2, updated_at + 1)
+                     where id in (select value from json_each(?1))
+                        and status <> 'completed' and deleted_at is null",
+                )
+                .bind(serde_json::json!(ids).to_string())
+                .bind(to_micros(at))
+                .execute(conn)
+                .await
+                .map_err(db_error)?;
+            }
+            Cascade::Trash { ids, at } => {
+                sqlx::query(
+                    "update tasks set deleted_at = ?2
+                     where id in (select value from json_each(?1)) and deleted_at is null",
+                )
+                .bind(serde_json::json!(ids).to_string())
+                .bind(to_micros(at))
+                .execute(conn)
+                .await
+                .map_err(db_error)?;
+            }
+            Cascade::Restore { ids } => {
+                sqlx::query(
+                    "update tasks set deleted_at = null, version = version + 1,
+                        updated_at = max(?2, updated_at + 1)
+                     where id in (select value from json_each(?1)) and deleted_at is not null",
+                )
+                .bind(serde_json::json!(ids).to_string())
+                .bind(now)
+                .execute(conn)
+                .await
+                .map_err(db_error)?;
+            }
+            Cascade::Relist { ids, list } => {
+                let mut last = last_position_in(conn, list).await?;
+                for id in ids {
+                    let position = position_after(last, 0)?;
+                    sqlx::query(
+                        "update tasks set list_id = ?2, position = ?3,
+                            assignee_id = case when exists (select 1 from list_members a
+                                where a.list_id = ?2 and a.user_id = assignee_id)
+                                then assignee_id end,
+                            version = version + 1, updated_at = max(?4, updated_at + 1)
+                         where id = ?1 and list_id <> ?2",
+                    )
+                    .bind(id)
+                    .bind(list.get())
+                    .bind(position.as_str())
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                    last = Some(position.as_str().to_owned());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn claim(&self, owner: &UserId, key: &IdempotencyKey) -> Result<InFlight, StoreError> {
