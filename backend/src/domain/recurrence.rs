@@ -32,6 +32,12 @@ pub struct Recurrence {
     /// The IANA time zone the rule is evaluated in.
     #[schema(example = "Europe/Berlin")]
     pub time_zone: String,
+    /// Where the rule starts (its DTSTART): the due date when the rule or the due date was
+    /// last set. Kept with the rule, not sent: completions move the due date, not this, so
+    /// that every occurrence keeps the local time the rule began with (even after one that a
+    /// daylight-saving change moved).
+    #[serde(skip)]
+    pub start: Option<DateTime<Utc>>,
 }
 
 /// What the next occurrence follows.
@@ -69,6 +75,7 @@ impl TryFrom<RecurrenceBody> for Recurrence {
             rrule,
             from: body.from,
             time_zone: body.time_zone,
+            start: None,
         };
         // What the evaluator itself refuses (BYMONTHDAY in a weekly rule), refused now.
         let start = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_820);
@@ -83,19 +90,43 @@ impl Recurrence {
     /// A recurrence as stored, which was checked when it was written: read back without
     /// evaluating it again.
     pub fn stored(json: &str) -> Result<Recurrence, serde_json::Error> {
-        let body: RecurrenceBody = serde_json::from_str(json)?;
+        let stored: StoredRecurrence = serde_json::from_str(json)?;
         Ok(Recurrence {
-            rrule: body.rrule,
-            from: body.from,
-            time_zone: body.time_zone,
+            rrule: stored.rrule,
+            from: stored.from,
+            time_zone: stored.time_zone,
+            start: stored.start,
         })
     }
 
     /// The form it is stored in.
     pub fn to_stored(&self) -> String {
-        serde_json::json!({"rrule": self.rrule, "from": self.from, "time_zone": self.time_zone})
-            .to_string()
+        let stored = StoredRecurrence {
+            rrule: self.rrule.clone(),
+            from: self.from,
+            time_zone: self.time_zone.clone(),
+            start: self.start,
+        };
+        serde_json::to_string(&stored).unwrap_or_default()
     }
+
+    /// The same rule, starting at `start`.
+    pub fn starting(&self, start: Option<DateTime<Utc>>) -> Recurrence {
+        Recurrence {
+            start,
+            ..self.clone()
+        }
+    }
+}
+
+/// A recurrence as the database keeps it: with its start.
+#[derive(Serialize, Deserialize)]
+struct StoredRecurrence {
+    rrule: String,
+    from: RepeatFrom,
+    time_zone: String,
+    #[serde(default)]
+    start: Option<DateTime<Utc>>,
 }
 
 fn zone(name: &str) -> Result<chrono_tz::Tz, String> {
@@ -256,9 +287,10 @@ pub struct RecurrenceError(pub String);
 
 impl Recurrence {
     /// What completing the task due at `due`, completed `completed` times before, at `now`
-    /// does. The rule starts at `due` (whole seconds): the occurrence being completed is one
-    /// occurrence, as RFC 5545 counts `DTSTART`; `COUNT` ends it after that many completions,
-    /// `UNTIL` when the next occurrence would fall after it.
+    /// does. The rule starts at its `start` (or, without one, at `due`), in whole seconds;
+    /// every due date is one occurrence, as RFC 5545 counts `DTSTART`, so `COUNT` ends the
+    /// rule after that many completions, and `UNTIL` when the next occurrence would fall after
+    /// it.
     pub fn complete(
         &self,
         due: DateTime<Utc>,
@@ -274,7 +306,7 @@ impl Recurrence {
             // The later of the two: completing early still moves the task on.
             RepeatFrom::Completion => due.max(now),
         };
-        let Some(next) = self.next_after(due, after)? else {
+        let Some(next) = self.next_after(self.start.unwrap_or(due), after)? else {
             return Ok(Completion::Done);
         };
         let zone = zone(&self.time_zone).map_err(RecurrenceError)?;

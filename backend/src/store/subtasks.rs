@@ -36,16 +36,22 @@ pub(super) fn plan(
     let Some(due) = due else {
         return Err(needs_due());
     };
+    let mut edit = changes.clone();
+    // A new rule, or a due date set by hand: the rule starts again from the due date.
+    let mut recurrence = recurrence.clone();
+    if changes.recurrence.is_some() || changes.due_at.is_some() {
+        recurrence = recurrence.starting(Some(due));
+        edit.recurrence = Some(Some(recurrence.clone()));
+    }
     let completing =
         changes.status == Some(TaskStatus::Completed) && current.status != TaskStatus::Completed;
     if !completing {
-        return Ok((changes.clone(), false));
+        return Ok((edit, false));
     }
     let completed = u32::try_from(current.completed_count).unwrap_or(u32::MAX);
     let completion = recurrence
         .complete(due, completed, now)
         .map_err(|error| StoreError::Other(error.into()))?;
-    let mut edit = changes.clone();
     if let Completion::Next(next) = completion {
         edit.status = Some(TaskStatus::Pending);
         edit.due_at = Some(Some(Timestamp::from(next)));

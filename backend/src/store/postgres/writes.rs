@@ -8,8 +8,7 @@ use super::super::tasks::{OrderRow, rekeyed_order};
 use super::super::text;
 use super::Row;
 use crate::domain::{
-    CreateTask, ListId, Placement, Position, Recurrence, TaskId, TaskStatus, TaskUid, Timestamp,
-    UserId,
+    CreateTask, ListId, Placement, Position, TaskId, TaskStatus, TaskUid, Timestamp, UserId,
 };
 
 /// `list_id` is one of the live lists the caller (`$1`) may write.
@@ -84,7 +83,11 @@ async fn insert_task(
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
     .bind(uid.as_str())
     .bind(task.parent_id.map(TaskId::get))
-    .bind(task.recurrence.as_ref().map(Recurrence::to_stored))
+    .bind(task.recurrence.as_ref().map(|recurrence| {
+        recurrence
+            .starting(task.due_at.map(Timestamp::get))
+            .to_stored()
+    }))
     .fetch_optional(conn)
     .await
 }

@@ -30,7 +30,7 @@ use crate::domain::query::{Assignee, Parent};
 use crate::domain::{
     ChangeCursor, CreateTask, Expect, Filter, IdempotencyKey, List, ListId, Outcome, Placement,
     Position, Recurrence, Role, SortValue, Tags, Task, TaskId, TaskQuery, TaskStatus, TaskUid,
-    UpdateTask, UserId,
+    Timestamp, UpdateTask, UserId,
 };
 
 /// Timestamps are integer microseconds since the Unix epoch; tags are JSON arrays.
@@ -425,7 +425,11 @@ async fn insert_task(
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
     .bind(uid.as_str())
     .bind(task.parent_id.map(TaskId::get))
-    .bind(task.recurrence.as_ref().map(Recurrence::to_stored))
+    .bind(task.recurrence.as_ref().map(|recurrence| {
+        recurrence
+            .starting(task.due_at.map(Timestamp::get))
+            .to_stored()
+    }))
     .fetch_optional(conn)
     .await
 }
