@@ -82,6 +82,27 @@ pub struct PreconditionFailed(ErrorBody);
 )]
 pub struct KeyInFlight(ErrorBody);
 
+/// A create or a move into a list that already holds a task with the uid, or a request whose
+/// `Idempotency-Key` has not finished yet.
+#[derive(IntoResponses)]
+#[response(
+    status = 409,
+    description = "A request with this key is still in progress, or the list already holds a \
+        task with this `uid` (`Location` names it)",
+    headers(("location" = String, description = "The task that holds the uid"))
+)]
+pub struct KeyInFlightOrUidTaken(ErrorBody);
+
+/// A move into a list that already holds a task with the task's uid.
+#[derive(IntoResponses)]
+#[response(
+    status = 409,
+    description = "The list the task moves to already holds a task with its `uid` \
+        (`Location` names it)",
+    headers(("location" = String, description = "The task that holds the uid"))
+)]
+pub struct UidTaken(ErrorBody);
+
 /// The body is over [`BODY_LIMIT_BYTES`](super::request_limits::BODY_LIMIT_BYTES).
 #[derive(IntoResponses)]
 #[response(status = 413, description = "Body larger than 64 KiB")]

@@ -98,6 +98,10 @@ impl<S: Statements> Tasks for S {
         if changes.is_empty() {
             return unwritten(self, owner, id, expect).await;
         }
+        if let Some(Some(_)) = changes.parent_id {
+            // The right to change the task before anything is said of the parent.
+            writable_task(self, owner, id).await?;
+        }
         for _ in 0..POSITION_ATTEMPTS {
             // What the change depends on (a recurrence, a due date, a subtree) as it is now;
             // the write holds only at this version, and is planned again if it moved.

@@ -14,8 +14,8 @@ use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
 use crate::http::idempotency::IdempotentJson;
 use crate::http::responses::{
-    AuthenticatedErrors, InvalidTaskId, KeyInFlight, MalformedIfMatch, PayloadTooLarge,
-    PreconditionFailed, ReadOnly, TaskNotFound, UnsupportedMediaType,
+    AuthenticatedErrors, InvalidTaskId, KeyInFlightOrUidTaken, MalformedIfMatch, PayloadTooLarge,
+    PreconditionFailed, ReadOnly, TaskNotFound, UidTaken, UnsupportedMediaType,
 };
 use crate::http::{ApiError, AppState, ErrorBody};
 
@@ -36,10 +36,13 @@ use crate::http::{ApiError, AppState, ErrorBody};
                 ("idempotent-replayed" = bool, description = "`true` on a replay"),
             )),
         (status = 400, description = "Invalid Idempotency-Key", body = ErrorBody),
-        (status = 404, description = "`list_id` names a list the caller is not a member of", body = ErrorBody),
+        (status = 404, description = "`list_id` names a list the caller is not a member of, or \
+            `parent_id` a task that is not a live task of the list", body = ErrorBody),
         (status = 422, description = "Invalid body, an assignee who is not a member of the \
-            list, or a key used with a different request", body = ErrorBody),
-        ReadOnly, KeyInFlight, PayloadTooLarge, UnsupportedMediaType, AuthenticatedErrors,
+            list, a fifth level of subtasks, a recurrence without `due_at`, or a key used with \
+            a different request", body = ErrorBody),
+        ReadOnly, KeyInFlightOrUidTaken, PayloadTooLarge, UnsupportedMediaType,
+        AuthenticatedErrors,
     )
 )]
 pub async fn create_task(
@@ -161,9 +164,10 @@ pub async fn get_task(
     responses(
         (status = 200, description = "The updated task. No `ETag`: the stored task differs \
             from the body sent, so the client takes `version` from the body", body = Task),
-        (status = 422, description = "Invalid task id or body, or an assignee who is not a \
-            member of the list", body = ErrorBody),
-        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, PayloadTooLarge,
+        (status = 422, description = "Invalid task id or body, an assignee who is not a \
+            member of the list, a parent that would make a cycle or a fifth level, or a \
+            recurrence without `due_at`", body = ErrorBody),
+        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, UidTaken, PayloadTooLarge,
         UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
@@ -193,9 +197,10 @@ pub async fn update_task(
             headers(("etag" = String, description = "The task's strong entity tag"))),
         (status = 415, description = "Body is not a JSON Merge Patch (`application/merge-patch+json` \
             or `application/json`)", body = ErrorBody),
-        (status = 422, description = "Invalid task id or patch, or an assignee who is not a \
-            member of the list", body = ErrorBody),
-        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, PayloadTooLarge,
+        (status = 422, description = "Invalid task id or patch, an assignee who is not a \
+            member of the list, a parent that would make a cycle or a fifth level, or a \
+            recurrence without `due_at`", body = ErrorBody),
+        MalformedIfMatch, ReadOnly, TaskNotFound, PreconditionFailed, UidTaken, PayloadTooLarge,
         AuthenticatedErrors,
     )
 )]
@@ -235,7 +240,7 @@ pub async fn patch_task(
         (status = 404, description = "The task or its new neighbour is not the caller's", body = ErrorBody),
         (status = 422, description = "Both or neither of after and before, or a key used with \
             a different request", body = ErrorBody),
-        KeyInFlight, PreconditionFailed, UnsupportedMediaType, AuthenticatedErrors,
+        KeyInFlightOrUidTaken, PreconditionFailed, UnsupportedMediaType, AuthenticatedErrors,
     )
 )]
 pub async fn move_task(

@@ -75,6 +75,17 @@ const TABLE: &[(&str, &str, &str, Setup, [u16; 4])] = &[
     ("POST", "/api/tasks", r#"{"title":"x","list_id":{L},"assignee_id":"olga"}"#, Setup::None, [422, 422, 403, 404]),
     ("PATCH", "/api/tasks/{T}", r#"{"assignee_id":"olga"}"#, Setup::None, [422, 422, 403, 404]),
     ("PATCH", "/api/tasks/{T}", r#"{"assignee_id":"erin"}"#, Setup::None, [200, 200, 403, 404]),
+    // A parent, named in the body: a live task of the same list.
+    ("POST", "/api/tasks", r#"{"title":"x","parent_id":{T}}"#, Setup::None, [201, 201, 403, 404]),
+    ("POST", "/api/tasks", r#"{"title":"x","parent_id":{U}}"#, Setup::None, [201, 404, 404, 404]),
+    ("POST", "/api/tasks", r#"{"title":"x","parent_id":{O}}"#, Setup::None, [404, 404, 404, 201]),
+    ("POST", "/api/tasks", r#"{"title":"x","parent_id":{D}}"#, Setup::None, [404, 404, 403, 404]),
+    ("POST", "/api/tasks", r#"{"title":"x","list_id":{L},"parent_id":{U}}"#, Setup::None, [404, 404, 403, 404]),
+    ("PATCH", "/api/tasks/{T}", r#"{"parent_id":{U}}"#, Setup::None, [404, 404, 403, 404]),
+    ("PATCH", "/api/tasks/{T}", r#"{"parent_id":{O}}"#, Setup::None, [404, 404, 403, 404]),
+    ("PATCH", "/api/tasks/{T}", r#"{"parent_id":{D}}"#, Setup::None, [404, 404, 403, 404]),
+    ("PUT", "/api/tasks/{T}", r#"{"parent_id":{U},"list_id":{P}}"#, Setup::None, [200, 404, 403, 404]),
+    ("GET", "/api/tasks?parent_id={U}", "", Setup::None, [200, 200, 200, 200]),
 ];
 
 /// The ids a row can name, made afresh for each cell.
