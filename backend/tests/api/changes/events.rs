@@ -342,6 +342,48 @@ async fn a_resume_point_from_before_the_kept_history_is_gone(postgres: bool) {
     assert_eq!(status, 400);
 }
 
+/// Trashing, restoring and completing a parent reach the stream as one event per task of
+/// its subtree.
+async fn a_subtree_change_is_an_event_per_task(postgres: bool) {
+    let served = serve(postgres, SETTINGS).await;
+    let app = &served.app;
+    let parent = write(app, "POST", "/api/tasks", json!({"title": "parent"})).await;
+    let mut subtree = vec![parent["id"].clone()];
+    for title in ["first", "second"] {
+        let body = json!({"title": title, "parent_id": parent["id"]});
+        subtree.push(write(app, "POST", "/api/tasks", body).await["id"].clone());
+    }
+    let mut stream = sse::open(&served.base, &token("alice"), None)
+        .await
+        .expect("opens");
+    stream.events(3, PATIENCE).await;
+    let ids_of = |events: &[(i64, String, Value)], op: &str| {
+        let mut ids: Vec<Value> = events
+            .iter()
+            .map(|(_, kind, data)| {
+                assert_eq!(kind, op, "{data}");
+                match op {
+                    "delete" => data["id"].clone(),
+                    _ => data["task"]["id"].clone(),
+                }
+            })
+            .collect();
+        ids.sort_by_key(|id| id.as_i64());
+        ids
+    };
+    let url = TestApp::url_of(&parent);
+    assert_eq!(app.delete(&url, &token("alice")).await.status, 204);
+    assert_eq!(ids_of(&stream.events(3, PATIENCE).await, "delete"), subtree);
+    write(app, "POST", &format!("{url}/restore"), json!({})).await;
+    assert_eq!(ids_of(&stream.events(3, PATIENCE).await, "upsert"), subtree);
+    write(app, "PATCH", &url, json!({"status": "completed"})).await;
+    let completed = stream.events(3, PATIENCE).await;
+    assert_eq!(ids_of(&completed, "upsert"), subtree);
+    for (_, _, data) in &completed {
+        assert_eq!(data["task"]["status"], "completed", "{data}");
+    }
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -372,4 +414,5 @@ on_both_backends!(
     a_stream_ends_when_its_token_expires,
     shutdown_ends_streams_cleanly,
     a_resume_point_from_before_the_kept_history_is_gone,
+    a_subtree_change_is_an_event_per_task,
 );
