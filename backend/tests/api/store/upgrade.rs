@@ -198,6 +198,14 @@ async fn check_lists_upgrade(store: &dyn TaskStore, old_cursor: i64) {
     let titles: Vec<&str> = tasks.iter().map(|t| t.title.as_str()).collect();
     assert_eq!(titles, ["old 0", "old 2"]);
     assert!(tasks.iter().all(|t| t.list_id == inbox.id));
+    // Each was given a uid of its own (a UUID), and is a top-level task that does not repeat.
+    let uids: std::collections::BTreeSet<&str> = tasks.iter().map(|t| t.uid.as_str()).collect();
+    assert_eq!(uids.len(), tasks.len(), "{tasks:?}");
+    for task in &tasks {
+        assert!(uuid::Uuid::parse_str(task.uid.as_str()).is_ok(), "{task:?}");
+        assert_eq!((task.parent_id, task.recurrence.as_ref()), (None, None));
+        assert_eq!(task.completed_count, 0);
+    }
     assert_eq!(
         store
             .count(&alice, &TaskQuery::page(50, 0).filter)
