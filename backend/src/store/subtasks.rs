@@ -66,15 +66,15 @@ pub(super) fn needs_due() -> StoreError {
     }
 }
 
-/// Writes `edit` of `current` (at the version it was read at) in `transaction`, and what it
-/// does to the task's subtree: a move to another list takes the subtree along, a completion
+/// Writes `edit` of `current` at a version `expect` admits in `transaction`, and what it does
+/// to the task's subtree: a move to another list takes the subtree along, a completion
 /// completes its open tasks. `None` when the task matched nothing.
 pub(super) async fn edit<S: Statements>(
     store: &S,
     transaction: &mut S::Transaction,
     owner: &UserId,
     current: &Task,
-    edit: &UpdateTask,
+    (edit, expect): (&UpdateTask, &Expect),
     completes: bool,
 ) -> Result<Option<Task>, StoreError> {
     let list = edit.list_id.unwrap_or(current.list_id);
@@ -82,9 +82,8 @@ pub(super) async fn edit<S: Statements>(
         store.lock_parents(transaction, list).await?;
         check_parent(store, transaction, current.id, parent, list).await?;
     }
-    let expect = Expect::OneOf(vec![current.version]);
     let Some(task) = store
-        .update_fields(transaction, owner, current.id, edit, &expect, completes)
+        .update_fields(transaction, owner, current.id, edit, expect, completes)
         .await?
     else {
         return Ok(None);

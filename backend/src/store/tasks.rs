@@ -103,20 +103,26 @@ impl<S: Statements> Tasks for S {
             writable_task(self, owner, id).await?;
         }
         for _ in 0..POSITION_ATTEMPTS {
-            // What the change depends on (a recurrence, a due date, a subtree) as it is now;
-            // the write holds only at this version, and is planned again if it moved.
+            // What the change depends on (a recurrence, a due date, a subtree) as it is now.
             let current = self.get(owner, id).await?;
             if !expect.admits(current.version) {
                 return refused_update(self, owner, id, &changes, expect).await;
             }
             let (edit, completes) = subtasks::plan(&current, &changes, now())?;
+            // A write planned from the task's recurrence holds only at the version it was
+            // planned from; any other applies to the task as it is then, as it always did.
+            let pinned = current.recurrence.is_some() || changes.recurrence.is_some();
+            let at_version = match pinned {
+                true => Expect::OneOf(vec![current.version]),
+                false => expect.clone(),
+            };
             let mut transaction = self.begin().await?;
             let outcome = Box::pin(subtasks::edit(
                 self,
                 &mut transaction,
                 owner,
                 &current,
-                &edit,
+                (&edit, &at_version),
                 completes,
             ))
             .await;
@@ -128,7 +134,7 @@ impl<S: Statements> Tasks for S {
                 Ok(None) => {
                     self.rollback(transaction).await;
                     match self.select_task(owner, id).await? {
-                        Some(now) if now.version != current.version => continue,
+                        Some(now) if pinned && now.version != current.version => continue,
                         // Missing, foreign, read-only, unchanged, or a list or an assignee
                         // the caller cannot use: the rows tell which.
                         _ => return refused_update(self, owner, id, &changes, expect).await,
