@@ -155,6 +155,9 @@ impl Serialize for ChangeCursor {
 /// `include=lists`, also a list as it now is, or the news that the caller lost it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "op", rename_all = "lowercase")]
+// Nearly every entry is a task's upsert, the largest: boxing it would add an allocation to
+// each entry to make the rare small ones smaller.
+#[allow(clippy::large_enum_variant)]
 pub enum Change {
     /// The task was created or changed (restored and moved included): store this copy.
     Upsert {

@@ -40,7 +40,7 @@ pub(super) fn plan(
     // A new rule, or a due date set by hand: the rule starts again from the due date.
     let mut recurrence = recurrence.clone();
     if changes.recurrence.is_some() || changes.due_at.is_some() {
-        recurrence = recurrence.starting(Some(due));
+        recurrence = recurrence.starting(Some(due), current.completed_count);
         edit.recurrence = Some(Some(recurrence.clone()));
     }
     let completing =
@@ -48,7 +48,8 @@ pub(super) fn plan(
     if !completing {
         return Ok((edit, false));
     }
-    let completed = u32::try_from(current.completed_count).unwrap_or(u32::MAX);
+    let completed = (current.completed_count - recurrence.counted).max(0);
+    let completed = u32::try_from(completed).unwrap_or(u32::MAX);
     let completion = recurrence
         .complete(due, completed, now)
         .map_err(|error| StoreError::Other(error.into()))?;

@@ -264,7 +264,7 @@ impl<S: Statements> Tasks for S {
 }
 
 /// The 409 of a uid the list already holds, naming the task that holds it (in the trash if
-/// not among the live ones).
+/// not among the live ones); without a name when the uid was a subtask's, moving with it.
 async fn uid_taken<S: Statements>(
     store: &S,
     owner: &UserId,
@@ -272,7 +272,9 @@ async fn uid_taken<S: Statements>(
     uid: Option<&TaskUid>,
 ) -> StoreError {
     let Some(uid) = uid else {
-        return StoreError::Conflict("the list already holds a task with this uid");
+        return StoreError::Conflict(
+            "the list already holds a task with this uid, or with the uid of one of its subtasks",
+        );
     };
     for trashed in [false, true] {
         let query = TaskQuery {
@@ -296,7 +298,9 @@ async fn uid_taken<S: Statements>(
             Err(error) => return error,
         }
     }
-    StoreError::Conflict("the list already holds a task with this uid")
+    StoreError::Conflict(
+        "the list already holds a task with this uid, or with the uid of one of its subtasks",
+    )
 }
 
 /// Why an insert wrote nothing: the list is not the caller's to read (404) or to write (403),

@@ -427,7 +427,7 @@ async fn insert_task(
     .bind(task.parent_id.map(TaskId::get))
     .bind(task.recurrence.as_ref().map(|recurrence| {
         recurrence
-            .starting(task.due_at.map(Timestamp::get))
+            .starting(task.due_at.map(Timestamp::get), 0)
             .to_stored()
     }))
     .fetch_optional(conn)

@@ -94,6 +94,36 @@ async fn a_monthly_rule_on_the_31st_skips_short_months_and_count_ends_it(app: &T
     assert_eq!(done["completed_count"], 3);
     assert!(done["completed_at"].is_string());
 
+    // A due date set by hand starts the rule again, COUNT included.
+    let daily = app
+        .create_task(
+            &alice,
+            json!({
+                "title": "twice",
+                "due_at": "2027-01-01T10:00:00Z",
+                "recurrence": {"rrule": "FREQ=DAILY;COUNT=2"},
+            }),
+        )
+        .await;
+    let once = complete(app, &daily).await;
+    assert_eq!(once["due_at"], "2027-01-02T10:00:00Z");
+    let moved = app
+        .patch(
+            &TestApp::url_of(&once),
+            &alice,
+            &json!({"due_at": "2027-02-01T10:00:00Z"}),
+        )
+        .await
+        .json();
+    let again = complete(app, &moved).await;
+    assert_eq!(
+        (again["status"].as_str(), again["due_at"].as_str()),
+        (Some("pending"), Some("2027-02-02T10:00:00Z")),
+        "the first of two again: {again}"
+    );
+    assert_eq!(again["completed_count"], 2, "the count of all completions");
+    assert_eq!(complete(app, &again).await["status"], "completed");
+
     // From completion: the next occurrence after now, not after the old due date.
     let chore = app
         .create_task(
@@ -142,6 +172,10 @@ async fn rules_outside_the_subset_are_refused_and_change_nothing(app: &TestApp) 
         (
             json!({"rrule": "FREQ=DAILY", "from": "later"}),
             "recurrence",
+        ),
+        (
+            json!({"rrule": "FREQ=DAILY", "from": null}),
+            "recurrence.from",
         ),
         (json!({"rrule": "FREQ=DAILY", "dtstart": "x"}), "recurrence"),
     ] {

@@ -320,8 +320,45 @@ async fn a_parent_moved_to_another_list_takes_its_subtree(app: &TestApp) {
     );
 }
 
+/// Two clients at once put A under B and B under A: one wins, the other is told it would make
+/// a cycle, and the two never end up under each other.
+async fn concurrent_reparents_never_make_a_cycle(app: &TestApp) {
+    let alice = token("alice");
+    for round in 0..50 {
+        let a = app
+            .create_task(&alice, json!({"title": format!("a{round}")}))
+            .await;
+        let b = app
+            .create_task(&alice, json!({"title": format!("b{round}")}))
+            .await;
+        let under = |task: &Value, parent: &Value| {
+            app.request(Method::PATCH, &TestApp::url_of(task))
+                .token(&alice)
+                .json(&json!({"parent_id": parent["id"]}))
+                .send()
+        };
+        let (first, second) = tokio::join!(under(&a, &b), under(&b, &a));
+        let mut statuses = [first.status, second.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY],
+            "round {round}: {} / {}",
+            first.text(),
+            second.text()
+        );
+        let a = app.get(&TestApp::url_of(&a), &alice).await.json();
+        let b = app.get(&TestApp::url_of(&b), &alice).await.json();
+        assert!(
+            a["parent_id"].is_null() || b["parent_id"].is_null(),
+            "round {round}: a cycle: {a} / {b}"
+        );
+    }
+}
+
 backend_tests!(
     parents_stay_in_their_list_four_levels_deep_without_cycles,
     trash_restore_and_completion_act_on_the_subtree,
     a_parent_moved_to_another_list_takes_its_subtree,
+    concurrent_reparents_never_make_a_cycle,
 );

@@ -7,7 +7,13 @@
 //! daylight-saving changes; a local time that a change skips is read with the offset before
 //! it (02:30 on the March change in Berlin is 03:30 CEST), as python-dateutil does.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Utc};
+mod reach;
+
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, SubsecRound, TimeDelta, TimeZone, Utc, Weekday,
+};
+
+use reach::{Freq, Shape};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -38,15 +44,32 @@ pub struct Recurrence {
     /// daylight-saving change moved).
     #[serde(skip)]
     pub start: Option<DateTime<Utc>>,
+    /// The task's `completed_count` when the rule started: `COUNT` counts the completions
+    /// since. Kept with the rule, not sent.
+    #[serde(skip)]
+    pub counted: i64,
 }
 
 /// What the next occurrence follows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+// Parsed from a string so that `null` or a number is a type error naming the field.
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum RepeatFrom {
     #[default]
     Due,
     Completion,
+}
+
+impl TryFrom<String> for RepeatFrom {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "due" => Ok(RepeatFrom::Due),
+            "completion" => Ok(RepeatFrom::Completion),
+            other => Err(format!("{other:?} is not one of due, completion")),
+        }
+    }
 }
 
 /// A recurrence as sent: `from` and `time_zone` may be left out.
@@ -76,6 +99,7 @@ impl TryFrom<RecurrenceBody> for Recurrence {
             from: body.from,
             time_zone: body.time_zone,
             start: None,
+            counted: 0,
         };
         // What the evaluator itself refuses (BYMONTHDAY in a weekly rule), refused now.
         let start = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_820);
@@ -96,6 +120,7 @@ impl Recurrence {
             from: stored.from,
             time_zone: stored.time_zone,
             start: stored.start,
+            counted: stored.counted,
         })
     }
 
@@ -106,14 +131,16 @@ impl Recurrence {
             from: self.from,
             time_zone: self.time_zone.clone(),
             start: self.start,
+            counted: self.counted,
         };
         serde_json::to_string(&stored).unwrap_or_default()
     }
 
-    /// The same rule, starting at `start`.
-    pub fn starting(&self, start: Option<DateTime<Utc>>) -> Recurrence {
+    /// The same rule, starting at `start`, when the task had been completed `counted` times.
+    pub fn starting(&self, start: Option<DateTime<Utc>>, counted: i64) -> Recurrence {
         Recurrence {
             start,
+            counted,
             ..self.clone()
         }
     }
@@ -127,6 +154,8 @@ struct StoredRecurrence {
     time_zone: String,
     #[serde(default)]
     start: Option<DateTime<Utc>>,
+    #[serde(default)]
+    counted: i64,
 }
 
 fn zone(name: &str) -> Result<chrono_tz::Tz, String> {
@@ -142,6 +171,8 @@ struct Rule {
     evaluated: Vec<String>,
     count: Option<u32>,
     until: Option<Until>,
+    /// The rule's days, for the search that rules out a rule with no occurrence in reach.
+    shape: Shape,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +194,8 @@ impl Rule {
         let mut seen: Vec<&str> = Vec::new();
         let mut freq = None;
         let mut by_day = None;
+        let (mut count, mut end) = (None, None);
+        let shape = &mut parsed.shape;
         for part in rule.split(';') {
             let Some((name, value)) = part.split_once('=') else {
                 return Err(format!("rrule: {part:?} is not NAME=VALUE"));
@@ -179,20 +212,29 @@ impl Rule {
                         ));
                     }
                     freq = Some(value);
+                    shape.freq = match value {
+                        "DAILY" => Freq::Daily,
+                        "WEEKLY" => Freq::Weekly,
+                        "MONTHLY" => Freq::Monthly,
+                        _ => Freq::Yearly,
+                    };
                 }
-                "INTERVAL" => {
-                    number(name, value, 1, MAX_INTERVAL)?;
-                }
-                "COUNT" => parsed.count = Some(number(name, value, 1, MAX_COUNT)?),
-                "UNTIL" => parsed.until = Some(until(value)?),
+                "INTERVAL" => shape.interval = number(name, value, 1, MAX_INTERVAL)?,
+                "COUNT" => count = Some(number(name, value, 1, MAX_COUNT)?),
+                "UNTIL" => end = Some(until(value)?),
                 "BYMONTH" => {
                     for month in value.split(',') {
-                        number(name, month, 1, 12)?;
+                        shape.months.push(number(name, month, 1, 12)?);
                     }
                 }
                 "BYMONTHDAY" => {
                     for day in value.split(',') {
-                        number(name, day.strip_prefix('-').unwrap_or(day), 1, 31)?;
+                        let (sign, digits) = match day.strip_prefix('-') {
+                            Some(digits) => (-1, digits),
+                            None => (1, day),
+                        };
+                        let day = i32::try_from(number(name, digits, 1, 31)?).unwrap_or(1);
+                        shape.month_days.push(sign * day);
                     }
                 }
                 "BYDAY" => by_day = Some(value),
@@ -210,15 +252,17 @@ impl Rule {
         let Some(freq) = freq else {
             return Err("rrule: FREQ is required".into());
         };
-        if parsed.count.is_some() && parsed.until.is_some() {
+        if count.is_some() && end.is_some() {
             return Err("rrule: COUNT and UNTIL cannot both be given".into());
         }
         if let Some(days) = by_day {
             let ordinals = matches!(freq, "MONTHLY" | "YEARLY");
             for day in days.split(',') {
-                weekday(day, ordinals)?;
+                shape.days.push(weekday(day, ordinals)?);
             }
         }
+        parsed.count = count;
+        parsed.until = end;
         Ok(parsed)
     }
 }
@@ -231,16 +275,18 @@ fn number(name: &str, value: &str, min: u32, max: u32) -> Result<u32, String> {
         .ok_or_else(|| format!("rrule: {name}={value} must be a whole number from {min} to {max}"))
 }
 
-/// `MO`, or with an ordinal (`1MO`, `-1FR`, `+2TU`) where the frequency allows one.
-fn weekday(day: &str, ordinals: bool) -> Result<(), String> {
+/// `MO`, or with an ordinal (`1MO`, `-1FR`, `+2TU`) where the frequency allows one: the
+/// ordinal (0 for none) and the day.
+fn weekday(day: &str, ordinals: bool) -> Result<(i32, Weekday), String> {
     const DAYS: [&str; 7] = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
     let split = day.len().saturating_sub(2);
     let (ordinal, name) = day.split_at_checked(split).unwrap_or(("", day));
-    if !DAYS.contains(&name) {
+    let Some(index) = DAYS.iter().position(|known| *known == name) else {
         return Err(format!("rrule: BYDAY={day} is not a weekday (MO … SU)"));
-    }
+    };
+    let weekday = Weekday::try_from(u8::try_from(index).unwrap_or(0)).unwrap_or(Weekday::Mon);
     if ordinal.is_empty() {
-        return Ok(());
+        return Ok((0, weekday));
     }
     if !ordinals {
         return Err(format!(
@@ -249,8 +295,10 @@ fn weekday(day: &str, ordinals: bool) -> Result<(), String> {
     }
     let digits = ordinal.trim_start_matches(['+', '-']);
     let max = 53;
-    match (ordinal.len() - digits.len(), digits.parse::<u32>()) {
-        (0 | 1, Ok(n)) if (1..=max).contains(&n) && !digits.starts_with('+') => Ok(()),
+    match (ordinal.len() - digits.len(), digits.parse::<i32>()) {
+        (0 | 1, Ok(n)) if (1..=max).contains(&n) && !digits.starts_with('+') => {
+            Ok((if ordinal.starts_with('-') { -n } else { n }, weekday))
+        }
         _ => Err(format!(
             "rrule: BYDAY={day}: the ordinal must be from 1 to {max} or -{max} to -1"
         )),
@@ -286,7 +334,8 @@ pub enum Completion {
 pub struct RecurrenceError(pub String);
 
 impl Recurrence {
-    /// What completing the task due at `due`, completed `completed` times before, at `now`
+    /// What completing the task due at `due`, completed `completed` times since the rule
+    /// started, at `now`
     /// does. The rule starts at its `start` (or, without one, at `due`), in whole seconds;
     /// every due date is one occurrence, as RFC 5545 counts `DTSTART`, so `COUNT` ends the
     /// rule after that many completions, and `UNTIL` when the next occurrence would fall after
@@ -323,7 +372,8 @@ impl Recurrence {
     }
 
     /// The first occurrence strictly after `after` of the rule started at `start`, without
-    /// its `COUNT` and `UNTIL`; `None` when the rule has none (such as the 30th of February).
+    /// its `COUNT` and `UNTIL`; `None` when the rule has none (such as the 30th of February)
+    /// within 400 years, or none before the year 10000.
     pub fn next_after(
         &self,
         start: DateTime<Utc>,
@@ -335,6 +385,13 @@ impl Recurrence {
         // Occurrences fall on whole seconds: strictly after `after` is from the next second.
         let from = after.trunc_subsecs(0) + TimeDelta::seconds(1);
         let from = zone.from_utc_datetime(&from.naive_utc());
+        // The evaluator gives up on a rule without occurrences only after 100,000 of its
+        // periods (half a second for a yearly one): a cheap search of the days in reach
+        // answers first.
+        let first_day = from.date_naive().pred_opt().unwrap_or(from.date_naive());
+        if !reach::occurs(&rule.shape, start.date_naive(), first_day) {
+            return Ok(None);
+        }
         let evaluated: rrule::RRule<rrule::Unvalidated> = rule
             .evaluated
             .join(";")
@@ -348,7 +405,9 @@ impl Recurrence {
             .all(1)
             .dates
             .first()
-            .map(|next| next.with_timezone(&Utc)))
+            .map(|next| next.with_timezone(&Utc))
+            // A due date is RFC 3339, which has four-digit years.
+            .filter(|next| next.year() <= 9999))
     }
 }
 
