@@ -68,12 +68,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the whole API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    crate::openapi::complete(api_routes().split_for_parts().1)
 }
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
+    let openapi = crate::openapi::complete(openapi);
     let routes = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(error::route_not_found)

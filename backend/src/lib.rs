@@ -24,6 +24,7 @@ pub mod http;
 pub mod lists;
 pub mod live;
 pub mod maintenance;
+mod openapi;
 pub mod probes;
 pub mod rate_limits;
 pub mod server;

@@ -1199,25 +1199,34 @@ impl Statements for SqliteStore {
         id: TaskId,
         up: bool,
     ) -> Result<Vec<Node>, StoreError> {
-        // Bounded by depth, so that even a corrupt cycle ends.
-        let rows: Vec<NodeRow<i64>> = sqlx::query_as(
-            "with recursive family (id, parent_id, depth, list_id, completed, deleted_at) as (
-                select id, parent_id, 0, list_id, status = 'completed', deleted_at
-                from tasks where id = ?1
-                union all
-                select t.id, t.parent_id, f.depth + 1, t.list_id, t.status = 'completed',
-                    t.deleted_at
-                from family f join tasks t
-                    on case when ?2 then t.id = f.parent_id else t.parent_id = f.id end
-                where f.depth < 5)
-             select id, parent_id, depth, list_id, completed, deleted_at from family
-             order by depth, id",
-        )
-        .bind(id.get())
-        .bind(up)
-        .fetch_all(&mut **transaction)
-        .await
-        .map_err(db_error)?;
+        // One join each way, so that each level is an index lookup (by id, or by parent);
+        // bounded by depth, so that even a corrupt cycle ends.
+        macro_rules! family {
+            ($join:literal) => {
+                concat!(
+                    "with recursive family (id, parent_id, depth, list_id, completed, deleted_at)
+                     as (select id, parent_id, 0, list_id, status = 'completed', deleted_at
+                        from tasks where id = ?1
+                        union all
+                        select t.id, t.parent_id, f.depth + 1, t.list_id,
+                            t.status = 'completed', t.deleted_at
+                        from family f join tasks t on ",
+                    $join,
+                    " where f.depth < 5)
+                     select id, parent_id, depth, list_id, completed, deleted_at from family
+                     order by depth, id"
+                )
+            };
+        }
+        let sql = match up {
+            true => family!("t.id = f.parent_id"),
+            false => family!("t.parent_id = f.id"),
+        };
+        let rows: Vec<NodeRow<i64>> = sqlx::query_as(sql)
+            .bind(id.get())
+            .fetch_all(&mut **transaction)
+            .await
+            .map_err(db_error)?;
         rows.into_iter().map(Node::try_from).collect()
     }
 

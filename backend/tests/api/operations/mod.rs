@@ -11,7 +11,7 @@ use crate::support::spawned::{RawResponse, exchange};
 
 /// `method path` on a connection of its own, with `token` and `headers`; a POST sends a small
 /// task to create.
-fn request(
+pub(crate) fn request(
     port: u16,
     method: &str,
     path: &str,
