@@ -16,11 +16,13 @@
 #   SEED            schemathesis --seed, default random (printed, so a run can be repeated)
 #   RUN_TIMEOUT     seconds one backend's schemathesis run may take, default 120
 #   READY_TIMEOUT   seconds the service may take to answer /health, default 30
-#   UNREACHABLE_CODES  documented codes fuzzing cannot provoke, default "304 400 409 410 412 413 503":
-#                   304, 400 and 412 answer If-None-Match / If-Match, headers a schema-driven
-#                   fuzzer does not send; 409 needs two requests with one key at once; 410 a
-#                   feed cursor past the user's history, which random digits hit only by
-#                   chance; 413 a body past the limit; 503 a database outage (the
+#   UNREACHABLE_CODES  documented codes fuzzing cannot provoke, default
+#                   "304 400 409 410 412 413 414 429 431 503":
+#                   304, 400 and 412 answer If-None-Match / If-Match, which schemathesis.toml
+#                   fixes; 409 needs two requests with one key at once; 410 a feed cursor
+#                   past the user's history, which random digits hit only by chance; 413 a
+#                   body past the limit; 414 and 431 a target or headers past the limits; 429
+#                   a rate limit, which this run turns off; 503 a database outage (the
 #                   integration tests and faults/ cover each)
 #   SCHEMATHESIS_ARGS  extra arguments for `schemathesis run`, split on spaces, e.g.
 #                   "--continue-on-failure --generation-allow-x00 false"
@@ -50,7 +52,7 @@ MAX_EXAMPLES=${MAX_EXAMPLES:-100}
 SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
 RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
-UNREACHABLE_CODES=${UNREACHABLE_CODES:-304 400 409 410 412 413 503}
+UNREACHABLE_CODES=${UNREACHABLE_CODES:-304 400 409 410 412 413 414 429 431 503}
 read -r -a EXTRA_ARGS <<<"${SCHEMATHESIS_ARGS:-}"
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}

@@ -77,6 +77,7 @@ pub async fn create_task(
                 ("etag" = String, description = "A weak entity tag of this page, for `If-None-Match`"),
             )),
         (status = 304, description = "`If-None-Match` names this page as it still is"),
+        (status = 400, description = "Malformed If-None-Match", body = ErrorBody),
         (status = 404, description = "`list_id` names a list the caller is not a member of", body = ErrorBody),
         (status = 422, description = "Invalid parameter or cursor", body = ErrorBody),
         AuthenticatedErrors,

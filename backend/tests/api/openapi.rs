@@ -107,7 +107,7 @@ async fn the_document_lists_every_route_with_its_responses() {
         (
             "/api/tasks",
             "get",
-            &["200", "304", "401", "404", "422", "503"],
+            &["200", "304", "400", "401", "404", "422", "503"],
         ),
         (
             "/api/tasks",
