@@ -231,7 +231,7 @@ export interface Subscription {
  * with backoff and resumes from the last event it delivered.
  */
 export function subscribe(options: SubscribeOptions): Subscription {
-  const cached = cachedToken(options.token);
+  let token = cachedToken(options.token);
   const fetchFn = options.fetch ?? globalThis.fetch;
   const initial = options.initialDelayMs ?? 250;
   const max = options.maxDelayMs ?? 30_000;
@@ -240,15 +240,12 @@ export function subscribe(options: SubscribeOptions): Subscription {
   let delay = initial;
 
   const run = async (): Promise<void> => {
-    // After a 401, the next connection asks the source for a new token.
-    let token = cached;
     while (!stop.signal.aborted) {
       try {
         const headers: Record<string, string> = {
           Accept: "text/event-stream",
           Authorization: `Bearer ${await token()}`,
         };
-        token = cached;
         if (lastEventId !== undefined) {
           headers["Last-Event-ID"] = lastEventId;
         }
@@ -262,7 +259,8 @@ export function subscribe(options: SubscribeOptions): Subscription {
           throw new TodoError(410, undefined);
         }
         if (response.status === 401) {
-          token = options.token;
+          // A new cache: the next connection asks the source for a new token.
+          token = cachedToken(options.token);
         }
         const retried = [401, 408, 429].includes(response.status) || response.status >= 500;
         if (!response.ok && !retried) {
