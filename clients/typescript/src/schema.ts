@@ -3028,6 +3028,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Malformed If-None-Match */
+            400: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing or invalid token */
             401: {
                 headers: {
