@@ -297,6 +297,16 @@ pub(super) trait Statements: Send + Sync + 'static {
         completes: bool,
     ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
 
+    /// [`Statements::update_fields`] on a connection of its own, for a change that touches
+    /// only the task's own row (no list, parent, recurrence, due date or completion).
+    fn update_fields_alone(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        changes: &UpdateTask,
+        expect: &Expect,
+    ) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
+
     /// Puts a live task at a version `expect` admits in the trash at `at`; whether one was.
     fn trash(
         &self,

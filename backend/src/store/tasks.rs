@@ -10,7 +10,7 @@ use super::statements::{Statements, Write, now};
 use super::{StoreError, Tasks, subtasks};
 use crate::domain::{
     CreateTask, Expect, Filter, IdempotencyKey, ListId, Once, Placement, Position, PositionError,
-    Task, TaskId, TaskQuery, TaskUid, UpdateTask, UserId,
+    Task, TaskId, TaskQuery, TaskStatus, TaskUid, UpdateTask, UserId,
 };
 
 /// How often a write that lost a race for a unique position is tried again.
@@ -97,6 +97,25 @@ impl<S: Statements> Tasks for S {
     ) -> Result<Task, StoreError> {
         if changes.is_empty() {
             return unwritten(self, owner, id, expect).await;
+        }
+        // A change of the task's own fields only (no list, parent, recurrence, due date or
+        // completion, which may carry over to other tasks or be planned from the task as it
+        // is): one statement, with nothing read first.
+        let own_row_only = changes.list_id.is_none()
+            && changes.parent_id.is_none()
+            && changes.recurrence.is_none()
+            && changes.due_at.is_none()
+            && changes.status != Some(TaskStatus::Completed);
+        if own_row_only {
+            return match self
+                .update_fields_alone(owner, id, &changes, expect)
+                .await?
+            {
+                Some(task) => Ok(task),
+                // Missing, foreign, read-only, at another version, unchanged, or an assignee
+                // the caller cannot use: the rows tell which.
+                None => refused_update(self, owner, id, &changes, expect).await,
+            };
         }
         if let Some(Some(_)) = changes.parent_id {
             // The right to change the task before anything is said of the parent.

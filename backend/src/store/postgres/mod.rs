@@ -207,6 +207,121 @@ fn timed_out() -> StoreError {
     db_error(sqlx::Error::PoolTimedOut)
 }
 
+/// The update of `changes` to a live task the caller may write, at a version `expect` admits,
+/// if some field really differs (or `completes`: an occurrence is completed, its count goes up).
+async fn update_row(
+    conn: &mut PgConnection,
+    persistent: bool,
+    owner: &UserId,
+    id: TaskId,
+    (changes, expect, completes): (&UpdateTask, &Expect, bool),
+) -> Result<Option<Row>, sqlx::Error> {
+    let now = now();
+    let description = changes.description.as_ref().map(|d| d.as_ref());
+    let versions = admitted_versions(expect);
+    let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
+    let recurrence = changes
+        .recurrence
+        .as_ref()
+        .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
+    // One statement: the row changes only when some field really differs and its version
+    // is one the caller expects, so a change that changes nothing moves neither `version`
+    // nor `updated_at`, and two writers holding the same version cannot both win.
+    // `greatest(...)` keeps updated_at strictly increasing even within one microsecond or
+    // when the clock steps back. `completed_at` follows `status` in the same statement.
+    sqlx::query_as::<_, Row>(concat!(
+        "update tasks set
+            title = coalesce($3, title),
+            title_key = coalesce($4, title_key),
+            description = case when $5 then $6 else description end,
+            description_key = case when $5 then $7 else description_key end,
+            status = coalesce($8, status),
+            completed_at = case
+                when $8::text is null or $8 = status then completed_at
+                when $8 = 'completed' then $9
+                else null end,
+            due_at = case when $10 then $11 else due_at end,
+            priority = coalesce($12, priority),
+            tags = coalesce($13, tags),
+            tag_keys = coalesce($14, tag_keys),
+            list_id = coalesce($16, list_id),
+            position = case when $16::bigint is null or $16 = list_id then position
+                else task_position_after(
+                    (select max(position) from tasks t where t.list_id = $16)) end,
+            -- Moved to a list the assignee is not in: nobody's any more.
+            assignee_id = case when $17 then $18
+                when $16::bigint is null or $16 = list_id then assignee_id
+                when exists (select 1 from list_members a
+                    where a.list_id = $16 and a.user_id = assignee_id)
+                    then assignee_id
+                else null end,
+            -- Moved to another list without a new parent: a top-level task there.
+            parent_id = case when $19 then $20
+                when $16::bigint is null or $16 = list_id then parent_id
+                else null end,
+            recurrence = case when $21 then $22 else recurrence end,
+            completed_count = completed_count + case when $23 then 1 else 0 end,
+            last_completed_at = case when $23 then $9 else last_completed_at end,
+            updated_at = greatest($9, updated_at + interval '1 microsecond'),
+            version = version + 1
+         where id = $2 and deleted_at is null and ",
+        writable!(),
+        " and ($15::bigint[] is null or version = any($15))
+            and ($16::bigint is null or $16 in (
+                select m.list_id from list_members m join lists l on l.id = m.list_id
+                where m.user_id = $1 and m.role <> 'viewer'
+                    and l.deleted_at is null))
+            and (not $17 or $18::text is null or exists (
+                select 1 from list_members a
+                where a.list_id = coalesce($16, tasks.list_id) and a.user_id = $18))
+            and (title is distinct from coalesce($3, title)
+            or ($5 and description is distinct from $6)
+            or status is distinct from coalesce($8, status)
+            or ($10 and due_at is distinct from $11)
+            or priority is distinct from coalesce($12, priority)
+            or tags is distinct from coalesce($13, tags)
+            or list_id is distinct from coalesce($16, list_id)
+            or ($17 and assignee_id is distinct from $18)
+            or ($19 and parent_id is distinct from $20)
+            or ($21 and recurrence is distinct from $22)
+            or $23)
+         returning ",
+        task_columns!()
+    ))
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(changes.title.as_ref().map(|t| t.as_str()))
+    .bind(changes.title.as_ref().map(text::title_key))
+    .bind(description.is_some())
+    .bind(description.flatten().map(|d| d.as_str()))
+    .bind(description.and_then(text::description_key))
+    .bind(changes.status.map(|s| s.as_str()))
+    .bind(now)
+    .bind(changes.due_at.is_some())
+    .bind(changes.due_at.flatten().map(Timestamp::get))
+    .bind(changes.priority.map(|p| i32::from(p.rank())))
+    .bind(changes.tags.as_ref().map(Tags::names))
+    .bind(changes.tags.as_ref().map(Tags::keys))
+    .bind(versions.as_deref())
+    .bind(changes.list_id.map(ListId::get))
+    .bind(changes.assignee_id.is_some())
+    .bind(
+        changes
+            .assignee_id
+            .as_ref()
+            .and_then(|a| a.as_ref())
+            .map(UserId::as_str),
+    )
+    .bind(parent.is_some())
+    .bind(parent.flatten())
+    .bind(recurrence.is_some())
+    .bind(recurrence.flatten())
+    .bind(completes)
+    .fetch_optional(conn)
+    .await
+}
+
 fn task(row: Option<Row>) -> Result<Option<Task>, StoreError> {
     row.map(Task::try_from).transpose()
 }
@@ -807,111 +922,26 @@ impl Statements for PgStore {
         expect: &Expect,
         completes: bool,
     ) -> Result<Option<Task>, StoreError> {
-        let now = now();
-        let description = changes.description.as_ref().map(|d| d.as_ref());
-        let versions = admitted_versions(expect);
-        let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
-        let recurrence = changes
-            .recurrence
-            .as_ref()
-            .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
-        // One statement: the row changes only when some field really differs and its version
-        // is one the caller expects, so a change that changes nothing moves neither `version`
-        // nor `updated_at`, and two writers holding the same version cannot both win.
-        // `greatest(...)` keeps updated_at strictly increasing even within one microsecond or
-        // when the clock steps back. `completed_at` follows `status` in the same statement.
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "update tasks set
-                title = coalesce($3, title),
-                title_key = coalesce($4, title_key),
-                description = case when $5 then $6 else description end,
-                description_key = case when $5 then $7 else description_key end,
-                status = coalesce($8, status),
-                completed_at = case
-                    when $8::text is null or $8 = status then completed_at
-                    when $8 = 'completed' then $9
-                    else null end,
-                due_at = case when $10 then $11 else due_at end,
-                priority = coalesce($12, priority),
-                tags = coalesce($13, tags),
-                tag_keys = coalesce($14, tag_keys),
-                list_id = coalesce($16, list_id),
-                position = case when $16::bigint is null or $16 = list_id then position
-                    else task_position_after(
-                        (select max(position) from tasks t where t.list_id = $16)) end,
-                -- Moved to a list the assignee is not in: nobody's any more.
-                assignee_id = case when $17 then $18
-                    when $16::bigint is null or $16 = list_id then assignee_id
-                    when exists (select 1 from list_members a
-                        where a.list_id = $16 and a.user_id = assignee_id)
-                        then assignee_id
-                    else null end,
-                -- Moved to another list without a new parent: a top-level task there.
-                parent_id = case when $19 then $20
-                    when $16::bigint is null or $16 = list_id then parent_id
-                    else null end,
-                recurrence = case when $21 then $22 else recurrence end,
-                completed_count = completed_count + case when $23 then 1 else 0 end,
-                last_completed_at = case when $23 then $9 else last_completed_at end,
-                updated_at = greatest($9, updated_at + interval '1 microsecond'),
-                version = version + 1
-             where id = $2 and deleted_at is null and ",
-            writable!(),
-            " and ($15::bigint[] is null or version = any($15))
-                and ($16::bigint is null or $16 in (
-                    select m.list_id from list_members m join lists l on l.id = m.list_id
-                    where m.user_id = $1 and m.role <> 'viewer'
-                        and l.deleted_at is null))
-                and (not $17 or $18::text is null or exists (
-                    select 1 from list_members a
-                    where a.list_id = coalesce($16, tasks.list_id) and a.user_id = $18))
-                and (title is distinct from coalesce($3, title)
-                or ($5 and description is distinct from $6)
-                or status is distinct from coalesce($8, status)
-                or ($10 and due_at is distinct from $11)
-                or priority is distinct from coalesce($12, priority)
-                or tags is distinct from coalesce($13, tags)
-                or list_id is distinct from coalesce($16, list_id)
-                or ($17 and assignee_id is distinct from $18)
-                or ($19 and parent_id is distinct from $20)
-                or ($21 and recurrence is distinct from $22)
-                or $23)
-             returning ",
-            task_columns!()
-        ))
-        .persistent(self.persistent())
-        .bind(owner.as_str())
-        .bind(id.get())
-        .bind(changes.title.as_ref().map(|t| t.as_str()))
-        .bind(changes.title.as_ref().map(text::title_key))
-        .bind(description.is_some())
-        .bind(description.flatten().map(|d| d.as_str()))
-        .bind(description.and_then(text::description_key))
-        .bind(changes.status.map(|s| s.as_str()))
-        .bind(now)
-        .bind(changes.due_at.is_some())
-        .bind(changes.due_at.flatten().map(Timestamp::get))
-        .bind(changes.priority.map(|p| i32::from(p.rank())))
-        .bind(changes.tags.as_ref().map(Tags::names))
-        .bind(changes.tags.as_ref().map(Tags::keys))
-        .bind(versions.as_deref())
-        .bind(changes.list_id.map(ListId::get))
-        .bind(changes.assignee_id.is_some())
-        .bind(
-            changes
-                .assignee_id
-                .as_ref()
-                .and_then(|a| a.as_ref())
-                .map(UserId::as_str),
-        )
-        .bind(parent.is_some())
-        .bind(parent.flatten())
-        .bind(recurrence.is_some())
-        .bind(recurrence.flatten())
-        .bind(completes)
-        .fetch_optional(&mut *transaction.transaction)
-        .await
-        .map_err(db_error)?;
+        let persistent = self.persistent();
+        let write = (changes, expect, completes);
+        let row = update_row(&mut transaction.transaction, persistent, owner, id, write)
+            .await
+            .map_err(db_error)?;
+        task(row)
+    }
+
+    async fn update_fields_alone(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        changes: &UpdateTask,
+        expect: &Expect,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = self
+            .run(async |conn, persistent| {
+                update_row(conn, persistent, owner, id, (changes, expect, false)).await
+            })
+            .await?;
         task(row)
     }
 

@@ -434,6 +434,119 @@ async fn insert_task(
     .await
 }
 
+/// The update of `changes` to a live task the caller may write, at a version `expect` admits,
+/// if some field really differs (or `completes`: an occurrence is completed, its count goes up).
+async fn update_row(
+    conn: &mut SqliteConnection,
+    owner: &UserId,
+    id: TaskId,
+    (changes, expect, completes): (&UpdateTask, &Expect, bool),
+) -> Result<Option<Row>, StoreError> {
+    let description = changes.description.as_ref().map(|d| d.as_ref());
+    let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
+    let recurrence = changes
+        .recurrence
+        .as_ref()
+        .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
+    // Into another list: after its last task.
+    let target_position = match changes.list_id {
+        None => None,
+        Some(list) => Some(
+            position_after(last_position_in(&mut *conn, list).await?, 0)?
+                .as_str()
+                .to_owned(),
+        ),
+    };
+    // As in the PostgreSQL store: only a real change at an expected version moves
+    // `version` and `updated_at`.
+    sqlx::query_as(concat!(
+        "update tasks set
+            title = coalesce(?3, title),
+            title_key = coalesce(?4, title_key),
+            description = case when ?5 then ?6 else description end,
+            description_key = case when ?5 then ?7 else description_key end,
+            status = coalesce(?8, status),
+            completed_at = case
+                when ?8 is null or ?8 = status then completed_at
+                when ?8 = 'completed' then ?9
+                else null end,
+            due_at = case when ?10 then ?11 else due_at end,
+            priority = coalesce(?12, priority),
+            tags = coalesce(?13, tags),
+            tag_keys = coalesce(?14, tag_keys),
+            list_id = coalesce(?16, list_id),
+            position = case when ?16 is null or ?16 = list_id then position else ?19 end,
+            assignee_id = case when ?17 then ?18
+                when ?16 is null or ?16 = list_id then assignee_id
+                when exists (select 1 from list_members a
+                    where a.list_id = ?16 and a.user_id = assignee_id) then assignee_id
+                else null end,
+            parent_id = case when ?20 then ?21
+                when ?16 is null or ?16 = list_id then parent_id
+                else null end,
+            recurrence = case when ?22 then ?23 else recurrence end,
+            completed_count = completed_count + ?24,
+            last_completed_at = case when ?24 then ?9 else last_completed_at end,
+            updated_at = max(?9, updated_at + 1),
+            version = version + 1
+         where id = ?2 and deleted_at is null and ",
+        writable!(),
+        " and (?15 is null or version in (select value from json_each(?15)))
+            and (?16 is null or ?16 in (
+                select m.list_id from list_members m join lists l on l.id = m.list_id
+                where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null))
+            and (not ?17 or ?18 is null or exists (
+                select 1 from list_members a
+                where a.list_id = coalesce(?16, tasks.list_id) and a.user_id = ?18))
+            and (title is not coalesce(?3, title)
+            or (?5 and description is not ?6)
+            or status is not coalesce(?8, status)
+            or (?10 and due_at is not ?11)
+            or priority is not coalesce(?12, priority)
+            or tags is not coalesce(?13, tags)
+            or list_id is not coalesce(?16, list_id)
+            or (?17 and assignee_id is not ?18)
+            or (?20 and parent_id is not ?21)
+            or (?22 and recurrence is not ?23)
+            or ?24)
+         returning ",
+        task_columns!()
+    ))
+    .bind(owner.as_str())
+    .bind(id.get())
+    .bind(changes.title.as_ref().map(|t| t.as_str()))
+    .bind(changes.title.as_ref().map(text::title_key))
+    .bind(description.is_some())
+    .bind(description.flatten().map(|d| d.as_str()))
+    .bind(description.and_then(text::description_key))
+    .bind(changes.status.map(|s| s.as_str()))
+    .bind(to_micros(now()))
+    .bind(changes.due_at.is_some())
+    .bind(changes.due_at.flatten().map(|due| to_micros(due.get())))
+    .bind(changes.priority.map(|p| i64::from(p.rank())))
+    .bind(changes.tags.as_ref().map(json_names))
+    .bind(changes.tags.as_ref().map(json_keys))
+    .bind(versions_json(expect))
+    .bind(changes.list_id.map(ListId::get))
+    .bind(changes.assignee_id.is_some())
+    .bind(
+        changes
+            .assignee_id
+            .as_ref()
+            .and_then(|a| a.as_ref())
+            .map(UserId::as_str),
+    )
+    .bind(target_position)
+    .bind(parent.is_some())
+    .bind(parent.flatten())
+    .bind(recurrence.is_some())
+    .bind(recurrence.flatten())
+    .bind(completes)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)
+}
+
 /// The key of the last task of `list`, as `conn` sees it.
 async fn last_position_in(
     conn: &mut SqliteConnection,
@@ -1040,110 +1153,18 @@ impl Statements for SqliteStore {
         expect: &Expect,
         completes: bool,
     ) -> Result<Option<Task>, StoreError> {
-        let description = changes.description.as_ref().map(|d| d.as_ref());
-        let parent = changes.parent_id.map(|parent| parent.map(TaskId::get));
-        let recurrence = changes
-            .recurrence
-            .as_ref()
-            .map(|recurrence| recurrence.as_ref().map(Recurrence::to_stored));
-        // Into another list: after its last task.
-        let target_position = match changes.list_id {
-            None => None,
-            Some(list) => Some(
-                position_after(last_position_in(transaction, list).await?, 0)?
-                    .as_str()
-                    .to_owned(),
-            ),
-        };
-        // As in the PostgreSQL store: only a real change at an expected version moves
-        // `version` and `updated_at`.
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "update tasks set
-                title = coalesce(?3, title),
-                title_key = coalesce(?4, title_key),
-                description = case when ?5 then ?6 else description end,
-                description_key = case when ?5 then ?7 else description_key end,
-                status = coalesce(?8, status),
-                completed_at = case
-                    when ?8 is null or ?8 = status then completed_at
-                    when ?8 = 'completed' then ?9
-                    else null end,
-                due_at = case when ?10 then ?11 else due_at end,
-                priority = coalesce(?12, priority),
-                tags = coalesce(?13, tags),
-                tag_keys = coalesce(?14, tag_keys),
-                list_id = coalesce(?16, list_id),
-                position = case when ?16 is null or ?16 = list_id then position else ?19 end,
-                assignee_id = case when ?17 then ?18
-                    when ?16 is null or ?16 = list_id then assignee_id
-                    when exists (select 1 from list_members a
-                        where a.list_id = ?16 and a.user_id = assignee_id) then assignee_id
-                    else null end,
-                parent_id = case when ?20 then ?21
-                    when ?16 is null or ?16 = list_id then parent_id
-                    else null end,
-                recurrence = case when ?22 then ?23 else recurrence end,
-                completed_count = completed_count + ?24,
-                last_completed_at = case when ?24 then ?9 else last_completed_at end,
-                updated_at = max(?9, updated_at + 1),
-                version = version + 1
-             where id = ?2 and deleted_at is null and ",
-            writable!(),
-            " and (?15 is null or version in (select value from json_each(?15)))
-                and (?16 is null or ?16 in (
-                    select m.list_id from list_members m join lists l on l.id = m.list_id
-                    where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null))
-                and (not ?17 or ?18 is null or exists (
-                    select 1 from list_members a
-                    where a.list_id = coalesce(?16, tasks.list_id) and a.user_id = ?18))
-                and (title is not coalesce(?3, title)
-                or (?5 and description is not ?6)
-                or status is not coalesce(?8, status)
-                or (?10 and due_at is not ?11)
-                or priority is not coalesce(?12, priority)
-                or tags is not coalesce(?13, tags)
-                or list_id is not coalesce(?16, list_id)
-                or (?17 and assignee_id is not ?18)
-                or (?20 and parent_id is not ?21)
-                or (?22 and recurrence is not ?23)
-                or ?24)
-             returning ",
-            task_columns!()
-        ))
-        .bind(owner.as_str())
-        .bind(id.get())
-        .bind(changes.title.as_ref().map(|t| t.as_str()))
-        .bind(changes.title.as_ref().map(text::title_key))
-        .bind(description.is_some())
-        .bind(description.flatten().map(|d| d.as_str()))
-        .bind(description.and_then(text::description_key))
-        .bind(changes.status.map(|s| s.as_str()))
-        .bind(to_micros(now()))
-        .bind(changes.due_at.is_some())
-        .bind(changes.due_at.flatten().map(|due| to_micros(due.get())))
-        .bind(changes.priority.map(|p| i64::from(p.rank())))
-        .bind(changes.tags.as_ref().map(json_names))
-        .bind(changes.tags.as_ref().map(json_keys))
-        .bind(versions_json(expect))
-        .bind(changes.list_id.map(ListId::get))
-        .bind(changes.assignee_id.is_some())
-        .bind(
-            changes
-                .assignee_id
-                .as_ref()
-                .and_then(|a| a.as_ref())
-                .map(UserId::as_str),
-        )
-        .bind(target_position)
-        .bind(parent.is_some())
-        .bind(parent.flatten())
-        .bind(recurrence.is_some())
-        .bind(recurrence.flatten())
-        .bind(completes)
-        .fetch_optional(&mut **transaction)
-        .await
-        .map_err(db_error)?;
-        task(row)
+        task(update_row(transaction, owner, id, (changes, expect, completes)).await?)
+    }
+
+    async fn update_fields_alone(
+        &self,
+        owner: &UserId,
+        id: TaskId,
+        changes: &UpdateTask,
+        expect: &Expect,
+    ) -> Result<Option<Task>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        task(update_row(&mut conn, owner, id, (changes, expect, false)).await?)
     }
 
     async fn trash(
