@@ -67,6 +67,21 @@ pub(super) fn is_unique_violation(error: &StoreError) -> bool {
     }
 }
 
+/// Whether the database broke a deadlock or a serialization conflict by aborting this
+/// transaction (PostgreSQL's 40P01 and 40001): nothing was written, and the same write tried
+/// again from the start succeeds. Two moves crossing between the same two lists, or a move
+/// meeting a member's removal, lock the same rows in opposite orders.
+pub(super) fn is_aborted_by_conflict(error: &StoreError) -> bool {
+    match error {
+        StoreError::Other(cause) => cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(sqlx::Error::as_database_error)
+            .and_then(|db| db.code())
+            .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001")),
+        _ => false,
+    }
+}
+
 /// Sorts a driver error into "try again later" and "something is wrong". Which database
 /// error codes are transient depends on the backend, so each passes its own test.
 /// A write that would give two tasks of one list the same uid.

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::error::is_unique_violation;
+use super::error::{is_aborted_by_conflict, is_unique_violation};
 use super::statements::Statements;
 use super::tasks::stored_position;
 use super::{Lists, StoreError};
@@ -62,7 +62,9 @@ impl<S: Statements> Lists for S {
                 Ok(Some(list)) => return Ok(list),
                 Ok(None) => return Err(too_many_lists()),
                 // Two creations raced for the last place in the caller's order.
-                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) if is_unique_violation(&error) || is_aborted_by_conflict(&error) => {
+                    continue;
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -177,7 +179,9 @@ impl<S: Statements> Lists for S {
             match self.reposition_list(owner, list, &position).await {
                 Ok(true) => return self.get_list(owner, list).await,
                 Ok(false) => return Err(StoreError::ListNotFound),
-                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) if is_unique_violation(&error) || is_aborted_by_conflict(&error) => {
+                    continue;
+                }
                 Err(error) => return Err(error),
             }
         }

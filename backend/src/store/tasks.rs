@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::error::{is_uid_violation, is_unique_violation};
+use super::error::{is_aborted_by_conflict, is_uid_violation, is_unique_violation};
 use super::statements::{Statements, Write, now};
 use super::{StoreError, Tasks, subtasks};
 use crate::domain::{
@@ -64,7 +64,9 @@ impl<S: Statements> Tasks for S {
                     };
                     return Err(uid_taken(self, owner, list, task.uid.as_ref()).await);
                 }
-                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) if is_unique_violation(&error) || is_aborted_by_conflict(&error) => {
+                    continue;
+                }
                 Err(error) => return Err(error),
                 Ok(Some(created)) => return Ok(created),
                 Ok(None) => return Err(refused_insert(self, owner, &task, list).await),
@@ -165,8 +167,9 @@ impl<S: Statements> Tasks for S {
                         let list = changes.list_id.unwrap_or(current.list_id);
                         return Err(uid_taken(self, owner, list, Some(&current.uid)).await);
                     }
-                    // Into another list, at a position a concurrent write took first.
-                    if !is_unique_violation(&error) {
+                    // Into another list, at a position a concurrent write took first; or
+                    // aborted to break a deadlock with a concurrent write: planned again.
+                    if !is_unique_violation(&error) && !is_aborted_by_conflict(&error) {
                         return Err(error);
                     }
                 }
@@ -217,7 +220,9 @@ impl<S: Statements> Tasks for S {
             };
             let rekey = matches!(write, Write::Rekey { .. });
             match write_once(self, owner, write, key).await {
-                Err(error) if is_unique_violation(&error) => continue,
+                Err(error) if is_unique_violation(&error) || is_aborted_by_conflict(&error) => {
+                    continue;
+                }
                 Err(error) => return Err(error),
                 Ok(Some(once)) => return Ok(once),
                 // Still there, writable and admitted: its key changed since the gap was read
@@ -239,35 +244,52 @@ impl<S: Statements> Tasks for S {
     }
 
     async fn delete(&self, owner: &UserId, id: TaskId, expect: &Expect) -> Result<(), StoreError> {
-        let mut transaction = self.begin().await?;
-        match subtasks::trash(self, &mut transaction, owner, id, expect).await {
-            Ok(true) => self.commit(transaction).await,
-            Ok(false) => {
-                self.rollback(transaction).await;
-                // Missing, read-only or at another version; one that matched was trashed in
-                // between.
-                unwritten(self, owner, id, expect)
-                    .await
-                    .and(Err(StoreError::NotFound))
-            }
-            Err(error) => {
-                self.rollback(transaction).await;
-                Err(error)
-            }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut transaction = self.begin().await?;
+            return match subtasks::trash(self, &mut transaction, owner, id, expect).await {
+                Ok(true) => self.commit(transaction).await,
+                Ok(false) => {
+                    self.rollback(transaction).await;
+                    // Missing, read-only or at another version; one that matched was trashed
+                    // in between.
+                    unwritten(self, owner, id, expect)
+                        .await
+                        .and(Err(StoreError::NotFound))
+                }
+                Err(error) => {
+                    self.rollback(transaction).await;
+                    if is_aborted_by_conflict(&error) && attempts < POSITION_ATTEMPTS {
+                        continue;
+                    }
+                    Err(error)
+                }
+            };
         }
     }
 
     async fn restore(&self, owner: &UserId, id: TaskId) -> Result<Task, StoreError> {
-        let mut transaction = self.begin().await?;
-        match subtasks::restore(self, &mut transaction, owner, id).await {
-            Ok(Some(task)) => {
-                self.commit(transaction).await?;
-                return Ok(task);
-            }
-            Ok(None) => self.rollback(transaction).await,
-            Err(error) => {
-                self.rollback(transaction).await;
-                return Err(error);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut transaction = self.begin().await?;
+            match subtasks::restore(self, &mut transaction, owner, id).await {
+                Ok(Some(task)) => {
+                    self.commit(transaction).await?;
+                    return Ok(task);
+                }
+                Ok(None) => {
+                    self.rollback(transaction).await;
+                    break;
+                }
+                Err(error) => {
+                    self.rollback(transaction).await;
+                    if is_aborted_by_conflict(&error) && attempts < POSITION_ATTEMPTS {
+                        continue;
+                    }
+                    return Err(error);
+                }
             }
         }
         // Not in the trash (then as it is), not the caller's to restore, or not the caller's.

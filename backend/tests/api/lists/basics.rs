@@ -393,6 +393,45 @@ async fn the_callers_order_of_lists_is_their_own(app: &TestApp) {
     let _ = (a, b);
 }
 
+/// Tasks moved across between two lists at once, both ways, with their parents and children:
+/// each write locks rows of both lists, in the opposite order of the one crossing it. Every
+/// move lands (the database may abort one to break a deadlock; it is tried again).
+async fn moves_crossing_between_two_lists_all_land(app: &TestApp) {
+    let alice = token("alice");
+    let a = create_list(app, "alice", json!({"name": "A"})).await["id"].clone();
+    let b = create_list(app, "alice", json!({"name": "B"})).await["id"].clone();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (from, to) = match i % 2 {
+            0 => (&a, &b),
+            _ => (&b, &a),
+        };
+        let parent = app
+            .create_task(&alice, json!({"title": format!("p{i}"), "list_id": from}))
+            .await;
+        app.create_task(
+            &alice,
+            json!({"title": format!("c{i}"), "parent_id": parent["id"]}),
+        )
+        .await;
+        tasks.push((parent, to.clone()));
+    }
+    let moves = tasks.iter().map(|(task, to)| {
+        let alice = &alice;
+        async move {
+            let uri = TestApp::url_of(task);
+            app.patch(&uri, alice, &json!({"list_id": to})).await
+        }
+    });
+    for response in futures_util::future::join_all(moves).await {
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    }
+    for (task, to) in &tasks {
+        let moved = app.get(&TestApp::url_of(task), &alice).await.json();
+        assert_eq!(&moved["list_id"], to);
+    }
+}
+
 backend_tests!(
     every_task_lands_in_its_creators_inbox_by_default,
     tasks_live_in_the_list_they_are_created_in,
@@ -403,4 +442,5 @@ backend_tests!(
     a_trashed_lists_tasks_are_in_nobodys_trash,
     the_lists_carry_an_etag_that_changes_with_them,
     a_list_created_twice_with_one_key_is_one_list,
+    moves_crossing_between_two_lists_all_land,
 );
