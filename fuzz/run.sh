@@ -14,7 +14,7 @@
 #   BACKENDS        backends to run, default "sqlite postgres"
 #   MAX_EXAMPLES    schemathesis --max-examples per operation, default 100
 #   SEED            schemathesis --seed, default random (printed, so a run can be repeated)
-#   RUN_TIMEOUT     seconds one backend's schemathesis run may take, default 120
+#   RUN_TIMEOUT     seconds one backend's schemathesis run may take, default 180
 #   READY_TIMEOUT   seconds the service may take to answer /health, default 30
 #   UNREACHABLE_CODES  documented codes fuzzing cannot provoke, default
 #                   "304 400 409 410 412 413 414 429 431 503":
@@ -50,7 +50,7 @@ BIN=$(realpath "$1")
 BACKENDS=${BACKENDS:-sqlite postgres}
 MAX_EXAMPLES=${MAX_EXAMPLES:-100}
 SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
-RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 UNREACHABLE_CODES=${UNREACHABLE_CODES:-304 400 409 410 412 413 414 429 431 503}
 read -r -a EXTRA_ARGS <<<"${SCHEMATHESIS_ARGS:-}"

@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::http::policy::{self, HttpSettings};
 use crate::http::{AppState, ErrorBody, error};
-use crate::{changes, lists, probes, tasks};
+use crate::{changes, dav, lists, probes, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,7 @@ use crate::{changes, lists, probes, tasks};
         (name = "tasks", description = "The tasks of the caller's lists"),
         (name = "lists", description = "The caller's lists: their own, and those shared with them"),
         (name = "sharing", description = "Members, roles, invitations, and the caller's data"),
+        (name = "calendars", description = "App passwords for calendar apps, which sync the lists over CalDAV at `/dav/`"),
         (name = "operations", description = "Liveness and readiness probes")
     )
 )]
@@ -62,6 +63,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(tasks::routes())
         .merge(lists::routes())
         .merge(changes::routes())
+        .merge(dav::api_routes())
         .routes(routes!(probes::health))
         .routes(routes!(probes::ready))
 }
@@ -77,6 +79,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let openapi = crate::openapi::complete(openapi);
     let routes = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(dav::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state);

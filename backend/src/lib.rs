@@ -19,6 +19,7 @@ pub mod changes;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dav;
 pub mod domain;
 pub mod http;
 pub mod lists;

@@ -191,6 +191,7 @@ impl ServiceBuilder<'_> {
             tasks: Announcing::wrap(store.clone(), events.clone()),
             lists: Announcing::wrap_lists(store.clone(), events.clone()),
             feed: store.clone(),
+            calendars: store.clone(),
             pool: store.clone(),
             verifier,
             cursor_key: CursorKey(Arc::new(cursor_key)),

@@ -3,6 +3,7 @@
 //! This module sits at the bottom of the crate: it imports nothing from the rest of it, so the
 //! HTTP layer, the handlers and the stores can all depend on it without depending on each other.
 
+pub mod calendar;
 mod fields;
 mod ids;
 pub mod list;

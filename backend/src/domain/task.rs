@@ -240,6 +240,10 @@ pub struct CreateTask {
     /// How the task repeats (needs a `due_at`); `null` or absent for never.
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
+    /// The iCalendar object a calendar client wrote the task as (CalDAV only, never JSON):
+    /// kept so that what the service does not model goes back to the client unchanged.
+    #[serde(skip)]
+    pub ical: Option<String>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -287,6 +291,9 @@ pub struct UpdateTask {
     /// A new recurrence (needs a `due_at`); `null` stops it repeating.
     #[serde(default, deserialize_with = "nullable")]
     pub recurrence: Option<Option<Recurrence>>,
+    /// A new iCalendar object from a calendar client (CalDAV only, never JSON).
+    #[serde(skip)]
+    pub ical: Option<String>,
 }
 
 impl UpdateTask {
@@ -302,6 +309,7 @@ impl UpdateTask {
             && self.assignee_id.is_none()
             && self.parent_id.is_none()
             && self.recurrence.is_none()
+            && self.ical.is_none()
     }
 }
 

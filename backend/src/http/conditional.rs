@@ -45,6 +45,23 @@ impl IfMatch {
     }
 }
 
+impl IfMatch {
+    /// The `If-Match` of `headers` (400 when it is not a list of entity tags).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        tags(headers, header::IF_MATCH).map(IfMatch)
+    }
+
+    /// Whether the request has an `If-Match` header at all.
+    pub fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Whether `If-None-Match` is `*`: the request is meant to create, never to overwrite.
+pub fn none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
+    Ok(tags(headers, header::IF_NONE_MATCH)?.is_some_and(|tags| tags.contains(&Tag::Any)))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
-use super::request_limits::{BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
+use super::request_limits::{
+    BODY_LIMIT_BYTES, DAV_BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES,
+};
 
 /// How long a client should wait before retrying after a 503, in seconds.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -99,6 +101,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than the {} KiB limit", BODY_LIMIT_BYTES / 1024)]
     PayloadTooLarge,
+    #[error("request body is larger than the {} KiB limit of calendar requests", DAV_BODY_LIMIT_BYTES / 1024)]
+    CalendarBodyTooLarge,
     #[error("the request took too long to process")]
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
@@ -142,7 +146,9 @@ impl ApiError {
             ApiError::TooManyStreams(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::HistoryExpired => StatusCode::GONE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::CalendarBodyTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

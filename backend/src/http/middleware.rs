@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{self, ApiError};
 use super::request_limits::{
-    BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, REQUEST_TIMEOUT,
+    BODY_LIMIT_BYTES, DAV_BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES,
+    REQUEST_TIMEOUT,
 };
 use crate::telemetry::{self, X_REQUEST_ID};
 
@@ -97,8 +98,13 @@ fn check_request_head(request: &Request) -> Result<(), ApiError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
-        return Err(ApiError::PayloadTooLarge);
+    // Calendar apps send iCalendar objects, which may carry an attachment.
+    let (limit, too_large) = match request.uri().path().starts_with("/dav/") {
+        true => (DAV_BODY_LIMIT_BYTES, ApiError::CalendarBodyTooLarge),
+        false => (BODY_LIMIT_BYTES, ApiError::PayloadTooLarge),
+    };
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large);
     }
     Ok(())
 }

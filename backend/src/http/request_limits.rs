@@ -5,6 +5,10 @@ use std::time::Duration;
 /// The largest request body the API accepts.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
+/// The largest request body a calendar app may send to `/dav/`: an iCalendar object with an
+/// attachment, or a multiget of many hrefs.
+pub const DAV_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
 /// The longest a request may take before it is answered with a 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

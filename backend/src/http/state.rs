@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use crate::auth::Verifier;
 use crate::live::hub::Hub;
 use crate::rate_limits::Limiter;
-use crate::store::{ChangeFeed, Lists, Pool, Tasks};
+use crate::store::{Calendars, ChangeFeed, Lists, Pool, Tasks};
 
 /// The application state: the parts of the store the handlers use, the token verifier, the
 /// key list cursors are signed with, the live streams, the rate limits and the shutdown flag.
@@ -19,6 +19,8 @@ pub struct AppState {
     pub tasks: Arc<dyn Tasks>,
     pub lists: Arc<dyn Lists>,
     pub feed: Arc<dyn ChangeFeed>,
+    /// App passwords, calendar clients' objects and sync reports.
+    pub calendars: Arc<dyn Calendars>,
     pub pool: Arc<dyn Pool>,
     pub verifier: Arc<Verifier>,
     pub cursor_key: CursorKey,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::calendar::{AppPassword, CalendarChanges, NewAppPassword};
 use crate::domain::list::{
     CreateInvitation, CreateList, Export, Invitation, Member, NewInvitation, UpdateList,
 };
@@ -25,6 +26,7 @@ use crate::domain::{
     Placement, Role, Task, TaskId, TaskQuery, UpdateTask, UserId,
 };
 
+mod calendars;
 mod error;
 mod feed;
 mod lists;
@@ -227,6 +229,52 @@ pub trait ChangeFeed: Send + Sync + 'static {
     async fn announce(&self, owners: &[UserId]) -> Result<(), StoreError>;
 }
 
+/// What calendar clients (CalDAV) need besides tasks and lists: app passwords, the iCalendar
+/// objects they wrote, and a list's changes by sync token.
+#[async_trait]
+pub trait Calendars: Send + Sync + 'static {
+    /// A new app password for the caller, with its secret (shown once; only a hash is kept);
+    /// [`StoreError::Conflict`] past [`MAX_APP_PASSWORDS`](crate::domain::calendar::MAX_APP_PASSWORDS).
+    async fn create_app_password(
+        &self,
+        owner: &UserId,
+        name: &str,
+    ) -> Result<NewAppPassword, StoreError>;
+
+    /// The caller's app passwords, oldest first, without their secrets.
+    async fn app_passwords(&self, owner: &UserId) -> Result<Vec<AppPassword>, StoreError>;
+
+    /// Revokes one of the caller's app passwords, at once.
+    async fn revoke_app_password(&self, owner: &UserId, id: i64) -> Result<(), StoreError>;
+
+    /// Whether `secret` is one of `user`'s app passwords (and notes its use, to the minute).
+    async fn check_app_password(&self, user: &UserId, secret: &str) -> Result<bool, StoreError>;
+
+    /// The iCalendar objects calendar clients last wrote for these tasks of a list the caller
+    /// can read (tasks never written over CalDAV have none).
+    async fn icals(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        tasks: &[TaskId],
+    ) -> Result<Vec<(TaskId, String)>, StoreError>;
+
+    /// For each list the caller can read: its change tag (the position of its last change)
+    /// and the newest sync token that is safe to hand out for it.
+    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<(ListId, i64, i64)>, StoreError>;
+
+    /// The changes of a list the caller can read after the sync token `since` (every task of
+    /// it at the start), at most `limit` of each kind; [`StoreError::HistoryExpired`] for a
+    /// token from before a purge or not from this database.
+    async fn calendar_changes(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        since: ChangeCursor,
+        limit: u32,
+    ) -> Result<CalendarChanges, StoreError>;
+}
+
 /// What keeps the database in shape: migrations, the purge, keys every instance shares.
 #[async_trait]
 pub trait Upkeep: Send + Sync + 'static {
@@ -262,9 +310,9 @@ pub trait Pool: Send + Sync + 'static {
 
 /// The whole store, as [`open`] returns it: each part of the service takes the one capability
 /// it uses (an `Arc<dyn Tasks>`, say), so that a test fake needs to implement only that.
-pub trait TaskStore: Tasks + Lists + ChangeFeed + Upkeep + Pool {}
+pub trait TaskStore: Tasks + Lists + ChangeFeed + Calendars + Upkeep + Pool {}
 
-impl<T: Tasks + Lists + ChangeFeed + Upkeep + Pool> TaskStore for T {}
+impl<T: Tasks + Lists + ChangeFeed + Calendars + Upkeep + Pool> TaskStore for T {}
 
 /// A pool's connections: open, idle among them, and the most it opens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

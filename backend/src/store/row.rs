@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use super::statements::Node;
+use crate::domain::calendar::CalendarChanges;
 use crate::domain::{
     Change, ChangeCursor, List, ListId, Outcome, Position, Priority, Recurrence, Replay, Role,
     Tags, Task, TaskId, TaskUid, UserId,
@@ -329,6 +330,57 @@ impl<T: StoredTime, L: StoredTags> TryFrom<ChangeRow<T, L>> for Change {
             None => Change::Upsert { cursor, task },
         })
     }
+}
+
+/// A list's changes for a calendar client, from the rows read after `since` in one snapshot:
+/// its tasks that changed (in the trash: gone) and the uids of tasks that moved out of it, at
+/// most `limit` of each. When either kind filled its limit, the report stops at the lower of
+/// the two last positions, so that nothing before the next token is left out. A report
+/// that read everything below the horizon hands out at least `floor` (a position below the
+/// horizon, at or past the last purge), so that the token of a list nobody touches does not
+/// fall behind a purge and stop working.
+pub(super) fn calendar_changes<T: StoredTime, L: StoredTags>(
+    tasks: Vec<ChangeRow<T, L>>,
+    departures: Vec<(i64, String)>,
+    (since, floor): (ChangeCursor, i64),
+    limit: i64,
+) -> Result<CalendarChanges, StoreError> {
+    let full = |count: usize| i64::try_from(count).unwrap_or(i64::MAX) >= limit;
+    let mut cut = i64::MAX;
+    if full(tasks.len())
+        && let Some(last) = tasks.last()
+    {
+        cut = cut.min(last.change_pos);
+    }
+    if full(departures.len())
+        && let Some((last, _)) = departures.last()
+    {
+        cut = cut.min(*last);
+    }
+    let mut next = since.get();
+    let mut changed = Vec::new();
+    let mut removed = Vec::new();
+    for row in tasks.into_iter().filter(|row| row.change_pos <= cut) {
+        next = next.max(row.change_pos);
+        let task = Task::try_from(row.task)?;
+        match task.deleted_at {
+            Some(_) => removed.push(task.uid.as_str().to_owned()),
+            None => changed.push(task),
+        }
+    }
+    for (pos, uid) in departures.into_iter().filter(|(pos, _)| *pos <= cut) {
+        next = next.max(pos);
+        removed.push(uid);
+    }
+    if cut == i64::MAX {
+        next = next.max(floor);
+    }
+    Ok(CalendarChanges {
+        changed,
+        removed,
+        next: cursor_at(next)?,
+        truncated: cut != i64::MAX,
+    })
 }
 
 /// The recorded outcome of an idempotent request.

@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod changes;
 mod cli;
+mod dav;
 mod http;
 mod lists;
 mod openapi;

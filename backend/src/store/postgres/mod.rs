@@ -24,6 +24,7 @@ use crate::domain::{
     Role, Tags, Task, TaskId, TaskQuery, Timestamp, UpdateTask, UserId,
 };
 
+mod calendars;
 mod filter;
 pub mod notify;
 mod pooler;
@@ -260,6 +261,7 @@ async fn update_row(
                 when $16::bigint is null or $16 = list_id then parent_id
                 else null end,
             recurrence = case when $21 then $22 else recurrence end,
+            ical = coalesce($24, ical),
             completed_count = completed_count + case when $23 then 1 else 0 end,
             last_completed_at = case when $23 then $9 else last_completed_at end,
             updated_at = greatest($9, updated_at + interval '1 microsecond'),
@@ -284,6 +286,7 @@ async fn update_row(
             or ($17 and assignee_id is distinct from $18)
             or ($19 and parent_id is distinct from $20)
             or ($21 and recurrence is distinct from $22)
+            or ical is distinct from coalesce($24, ical)
             or $23)
          returning ",
         task_columns!()
@@ -318,6 +321,7 @@ async fn update_row(
     .bind(recurrence.is_some())
     .bind(recurrence.flatten())
     .bind(completes)
+    .bind(changes.ical.as_deref())
     .fetch_optional(conn)
     .await
 }

@@ -482,6 +482,7 @@ pub(super) async fn erase(
         "delete from invitations where created_by = $1 and $2::bigint[] is not null",
         "delete from feed_losses where user_id = $1 and $2::bigint[] is not null",
         "delete from idempotency_keys where user_id = $1 and $2::bigint[] is not null",
+        "delete from app_passwords where user_id = $1 and $2::bigint[] is not null",
     ];
     for statement in statements {
         sqlx::query(statement)

@@ -1,5 +1,6 @@
 //! The SQLite store: the embedded default, so the service runs with no database server.
 
+mod calendars;
 mod sharing;
 
 use std::collections::HashSet;
@@ -393,9 +394,9 @@ async fn insert_task(
     sqlx::query_as(concat!(
         "insert into tasks (user_id, title, title_key, description, description_key,
             status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
-            completed_at, list_id, assignee_id, uid, parent_id, recurrence)
+            completed_at, list_id, assignee_id, uid, parent_id, recurrence, ical)
          select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-            ?17, ?18
+            ?17, ?18, ?19
          where ?14 in (select m.list_id from list_members m join lists l on l.id = m.list_id
                 where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null)
             and (?15 is null or exists (
@@ -430,6 +431,7 @@ async fn insert_task(
             .starting(task.due_at.map(Timestamp::get), 0)
             .to_stored()
     }))
+    .bind(task.ical.as_deref())
     .fetch_optional(conn)
     .await
 }
@@ -485,6 +487,7 @@ async fn update_row(
                 when ?16 is null or ?16 = list_id then parent_id
                 else null end,
             recurrence = case when ?22 then ?23 else recurrence end,
+            ical = coalesce(?25, ical),
             completed_count = completed_count + ?24,
             last_completed_at = case when ?24 then ?9 else last_completed_at end,
             updated_at = max(?9, updated_at + 1),
@@ -508,6 +511,7 @@ async fn update_row(
             or (?17 and assignee_id is not ?18)
             or (?20 and parent_id is not ?21)
             or (?22 and recurrence is not ?23)
+            or ical is not coalesce(?25, ical)
             or ?24)
          returning ",
         task_columns!()
@@ -542,6 +546,7 @@ async fn update_row(
     .bind(recurrence.is_some())
     .bind(recurrence.flatten())
     .bind(completes)
+    .bind(changes.ical.as_deref())
     .fetch_optional(conn)
     .await
     .map_err(db_error)

@@ -424,6 +424,7 @@ pub(super) async fn erase(conn: &mut SqliteConnection, owner: &UserId) -> Result
         "delete from invitations where created_by = ?1".to_owned(),
         "delete from feed_losses where user_id = ?1".to_owned(),
         "delete from idempotency_keys where user_id = ?1".to_owned(),
+        "delete from app_passwords where user_id = ?1".to_owned(),
     ];
     let now = to_micros(now());
     for statement in statements {

@@ -23,7 +23,10 @@ enum Setup {
 /// `{L}` the shared list, `{P}` the owner's private list, `{B}` a list where the editor and
 /// the viewer are both viewers, `{Q}` the outsider's list, `{T}` a task of `{L}`, `{D}` a
 /// task of `{L}` in the trash, `{U}` a task of `{P}`, `{O}` the outsider's task, `{I}` an
-/// invitation to `{L}`, `{TOKEN}` the secret of an editor invitation to `{L}`.
+/// invitation to `{L}`, `{TOKEN}` the secret of an editor invitation to `{L}`; `{TUID}`,
+/// `{UUID}`, `{OUID}` the uids of `{T}`, `{U}`, `{O}`; `{AP}` an app password of the owner's.
+/// A `/dav/` row is sent with HTTP Basic and an app password of the caller's; `{ME}` is the
+/// caller's user id.
 #[rustfmt::skip]
 const TABLE: &[(&str, &str, &str, Setup, [u16; 4])] = &[
     // The list.
@@ -86,7 +89,54 @@ const TABLE: &[(&str, &str, &str, Setup, [u16; 4])] = &[
     ("PATCH", "/api/tasks/{T}", r#"{"parent_id":{D}}"#, Setup::None, [404, 404, 403, 404]),
     ("PUT", "/api/tasks/{T}", r#"{"parent_id":{U},"list_id":{P}}"#, Setup::None, [200, 404, 403, 404]),
     ("GET", "/api/tasks?parent_id={U}", "", Setup::None, [200, 200, 200, 200]),
+    // Calendar apps (signed in with an app password of their own; `{ME}` is the caller).
+    ("PROPFIND", "/dav/calendars/{ME}/{L}/", "", Setup::None, [207, 207, 207, 404]),
+    ("PROPFIND", "/dav/calendars/{ME}/{P}/", "", Setup::None, [207, 404, 404, 404]),
+    ("PROPFIND", "/dav/calendars/alice/{L}/", "", Setup::None, [207, 404, 404, 404]),
+    ("GET", "/dav/calendars/{ME}/{L}/{TUID}.ics", "", Setup::None, [200, 200, 200, 404]),
+    ("GET", "/dav/calendars/{ME}/{L}/{UUID}.ics", "", Setup::None, [404, 404, 404, 404]),
+    ("PUT", "/dav/calendars/{ME}/{L}/{TUID}.ics", "{ICS:TUID}", Setup::None, [204, 204, 403, 404]),
+    ("PUT", "/dav/calendars/{ME}/{L}/new.ics", "{ICS:new}", Setup::None, [201, 201, 403, 404]),
+    ("PUT", "/dav/calendars/{ME}/{P}/new.ics", "{ICS:new}", Setup::None, [201, 404, 404, 404]),
+    ("PUT", "/dav/calendars/{ME}/{B}/new.ics", "{ICS:new}", Setup::None, [201, 403, 403, 404]),
+    ("PUT", "/dav/calendars/{ME}/{L}/{UUID}.ics", "{ICS:UUID}", Setup::None, [201, 201, 403, 404]),
+    ("DELETE", "/dav/calendars/{ME}/{L}/{TUID}.ics", "", Setup::None, [204, 204, 403, 404]),
+    ("DELETE", "/dav/calendars/{ME}/{L}/", "", Setup::None, [204, 403, 403, 404]),
+    ("REPORT", "/dav/calendars/{ME}/{L}/", "{SYNC}", Setup::None, [207, 207, 207, 404]),
+    ("REPORT", "/dav/calendars/{ME}/{Q}/", "{SYNC}", Setup::None, [404, 404, 404, 207]),
+    ("MKCALENDAR", "/dav/calendars/{ME}/made/", "", Setup::None, [201, 201, 201, 201]),
+    // App passwords: each user's own.
+    ("GET", "/api/app-passwords", "", Setup::None, [200, 200, 200, 200]),
+    ("DELETE", "/api/app-passwords/{AP}", "", Setup::None, [204, 404, 404, 404]),
 ];
+
+/// A sync report from the start.
+const SYNC: &str = r#"<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
+
+/// The body of a CalDAV row: `{ICS:X}` is a VTODO whose UID is `X` (a placeholder or a
+/// literal), with a parent in another list (ignored: a parent must be in the same list),
+/// `{SYNC}` a sync report.
+fn dav_body(fixture: &Fixture, body: &str) -> String {
+    match body
+        .strip_prefix("{ICS:")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(uid) => {
+            let uid = fixture.fill(&format!("{{{uid}}}"));
+            let uid = match uid.starts_with('{') {
+                true => uid.trim_matches(|c| c == '{' || c == '}').to_owned(),
+                false => uid,
+            };
+            format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VTODO\r\n\
+                 UID:{uid}\r\nSUMMARY:written\r\nRELATED-TO;RELTYPE=PARENT:{}\r\n\
+                 END:VTODO\r\nEND:VCALENDAR\r\n",
+                fixture.fill("{OUID}")
+            )
+        }
+        None => body.replace("{SYNC}", SYNC),
+    }
+}
 
 /// The ids a row can name, made afresh for each cell.
 struct Fixture {
@@ -140,6 +190,20 @@ impl Fixture {
         app.delete(&format!("/api/tasks/{trashed}"), &alice).await;
         let in_private = task(private.clone(), alice.clone()).await;
         let outsiders_task = task(outsiders.clone(), olga.clone()).await;
+        let uid = async |task: &Value, user: &str| {
+            app.get(&format!("/api/tasks/{task}"), &token(user))
+                .await
+                .json()["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (shared_uid, private_uid, outsiders_uid) = (
+            uid(&in_shared, "alice").await,
+            uid(&in_private, "alice").await,
+            uid(&outsiders_task, "olga").await,
+        );
+
         let spare = app
             .post(
                 &format!("/api/lists/{shared}/invitations"),
@@ -167,6 +231,9 @@ impl Fixture {
                 ("{U}", in_private.to_string()),
                 ("{O}", outsiders_task.to_string()),
                 ("{I}", spare["id"].to_string()),
+                ("{TUID}", shared_uid),
+                ("{UUID}", private_uid),
+                ("{OUID}", outsiders_uid),
                 (
                     "{TOKEN}",
                     token_invitation["token"]
@@ -198,13 +265,33 @@ async fn every_route_answers_each_role_as_the_table_says(app: &TestApp) {
                     .await;
                 assert_eq!(trashed.status, StatusCode::NO_CONTENT);
             }
-            let mut request = app
-                .request(
-                    Method::from_bytes(method.as_bytes()).expect("a method"),
-                    &fixture.fill(path),
-                )
-                .token(&token(user));
-            if !body.is_empty() {
+            let mut path = fixture.fill(&path.replace("{ME}", user));
+            if path.contains("{AP}") {
+                // Alice's app password, made for the rows that name it.
+                let made = app
+                    .post(
+                        "/api/app-passwords",
+                        &token("alice"),
+                        &json!({"name": "alice's"}),
+                    )
+                    .await
+                    .json();
+                path = path.replace("{AP}", &made["id"].to_string());
+            }
+            let request = app.request(
+                Method::from_bytes(method.as_bytes()).expect("a method"),
+                &path,
+            );
+            let mut request = match path.starts_with("/dav/") {
+                true => request.header("authorization", &basic(app, user).await),
+                false => request.token(&token(user)),
+            };
+            if path.starts_with("/dav/") {
+                request = request
+                    .header("content-type", "text/calendar")
+                    .header("depth", "1")
+                    .body(dav_body(&fixture, body));
+            } else if !body.is_empty() {
                 let content_type = match *method {
                     "PATCH" => "application/merge-patch+json",
                     _ => "application/json",
@@ -235,6 +322,27 @@ async fn every_route_answers_each_role_as_the_table_says(app: &TestApp) {
     );
 }
 
+/// HTTP Basic with a new app password of `user`'s.
+async fn basic(app: &TestApp, user: &str) -> String {
+    use base64::Engine;
+    let created = app
+        .post(
+            "/api/app-passwords",
+            &token(user),
+            &json!({"name": "matrix"}),
+        )
+        .await
+        .json();
+    let credentials = format!(
+        "{user}:{}",
+        created["password"].as_str().unwrap_or_default()
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
 /// A refused write changes nothing: the outsider's and the viewer's attempts leave the
 /// shared list's tasks exactly as they were.
 async fn refused_writes_change_nothing(app: &TestApp) {
@@ -245,20 +353,27 @@ async fn refused_writes_change_nothing(app: &TestApp) {
         .await
         .json();
     for (method, path, body, _, expected) in TABLE {
-        if *method == "GET" || !path.contains("/tasks") {
+        if *method == "GET" || !(path.contains("/tasks") || path.starts_with("/dav/")) {
             continue;
         }
         for (user, expected) in ROLES.iter().zip(expected).skip(2) {
             if *expected < 400 {
                 continue;
             }
-            let mut request = app
-                .request(
-                    Method::from_bytes(method.as_bytes()).expect("a method"),
-                    &fixture.fill(path),
-                )
-                .token(&token(user));
-            if !body.is_empty() {
+            let request = app.request(
+                Method::from_bytes(method.as_bytes()).expect("a method"),
+                &fixture.fill(&path.replace("{ME}", user)),
+            );
+            let mut request = match path.starts_with("/dav/") {
+                true => request.header("authorization", &basic(app, user).await),
+                false => request.token(&token(user)),
+            };
+            if path.starts_with("/dav/") {
+                request = request
+                    .header("content-type", "text/calendar")
+                    .header("depth", "1")
+                    .body(dav_body(&fixture, body));
+            } else if !body.is_empty() {
                 request = request
                     .header("content-type", "application/json")
                     .body(fixture.fill(body));

@@ -1,0 +1,271 @@
+//! Tasks as VTODOs: written over CalDAV, read over the API, and back; what the service does
+//! not model comes back unchanged; conditions, roles and the change feed hold.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Client, vtodo};
+use crate::backend_tests;
+use crate::support::app::{TestApp, token};
+
+/// A new list of `owner`'s shared with `member` in `role`; its id.
+pub async fn share(app: &TestApp, owner: &str, member: &str, role: &str) -> i64 {
+    let list = app
+        .post("/api/lists", &token(owner), &json!({"name": "Shared"}))
+        .await
+        .json();
+    let id = list["id"].as_i64().expect("a list id");
+    let invitation = app
+        .post(
+            &format!("/api/lists/{id}/invitations"),
+            &token(owner),
+            &json!({"role": role}),
+        )
+        .await
+        .json();
+    let accepted = app
+        .post(
+            "/api/invitations/accept",
+            &token(member),
+            &json!({"token": invitation["token"]}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text());
+    id
+}
+
+const ALARM: &str = "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Reminder\r\n\
+                     TRIGGER;RELATED=END:-PT15M\r\nEND:VALARM";
+
+async fn a_vtodo_round_trips_through_the_api(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let list = alice.inbox().await;
+    let path = format!("{}weekly-review.ics", alice.calendar(list));
+    let ics = vtodo(
+        "weekly-review",
+        &[
+            "SUMMARY:Weekly review\\, with notes",
+            "DESCRIPTION:Line one\\nLine two",
+            "DUE;TZID=Europe/Berlin:20261207T090000",
+            "PRIORITY:3",
+            "CATEGORIES:work,home",
+            "RRULE:FREQ=WEEKLY;BYDAY=MO",
+            "X-CLIENT-FLAG;X-PARAM=1:kept as is",
+            ALARM,
+        ],
+    );
+    let created = alice.put(&path, &ics).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let tasks = alice.tasks(list).await;
+    let task = tasks
+        .iter()
+        .find(|task| task["uid"] == "weekly-review")
+        .expect("the task");
+    assert_eq!(task["title"], "Weekly review, with notes");
+    assert_eq!(task["description"], "Line one\nLine two");
+    assert_eq!(task["due_at"], "2026-12-07T08:00:00Z");
+    assert_eq!(task["priority"], "high");
+    assert_eq!(task["tags"], json!(["work", "home"]));
+    assert_eq!(task["recurrence"]["rrule"], "FREQ=WEEKLY;BYDAY=MO");
+    assert_eq!(task["recurrence"]["time_zone"], "Europe/Berlin");
+
+    // What was written comes back, the unmodelled parts unchanged.
+    let read = alice.send("GET", &path, &[], "").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.header("etag"), created.header("etag"));
+    let text = read.text();
+    for line in [
+        "PRIORITY:3",
+        "DUE;TZID=Europe/Berlin:20261207T090000",
+        "X-CLIENT-FLAG;X-PARAM=1:kept as is",
+        ALARM,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+
+    // A change through the API shows; the alarm stays.
+    let url = format!("/api/tasks/{}", task["id"]);
+    let patched = app
+        .patch(
+            &url,
+            &token("alice"),
+            &json!({"title": "Review", "priority": "low"}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let text = alice.send("GET", &path, &[], "").await.text();
+    assert!(text.contains("SUMMARY:Review\r\n"), "{text}");
+    assert!(text.contains("PRIORITY:9\r\n"), "{text}");
+    assert!(text.contains(ALARM), "{text}");
+
+    // Completing over CalDAV advances the repeating task, as completing over the API does.
+    let edited = text.replace("BEGIN:VTODO\r\n", "BEGIN:VTODO\r\nSTATUS:COMPLETED\r\n");
+    let completed = alice.put(&path, &edited).await;
+    assert_eq!(
+        completed.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        completed.text()
+    );
+    assert!(
+        completed.header("etag").is_none(),
+        "the server changed it: no ETag"
+    );
+    let after = app.get(&url, &token("alice")).await.json();
+    assert_eq!(after["due_at"], "2026-12-14T08:00:00Z");
+    assert_eq!(after["status"], "pending");
+    assert_eq!(after["completed_count"], 1);
+}
+
+async fn writes_are_conditional_and_follow_roles(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let bob = Client::new(app, "bob").await;
+    let list = share(app, "alice", "bob", "viewer").await;
+    let path = format!("{}t1.ics", alice.calendar(list));
+    let first = alice.put(&path, &vtodo("t1", &["SUMMARY:One"])).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let etag = first.header("etag").expect("an ETag").to_owned();
+
+    let again = alice
+        .send(
+            "PUT",
+            &path,
+            &[("if-none-match", "*")],
+            &vtodo("t1", &["SUMMARY:Two"]),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::PRECONDITION_FAILED);
+    let second = alice
+        .send(
+            "PUT",
+            &path,
+            &[("if-match", &etag)],
+            &vtodo("t1", &["SUMMARY:Two"]),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::NO_CONTENT, "{}", second.text());
+    let stale = alice
+        .send(
+            "PUT",
+            &path,
+            &[("if-match", &etag)],
+            &vtodo("t1", &["SUMMARY:Three"]),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let misnamed = alice
+        .put(
+            &format!("{}other.ics", alice.calendar(list)),
+            &vtodo("t1", &["SUMMARY:x"]),
+        )
+        .await;
+    assert_eq!(misnamed.status, StatusCode::BAD_REQUEST);
+
+    // The viewer reads, and cannot write or delete.
+    let bobs = format!("{}t1.ics", bob.calendar(list));
+    let read = bob.send("GET", &bobs, &[], "").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.text().contains("SUMMARY:Two"));
+    let put = bob.put(&bobs, &vtodo("t1", &["SUMMARY:Bob's"])).await;
+    assert_eq!(put.status, StatusCode::FORBIDDEN);
+    let new = bob
+        .put(
+            &format!("{}t2.ics", bob.calendar(list)),
+            &vtodo("t2", &["SUMMARY:New"]),
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        bob.send("DELETE", &bobs, &[], "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // An outsider's write is a 404.
+    let carol = Client::new(app, "carol").await;
+    let foreign = carol
+        .put(
+            &format!("{}t3.ics", carol.calendar(list)),
+            &vtodo("t3", &["SUMMARY:x"]),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    let deleted = alice.send("DELETE", &path, &[], "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        alice.send("GET", &path, &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(alice.tasks(list).await.is_empty());
+    // Written again under the same uid: the trashed task is back.
+    let back = alice.put(&path, &vtodo("t1", &["SUMMARY:Back"])).await;
+    assert_eq!(back.status, StatusCode::CREATED, "{}", back.text());
+    assert_eq!(alice.tasks(list).await[0]["title"], "Back");
+}
+
+async fn subtasks_and_changes_show_on_both_sides(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let list = alice.inbox().await;
+    let feed = |cursor: String| async move {
+        app.get(
+            &format!("/api/tasks/changes?cursor={cursor}"),
+            &token("alice"),
+        )
+        .await
+        .json()
+    };
+    let start: Value = feed("0".into()).await;
+    let cursor = start["next_cursor"].as_str().expect("a cursor").to_owned();
+    let calendar = alice.calendar(list);
+    let parent = alice
+        .put(
+            &format!("{calendar}p.ics"),
+            &vtodo("p", &["SUMMARY:Parent"]),
+        )
+        .await;
+    assert_eq!(parent.status, StatusCode::CREATED);
+    let child = alice
+        .put(
+            &format!("{calendar}c.ics"),
+            &vtodo("c", &["SUMMARY:Child", "RELATED-TO;RELTYPE=PARENT:p"]),
+        )
+        .await;
+    assert_eq!(child.status, StatusCode::CREATED);
+    let tasks = alice.tasks(list).await;
+    let id_of = |uid: &str| {
+        tasks
+            .iter()
+            .find(|task| task["uid"] == uid)
+            .map(|task| task["id"].clone())
+            .expect("the task")
+    };
+    let child_task = tasks.iter().find(|task| task["uid"] == "c").expect("child");
+    assert_eq!(child_task["parent_id"], id_of("p"));
+    // Both writes are in the feed.
+    let page = feed(cursor).await;
+    let uids: Vec<&Value> = page["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|change| &change["task"]["uid"])
+        .collect();
+    assert_eq!(uids, [&json!("p"), &json!("c")]);
+    // A subtask made over the API shows its parent over CalDAV.
+    let made = app
+        .create_task(
+            &token("alice"),
+            json!({"title": "API child", "parent_id": id_of("p"), "uid": "api-child"}),
+        )
+        .await;
+    let text = alice
+        .send("GET", &format!("{calendar}api-child.ics"), &[], "")
+        .await
+        .text();
+    assert!(text.contains("RELATED-TO;RELTYPE=PARENT:p\r\n"), "{text}");
+    let _ = made;
+}
+
+backend_tests!(
+    a_vtodo_round_trips_through_the_api,
+    writes_are_conditional_and_follow_roles,
+    subtasks_and_changes_show_on_both_sides,
+);
