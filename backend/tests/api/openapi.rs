@@ -162,6 +162,17 @@ async fn the_document_lists_every_route_with_its_responses() {
             "post",
             &["200", "401", "403", "404", "422", "503"],
         ),
+        ("/api/app-passwords", "get", &["200", "401", "503"]),
+        (
+            "/api/app-passwords",
+            "post",
+            &["201", "401", "409", "413", "415", "422", "503"],
+        ),
+        (
+            "/api/app-passwords/{app_password_id}",
+            "delete",
+            &["204", "401", "404", "422", "503"],
+        ),
         ("/health", "get", &["200"]),
         ("/ready", "get", &["200", "503"]),
     ];
@@ -195,7 +206,7 @@ async fn the_document_lists_every_route_with_its_responses() {
     assert_eq!(scheme["scheme"], "bearer");
     assert_eq!(
         doc["paths"].as_object().map(|p| p.len()),
-        Some(20),
+        Some(22),
         "no undocumented extras"
     );
 }
