@@ -15,3 +15,8 @@ create table app_passwords (
 create index app_passwords_user_id_idx on app_passwords (user_id);
 
 alter table tasks add column ical text;
+-- The name a client gave a task's resource (`{dav_name}.ics`) when it is not the task's uid,
+-- and the name it gave a calendar it made (MKCALENDAR), so that both stay where the client
+-- put them.
+alter table tasks add column dav_name text;
+alter table lists add column dav_name text;

@@ -18,6 +18,7 @@ use super::mapping;
 use super::objects::Objects;
 use super::paths::{self, Collection, Target};
 use super::xml::{self, APPLE, CALDAV, CS, DAV, Element, Multistatus};
+use crate::domain::calendar::CalendarTags;
 use crate::domain::list::{CreateList, ListName};
 use crate::domain::{ChangeCursor, List, ListId, Once, Role, Task, UserId};
 use crate::http::conditional::{IfMatch, none_match_any};
@@ -68,6 +69,7 @@ pub async fn dav(State(state): State<AppState>, request: Request) -> Response {
         user: &user,
         headers: &parts.headers,
         body: &body,
+        base: paths::calendar_base(parts.uri.path()).unwrap_or_default(),
     };
     let outcome = match parts.method.as_str() {
         "PROPFIND" => request.propfind(target).await,
@@ -118,6 +120,9 @@ struct Dav<'a> {
     user: &'a UserId,
     headers: &'a HeaderMap,
     body: &'a Bytes,
+    /// The path of the calendar the request names, as it wrote it: the base of the hrefs
+    /// of its answer.
+    base: String,
 }
 
 /// The properties a request asks for.
@@ -293,7 +298,8 @@ impl Dav<'_> {
         properties
     }
 
-    fn calendar_properties(&self, list: &List, tag: i64, token: i64) -> Vec<Property> {
+    fn calendar_properties(&self, list: &List, tags: &CalendarTags) -> Vec<Property> {
+        let (tag, token) = (tags.tag, tags.token);
         let privileges = match list.role {
             Role::Viewer => {
                 "<d:privilege><d:read/></d:privilege>\
@@ -367,22 +373,36 @@ impl Dav<'_> {
         properties
     }
 
-    /// The list a calendar path names, with its change tag and sync token.
-    async fn calendar(&self, collection: &Collection) -> Result<(List, i64, i64), ApiError> {
-        let Collection::List(id) = collection else {
-            return Err(not_found());
-        };
-        let list = self.state.lists.get_list(self.user, *id).await?;
-        let (tag, token) = self.tags(*id).await?;
-        Ok((list, tag, token))
+    /// The list a calendar path names (a 404 for one the caller cannot read).
+    async fn resolve(&self, collection: &Collection) -> Result<ListId, ApiError> {
+        match collection {
+            Collection::List(id) => Ok(*id),
+            Collection::Named(name) => self
+                .state
+                .calendars
+                .list_named(self.user, name)
+                .await?
+                .ok_or_else(not_found),
+        }
     }
 
-    async fn tags(&self, list: ListId) -> Result<(i64, i64), ApiError> {
+    /// The list a calendar path names, with its change tag and sync token.
+    async fn calendar(&self, collection: &Collection) -> Result<(List, CalendarTags), ApiError> {
+        let id = self.resolve(collection).await?;
+        let list = self.state.lists.get_list(self.user, id).await?;
+        Ok((list, self.tags(id).await?))
+    }
+
+    async fn tags(&self, list: ListId) -> Result<CalendarTags, ApiError> {
         let tags = self.state.calendars.collection_tags(self.user).await?;
         tags.into_iter()
-            .find(|(id, _, _)| *id == list)
-            .map(|(_, tag, token)| (tag, token))
+            .find(|tags| tags.list == list)
             .ok_or_else(not_found)
+    }
+
+    /// The href of the task at `name` in the calendar of the request.
+    fn object_href(&self, name: &str) -> String {
+        paths::object(&self.base, name)
     }
 
     async fn propfind(&self, target: Target) -> Result<Response, ApiError> {
@@ -411,39 +431,34 @@ impl Dav<'_> {
                     let lists = self.state.lists.lists_of(self.user).await?;
                     let tags = self.state.calendars.collection_tags(self.user).await?;
                     for list in lists {
-                        let Some((_, tag, token)) = tags.iter().find(|(id, _, _)| *id == list.id)
-                        else {
+                        let Some(tags) = tags.iter().find(|tags| tags.list == list.id) else {
                             continue;
                         };
-                        let href = paths::calendar(self.user, list.id);
-                        let properties = self.calendar_properties(&list, *tag, *token);
+                        let href = paths::calendar(self.user, list.id, tags.name.as_deref());
+                        let properties = self.calendar_properties(&list, tags);
                         wanted.answer(&mut answer, &href, properties);
                     }
                 }
             }
             Target::Calendar(collection) => {
-                let (list, tag, token) = self.calendar(&collection).await?;
-                let href = paths::calendar(self.user, list.id);
-                wanted.answer(
-                    &mut answer,
-                    &href,
-                    self.calendar_properties(&list, tag, token),
-                );
+                let (list, tags) = self.calendar(&collection).await?;
+                let properties = self.calendar_properties(&list, &tags);
+                wanted.answer(&mut answer, &self.base, properties);
                 if depth > 0 {
                     let objects = Objects::load(self.state, self.user, list.id).await?;
                     for task in &objects.tasks {
-                        let href = paths::object(self.user, list.id, task.uid.as_str());
+                        let href = self.object_href(objects.name(task));
                         let properties = self.object_properties(&objects, task, &wanted);
                         wanted.answer(&mut answer, &href, properties);
                     }
                 }
             }
-            Target::Object(list, uid) => {
-                let objects = Objects::named(self.state, self.user, list, &[&uid]).await?;
-                let task = objects.find(&uid).ok_or_else(not_found)?;
-                let href = paths::object(self.user, list, &uid);
+            Target::Object(collection, name) => {
+                let list = self.resolve(&collection).await?;
+                let objects = Objects::named(self.state, self.user, list, &[&name], &[]).await?;
+                let task = objects.find_named(&name).ok_or_else(not_found)?;
                 let properties = self.object_properties(&objects, task, &wanted);
-                wanted.answer(&mut answer, &href, properties);
+                wanted.answer(&mut answer, &self.object_href(&name), properties);
             }
         }
         Ok(multistatus(answer.finish(None)))
@@ -457,7 +472,7 @@ impl Dav<'_> {
                 "only a calendar's properties can be set",
             ));
         };
-        let (list, _, _) = self.calendar(collection).await?;
+        self.calendar(collection).await?;
         let root = document(self.body)?
             .filter(|root| root.is(DAV, "propertyupdate"))
             .ok_or_else(|| ApiError::BadRequest("expected a DAV:propertyupdate body".into()))?;
@@ -469,14 +484,14 @@ impl Dav<'_> {
                 }
             }
         }
-        let href = paths::calendar(self.user, list.id);
+        let href = &self.base;
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:multistatus xmlns:d=\"DAV:\" \
              xmlns:c=\"{CALDAV}\" xmlns:cs=\"{CS}\" xmlns:a=\"{APPLE}\"><d:response>\
              <d:href>{}</d:href><d:propstat><d:prop>{}</d:prop>\
              <d:status>HTTP/1.1 403 Forbidden</d:status></d:propstat></d:response>\
              </d:multistatus>\n",
-            xml::text(&href),
+            xml::text(href),
             names.concat()
         );
         Ok(multistatus(body))
@@ -485,27 +500,32 @@ impl Dav<'_> {
     async fn report(&self, target: Target) -> Result<Response, ApiError> {
         let root = document(self.body)?
             .ok_or_else(|| ApiError::BadRequest("a REPORT needs a body".into()))?;
-        let (list, objects) = match &target {
-            Target::Calendar(collection) => {
-                let (list, _, _) = self.calendar(collection).await?;
-                let objects = Objects::load(self.state, self.user, list.id).await?;
-                (list.id, objects)
+        let (list, tags) = match &target {
+            Target::Calendar(collection) | Target::Object(collection, _) => {
+                let (list, tags) = self.calendar(collection).await?;
+                (list.id, tags)
             }
-            Target::Object(list, _) => (*list, Objects::load(self.state, self.user, *list).await?),
             _ => return Err(ApiError::Forbidden("reports are answered on calendars")),
         };
+        let objects = Objects::load(self.state, self.user, list).await?;
         let wanted = Wanted::of(&root);
         let mut answer = Multistatus::default();
         if root.is(CALDAV, "calendar-multiget") {
             for href in root.children_named(DAV, "href") {
-                let uid = match paths::target(&href.text, self.user) {
-                    Some(Target::Object(in_list, uid)) if in_list == list => uid,
+                // An href of this calendar, by its id or by the name a client made it under.
+                let name = match paths::target(&href.text, self.user) {
+                    Some(Target::Object(Collection::List(id), name)) if id == list => name,
+                    Some(Target::Object(Collection::Named(calendar), name))
+                        if tags.name.as_deref() == Some(calendar.as_str()) =>
+                    {
+                        name
+                    }
                     _ => {
                         answer.status(&href.text, "404 Not Found");
                         continue;
                     }
                 };
-                match objects.find(&uid) {
+                match objects.find_named(&name) {
                     Some(task) => {
                         let properties = self.object_properties(&objects, task, &wanted);
                         wanted.answer(&mut answer, &href.text, properties);
@@ -518,14 +538,14 @@ impl Dav<'_> {
         if root.is(CALDAV, "calendar-query") {
             let filter = root.child(CALDAV, "filter");
             for task in &objects.tasks {
-                if let Target::Object(_, uid) = &target
-                    && task.uid.as_str() != uid
+                if let Target::Object(_, name) = &target
+                    && objects.name(task) != name
                 {
                     continue;
                 }
                 let todo = todo_of(&objects, task);
                 if filter.is_none_or(|filter| super::query::matches(filter, task, &todo)) {
-                    let href = paths::object(self.user, list, task.uid.as_str());
+                    let href = self.object_href(objects.name(task));
                     let properties = self.object_properties(&objects, task, &wanted);
                     wanted.answer(&mut answer, &href, properties);
                 }
@@ -575,26 +595,25 @@ impl Dav<'_> {
         let mut answer = Multistatus::default();
         let mut seen = HashSet::new();
         for task in &changes.changed {
-            seen.insert(task.uid.as_str().to_owned());
-            // As it is now (it may have changed again since the report read it).
-            let task = objects.find(task.uid.as_str()).unwrap_or(task);
-            let href = paths::object(self.user, list, task.uid.as_str());
+            // As it is now (it may have changed again, or gone, since the report read it).
+            let Some(task) = objects.tasks.iter().find(|now| now.id == task.id) else {
+                continue;
+            };
+            seen.insert(objects.name(task).to_owned());
+            let href = self.object_href(objects.name(task));
             let properties = self.object_properties(objects, task, wanted);
             wanted.answer(&mut answer, &href, properties);
         }
         // A first sync lists what is there; removals mean something only after one.
         if since != ChangeCursor::START {
-            for uid in &changes.removed {
-                if seen.insert(uid.clone()) && objects.find(uid).is_none() {
-                    answer.status(&paths::object(self.user, list, uid), "404 Not Found");
+            for name in &changes.removed {
+                if seen.insert(name.clone()) && objects.find_named(name).is_none() {
+                    answer.status(&self.object_href(name), "404 Not Found");
                 }
             }
         }
         if changes.truncated {
-            answer.status(
-                &paths::calendar(self.user, list),
-                "507 Insufficient Storage",
-            );
+            answer.status(&self.base, "507 Insufficient Storage");
         }
         Ok(multistatus(
             answer.finish(Some(&sync_token(changes.next.get()))),
@@ -602,8 +621,8 @@ impl Dav<'_> {
     }
 
     async fn get(&self, target: Target, with_body: bool) -> Result<Response, ApiError> {
-        let (list, uid) = match target {
-            Target::Object(list, uid) => (list, uid),
+        let (collection, name) = match target {
+            Target::Object(collection, name) => (collection, name),
             // A calendar has no body of its own; one the caller cannot read is not there.
             Target::Calendar(collection) => {
                 self.calendar(&collection).await?;
@@ -611,8 +630,9 @@ impl Dav<'_> {
             }
             _ => return Err(ApiError::MethodNotAllowed),
         };
-        let objects = Objects::named(self.state, self.user, list, &[&uid]).await?;
-        let task = objects.find(&uid).ok_or_else(not_found)?;
+        let list = self.resolve(&collection).await?;
+        let objects = Objects::named(self.state, self.user, list, &[&name], &[]).await?;
+        let task = objects.find_named(&name).ok_or_else(not_found)?;
         let etag = task_etag(task.id, task.version);
         let body = match with_body {
             true => Body::from(objects.render(task)),
@@ -633,9 +653,10 @@ impl Dav<'_> {
     }
 
     async fn put(&self, target: Target) -> Result<Response, ApiError> {
-        let Target::Object(list, name) = target else {
+        let Target::Object(collection, name) = target else {
             return Err(ApiError::MethodNotAllowed);
         };
+        let list = self.resolve(&collection).await?;
         let if_match = IfMatch::from_headers(self.headers)?;
         let create_only = none_match_any(self.headers)?;
         let object =
@@ -643,31 +664,31 @@ impl Dav<'_> {
         let todo = object
             .todo()
             .map_err(|error| ApiError::BadRequest(error.to_string()))?;
-        if todo.uid != name {
-            return Err(ApiError::BadRequest(format!(
-                "the resource name must be the task's UID followed by .ics ({}.ics)",
-                todo.uid
-            )));
-        }
         let fields = mapping::fields(&todo)?;
-        let mut uids = vec![name.as_str()];
+        let mut uids = vec![todo.uid.as_str()];
         uids.extend(fields.parent_uid.as_deref());
-        let objects = Objects::named(self.state, self.user, list, &uids).await?;
+        let objects = Objects::named(self.state, self.user, list, &[&name], &uids).await?;
         let parent = fields
             .parent_uid
             .as_deref()
             .and_then(|uid| objects.find(uid))
             .map(|task| task.id);
         let (status, due) = (fields.status, fields.due_at);
-        let stored = object.to_stored();
-        let (code, task) = match objects.find(&name) {
+        // The resource's own name, kept only when it is not the uid.
+        let dav_name = (name != todo.uid).then(|| name.clone());
+        let (code, task) = match objects.find_named(&name) {
             Some(current) => {
                 if create_only {
                     return Err(ApiError::PreconditionFailed {
                         etag: task_etag(current.id, current.version),
                     });
                 }
-                let changes = mapping::update(fields, current, parent, stored);
+                if current.uid.as_str() != todo.uid {
+                    return Err(ApiError::BadRequest(
+                        "the UID of a task cannot change: write it under a new name".into(),
+                    ));
+                }
+                let changes = mapping::update(fields, current, parent, object.to_stored());
                 let expect = if_match.versions_for(current.id);
                 let task = self
                     .state
@@ -682,7 +703,14 @@ impl Dav<'_> {
                         etag: HeaderValue::from_static("\"\""),
                     });
                 }
-                let create = mapping::create(fields, list, parent, stored);
+                // RFC 4791 §5.3.2.1: one UID per calendar.
+                if objects.find(&todo.uid).is_some() {
+                    return Err(ApiError::Conflict(
+                        "the calendar already holds this UID under another name (no-uid-conflict)",
+                    ));
+                }
+                let mut create = mapping::create(fields, list, parent, object.to_stored());
+                create.dav_name = dav_name.clone();
                 let task = match self.state.tasks.create(self.user, create, None).await {
                     Ok(Once::Done(task)) => task,
                     Ok(Once::Replayed(_)) => return Err(not_found()),
@@ -690,8 +718,9 @@ impl Dav<'_> {
                     Err(StoreError::UidTaken(id)) => {
                         let restored = self.state.tasks.restore(self.user, id).await?;
                         let fields = mapping::fields(&todo)?;
-                        let changes =
+                        let mut changes =
                             mapping::update(fields, &restored, parent, object.to_stored());
+                        changes.dav_name = Some(dav_name);
                         self.state
                             .tasks
                             .update(self.user, id, changes, &Default::default())
@@ -748,21 +777,22 @@ impl Dav<'_> {
 
     async fn delete(&self, target: Target) -> Result<Response, ApiError> {
         match target {
-            Target::Object(list, uid) => {
+            Target::Object(collection, name) => {
+                let list = self.resolve(&collection).await?;
                 let if_match = IfMatch::from_headers(self.headers)?;
-                let objects = Objects::named(self.state, self.user, list, &[&uid]).await?;
-                let task = objects.find(&uid).ok_or_else(not_found)?;
+                let objects = Objects::named(self.state, self.user, list, &[&name], &[]).await?;
+                let task = objects.find_named(&name).ok_or_else(not_found)?;
                 self.state
                     .tasks
                     .delete(self.user, task.id, &if_match.versions_for(task.id))
                     .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            Target::Calendar(Collection::List(list)) => {
+            Target::Calendar(collection) => {
+                let list = self.resolve(&collection).await?;
                 self.state.lists.delete_list(self.user, list).await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            Target::Calendar(Collection::Named(_)) => Err(not_found()),
             _ => Err(ApiError::Forbidden(
                 "only calendars and tasks can be deleted",
             )),
@@ -770,10 +800,11 @@ impl Dav<'_> {
     }
 
     /// `MKCALENDAR`: a new list, named by the body's `displayname` (or the path's last
-    /// segment). It is served at its id's path, which `Location` gives.
+    /// segment), served at the path the client chose.
     async fn mkcalendar(&self, target: Target) -> Result<Response, ApiError> {
         let segment = match target {
             Target::Calendar(Collection::Named(segment)) => segment,
+            // A number is a list's id: taken, or not the caller's to make.
             Target::Calendar(Collection::List(_)) => return Err(ApiError::MethodNotAllowed),
             _ => {
                 return Err(ApiError::Forbidden(
@@ -781,7 +812,16 @@ impl Dav<'_> {
                 ));
             }
         };
-        let mut name = segment;
+        if self
+            .state
+            .calendars
+            .list_named(self.user, &segment)
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let mut name = segment.clone();
         let mut color = None;
         if let Some(root) = document(self.body)? {
             let prop = root
@@ -810,7 +850,11 @@ impl Dav<'_> {
         let Once::Done(list) = list else {
             return Err(not_found());
         };
-        let location = HeaderValue::from_str(&paths::calendar(self.user, list.id))
+        self.state
+            .calendars
+            .name_list(self.user, list.id, &segment)
+            .await?;
+        let location = HeaderValue::from_str(&paths::calendar(self.user, list.id, Some(&segment)))
             .map_err(|error| ApiError::Internal(error.into()))?;
         Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
     }

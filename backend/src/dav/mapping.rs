@@ -132,6 +132,7 @@ pub fn create(fields: Fields, list: ListId, parent: Option<TaskId>, ical: String
         parent_id: parent,
         recurrence: fields.recurrence.filter(|_| fields.due_at.is_some()),
         ical: Some(ical),
+        dav_name: None,
     }
 }
 
@@ -163,6 +164,7 @@ pub fn update(fields: Fields, current: &Task, parent: Option<TaskId>, ical: Stri
         parent_id: differs(parent != current.parent_id).map(|()| parent),
         recurrence: differs(recurrence_then != recurrence_now).map(|()| fields.recurrence.clone()),
         ical: Some(ical),
+        dav_name: None,
     }
 }
 

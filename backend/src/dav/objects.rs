@@ -1,5 +1,5 @@
-//! A calendar's objects: the live tasks of a list, with what calendar clients wrote of them,
-//! rendered as iCalendar.
+//! A calendar's objects: live tasks of a list, with what calendar clients wrote of them (the
+//! iCalendar object, the resource's name), rendered as iCalendar.
 
 use std::collections::HashMap;
 
@@ -11,10 +11,11 @@ use crate::http::{ApiError, AppState};
 /// How many tasks one read of a list takes.
 const PAGE: u32 = 500;
 
-/// The live tasks of one list the caller can read, with their stored objects.
+/// Live tasks of one list the caller can read, with what clients wrote of them.
 pub struct Objects {
     pub tasks: Vec<Task>,
     stored: HashMap<TaskId, String>,
+    names: HashMap<TaskId, String>,
     uids: HashMap<TaskId, String>,
 }
 
@@ -43,22 +44,27 @@ impl Objects {
         Self::with(state, user, list, tasks).await
     }
 
-    /// The live tasks of `list` with these uids, and what their objects refer to (a parent,
-    /// a parent the client named): what one object's read or write needs, without reading
-    /// the whole list (a 404 for a list the caller cannot read).
+    /// The live tasks of `list` at these resource names and with these uids, and what their
+    /// objects refer to (a parent, a parent the client named): what one object's read or
+    /// write needs, without reading the whole list (a 404 for a list the caller cannot read).
     pub async fn named(
         state: &AppState,
         user: &UserId,
         list: ListId,
+        names: &[&str],
         uids: &[&str],
     ) -> Result<Objects, ApiError> {
+        // Also what tells a list the caller cannot read (404) from an empty one.
         let mut tasks: Vec<Task> = Vec::new();
         for uid in uids {
-            if tasks.iter().any(|task| task.uid.as_str() == *uid) {
-                continue;
-            }
             if let Some(task) = by_uid(state, user, list, uid).await? {
                 tasks.push(task);
+            }
+        }
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        for (_, id) in state.calendars.tasks_named(user, list, &names).await? {
+            if !tasks.iter().any(|task| task.id == id) {
+                tasks.push(state.tasks.get(user, id).await?);
             }
         }
         let mut objects = Self::with(state, user, list, tasks).await?;
@@ -89,7 +95,7 @@ impl Objects {
         Ok(objects)
     }
 
-    /// `tasks` of `list`, with their stored objects and the uids of the whole list.
+    /// `tasks` of `list`, with what clients wrote of them.
     async fn with(
         state: &AppState,
         user: &UserId,
@@ -97,12 +103,16 @@ impl Objects {
         tasks: Vec<Task>,
     ) -> Result<Objects, ApiError> {
         let ids: Vec<TaskId> = tasks.iter().map(|task| task.id).collect();
-        let stored = state
-            .calendars
-            .icals(user, list, &ids)
-            .await?
-            .into_iter()
-            .collect();
+        let mut stored = HashMap::new();
+        let mut names = HashMap::new();
+        for object in state.calendars.objects(user, list, &ids).await? {
+            if let Some(ical) = object.ical {
+                stored.insert(object.task, ical);
+            }
+            if let Some(name) = object.name {
+                names.insert(object.task, name);
+            }
+        }
         let uids = tasks
             .iter()
             .map(|task| (task.id, task.uid.as_str().to_owned()))
@@ -110,6 +120,7 @@ impl Objects {
         Ok(Objects {
             tasks,
             stored,
+            names,
             uids,
         })
     }
@@ -117,6 +128,18 @@ impl Objects {
     /// The live task with this uid.
     pub fn find(&self, uid: &str) -> Option<&Task> {
         self.tasks.iter().find(|task| task.uid.as_str() == uid)
+    }
+
+    /// The live task whose resource has this name.
+    pub fn find_named(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|task| self.name(task) == name)
+    }
+
+    /// The name of `task`'s resource, without `.ics`: the one its client chose, else its uid.
+    pub fn name<'a>(&'a self, task: &'a Task) -> &'a str {
+        self.names
+            .get(&task.id)
+            .map_or(task.uid.as_str(), String::as_str)
     }
 
     /// What the client last wrote of `task`, if anything (and if it still reads).

@@ -30,53 +30,79 @@ pub enum Target {
     Root,
     Principal,
     Home,
-    /// A calendar: a list by its id, or (for MKCALENDAR only) a name a client chose.
     Calendar(Collection),
-    /// A task, by the list and its resource name without `.ics` (its uid).
-    Object(ListId, String),
+    /// A task, by its calendar and its resource name without `.ics` (its uid, unless the
+    /// client that made it chose another name).
+    Object(Collection, String),
 }
 
-/// The collection segment of a calendar path.
+/// The collection segment of a calendar path: a list's id, or the name a client made it
+/// under (MKCALENDAR).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collection {
     List(ListId),
     Named(String),
 }
 
+/// The most characters a calendar's or a task's resource name may have.
+pub const MAX_NAME_CHARS: usize = 255;
+
 /// The resource `path` names for `user`, or `None` for one that does not exist for them
 /// (another user's, or no resource at all).
 pub fn target(path: &str, user: &UserId) -> Option<Target> {
     let rest = path.strip_prefix("/dav")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let collection_path = rest.ends_with('/') || rest.is_empty();
-    let decode = |segment: &str| {
-        percent_decode_str(segment)
-            .decode_utf8()
-            .ok()
-            .map(|s| s.into_owned())
-    };
     let is_caller = |segment: &str| decode(segment).as_deref() == Some(user.as_str());
     match segments.as_slice() {
         [] => Some(Target::Root),
         ["principals", who] if is_caller(who) => Some(Target::Principal),
         ["calendars", who] if is_caller(who) => Some(Target::Home),
         ["calendars", who, collection] if is_caller(who) => {
-            let name = decode(collection)?;
-            Some(Target::Calendar(
-                match name.parse::<crate::domain::TaskId>() {
-                    Ok(id) if collection_path => {
-                        ListId::try_from(id.get()).map(Collection::List).ok()?
-                    }
-                    _ => Collection::Named(name),
-                },
+            Some(Target::Calendar(self::collection(collection)?))
+        }
+        ["calendars", who, collection, name] if is_caller(who) && !rest.ends_with('/') => {
+            let name = decode(name)?;
+            let name = name.strip_suffix(".ics")?;
+            if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+                return None;
+            }
+            Some(Target::Object(
+                self::collection(collection)?,
+                name.to_owned(),
             ))
         }
-        ["calendars", who, collection, name] if is_caller(who) && !collection_path => {
-            let list = decode(collection)?.parse::<crate::domain::TaskId>().ok()?;
-            let list = ListId::try_from(list.get()).ok()?;
-            let name = decode(name)?;
-            let uid = name.strip_suffix(".ics")?;
-            Some(Target::Object(list, uid.to_owned()))
+        _ => None,
+    }
+}
+
+fn decode(segment: &str) -> Option<String> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+fn collection(segment: &str) -> Option<Collection> {
+    let name = decode(segment)?;
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return None;
+    }
+    Some(match name.parse::<crate::domain::TaskId>() {
+        Ok(id) => Collection::List(ListId::try_from(id.get()).ok()?),
+        Err(_) => Collection::Named(name),
+    })
+}
+
+/// The path of the calendar `path` is in, as the client wrote it (`/dav/calendars/u/7/`), so
+/// that the hrefs of an answer are the ones it asked with.
+pub fn calendar_base(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["dav", "calendars", who, collection, ..] => {
+            Some(format!("/dav/calendars/{who}/{collection}/"))
         }
         _ => None,
     }
@@ -94,12 +120,17 @@ pub fn home(user: &UserId) -> String {
     format!("/dav/calendars/{}/", encode(user.as_str()))
 }
 
-pub fn calendar(user: &UserId, list: ListId) -> String {
-    format!("{}{}/", home(user), list.get())
+/// A list's calendar: at the name a client made it under, else at its id.
+pub fn calendar(user: &UserId, list: ListId, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{}{}/", home(user), encode(name)),
+        None => format!("{}{}/", home(user), list.get()),
+    }
 }
 
-pub fn object(user: &UserId, list: ListId, uid: &str) -> String {
-    format!("{}{}.ics", calendar(user, list), encode(uid))
+/// A task's resource in the calendar at `base`.
+pub fn object(base: &str, name: &str) -> String {
+    format!("{base}{}.ics", encode(name))
 }
 
 fn encode(segment: &str) -> String {
@@ -117,9 +148,11 @@ mod tests {
     #[test]
     fn paths_name_the_callers_resources_only() {
         let list = ListId::try_from(7).expect("a list id");
+        let seven = Collection::List(list);
         let cases = [
             ("/dav", Some(Target::Root)),
             ("/dav/", Some(Target::Root)),
+            ("/davx", None),
             ("/dav/principals/alice/", Some(Target::Principal)),
             ("/dav/principals/bob/", None),
             ("/dav/calendars/alice", Some(Target::Home)),
@@ -127,7 +160,11 @@ mod tests {
             ("/dav/calendars/bob/7/", None),
             (
                 "/dav/calendars/alice/7/",
-                Some(Target::Calendar(Collection::List(list))),
+                Some(Target::Calendar(seven.clone())),
+            ),
+            (
+                "/dav/calendars/alice/7",
+                Some(Target::Calendar(seven.clone())),
             ),
             (
                 "/dav/calendars/alice/new-one/",
@@ -135,10 +172,14 @@ mod tests {
             ),
             (
                 "/dav/calendars/alice/7/a%2Fb@c.ics",
-                Some(Target::Object(list, "a/b@c".into())),
+                Some(Target::Object(seven.clone(), "a/b@c".into())),
+            ),
+            (
+                "/dav/calendars/alice/work/x.ics",
+                Some(Target::Object(Collection::Named("work".into()), "x".into())),
             ),
             ("/dav/calendars/alice/7/x.txt", None),
-            ("/dav/calendars/alice/x/y.ics", None),
+            ("/dav/calendars/alice/7/.ics", None),
             ("/dav/calendars/alice/7/y.ics/", None),
             ("/dav/calendars/alice/7/%ff.ics", None),
             ("/other", None),
@@ -151,11 +192,21 @@ mod tests {
     #[test]
     fn hrefs_read_back_as_what_they_name() {
         let list = ListId::try_from(3).expect("a list id");
-        let href = object(&alice(), list, "a b/ü.ics?");
+        let base = calendar(&alice(), list, None);
+        assert_eq!(base, "/dav/calendars/alice/3/");
+        assert_eq!(
+            calendar(&alice(), list, Some("my list")),
+            "/dav/calendars/alice/my%20list/"
+        );
+        let href = object(&base, "a b/ü.ics?");
         assert_eq!(href, "/dav/calendars/alice/3/a%20b%2F%C3%BC.ics%3F.ics");
         assert_eq!(
             target(&href, &alice()),
-            Some(Target::Object(list, "a b/ü.ics?".into()))
+            Some(Target::Object(Collection::List(list), "a b/ü.ics?".into()))
+        );
+        assert_eq!(
+            calendar_base(&href).as_deref(),
+            Some("/dav/calendars/alice/3/")
         );
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::{ListId, TaskId};
 use super::list::ListName;
 use super::sync::ChangeCursor;
 use super::task::Task;
@@ -47,8 +48,27 @@ pub struct CreateAppPassword {
     pub name: ListName,
 }
 
+/// What calendar clients wrote of a task: its iCalendar object, and the name of its resource
+/// when that is not its uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub task: TaskId,
+    pub ical: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A list as a calendar: its change tag, the newest sync token safe to hand out, and the name
+/// a client gave it when it made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarTags {
+    pub list: ListId,
+    pub tag: i64,
+    pub token: i64,
+    pub name: Option<String>,
+}
+
 /// A list's changes after a sync token, for a calendar client: the tasks to fetch again and
-/// the uids of those that left the collection (trashed, or moved to another list).
+/// the resource names of those that left the collection (trashed, or moved to another list).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CalendarChanges {
     pub changed: Vec<Task>,

@@ -244,6 +244,9 @@ pub struct CreateTask {
     /// kept so that what the service does not model goes back to the client unchanged.
     #[serde(skip)]
     pub ical: Option<String>,
+    /// The name a calendar client gave the task's resource, when not its uid (CalDAV only).
+    #[serde(skip)]
+    pub dav_name: Option<String>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -294,6 +297,9 @@ pub struct UpdateTask {
     /// A new iCalendar object from a calendar client (CalDAV only, never JSON).
     #[serde(skip)]
     pub ical: Option<String>,
+    /// A new name of the task's resource for calendar clients; `None` inside: its uid.
+    #[serde(skip)]
+    pub dav_name: Option<Option<String>>,
 }
 
 impl UpdateTask {
@@ -310,6 +316,7 @@ impl UpdateTask {
             && self.parent_id.is_none()
             && self.recurrence.is_none()
             && self.ical.is_none()
+            && self.dav_name.is_none()
     }
 }
 

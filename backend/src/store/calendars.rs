@@ -6,7 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use crate::domain::ChangeCursor;
+use crate::domain::calendar::{CalendarTags, StoredObject};
+use crate::domain::{ChangeCursor, ListId, TaskId};
 
 /// A new secret (256 random bits, URL-safe base64) and the hash that is kept of it. Not a
 /// password a person chose, so a plain hash is enough: guessing a 256-bit secret is hopeless
@@ -50,4 +51,37 @@ pub(super) fn too_many() -> StoreError {
 /// The 404 of an app password that is not the caller's.
 pub(super) fn missing() -> StoreError {
     StoreError::Missing("app password not found")
+}
+
+/// A task id as stored.
+pub(super) fn task_id(id: i64) -> Result<TaskId, StoreError> {
+    TaskId::try_from(id).map_err(|_| StoreError::Other(format!("task id {id}").into()))
+}
+
+/// A list id as stored.
+pub(super) fn list_id(id: i64) -> Result<ListId, StoreError> {
+    ListId::try_from(id).map_err(|_| StoreError::Other(format!("list id {id}").into()))
+}
+
+/// A stored object's row: task id, iCalendar text, resource name.
+pub(super) fn stored_object(
+    (id, ical, name): (i64, Option<String>, Option<String>),
+) -> Result<StoredObject, StoreError> {
+    Ok(StoredObject {
+        task: task_id(id)?,
+        ical,
+        name,
+    })
+}
+
+/// A calendar's row: list id, change tag, sync token, name.
+pub(super) fn calendar_tags(
+    (id, tag, token, name): (i64, i64, i64, Option<String>),
+) -> Result<CalendarTags, StoreError> {
+    Ok(CalendarTags {
+        list: list_id(id)?,
+        tag,
+        token,
+        name,
+    })
 }

@@ -17,7 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::calendar::{AppPassword, CalendarChanges, NewAppPassword};
+use crate::domain::calendar::{
+    AppPassword, CalendarChanges, CalendarTags, NewAppPassword, StoredObject,
+};
 use crate::domain::list::{
     CreateInvitation, CreateList, Export, Invitation, Member, NewInvitation, UpdateList,
 };
@@ -250,18 +252,32 @@ pub trait Calendars: Send + Sync + 'static {
     /// Whether `secret` is one of `user`'s app passwords (and notes its use, to the minute).
     async fn check_app_password(&self, user: &UserId, secret: &str) -> Result<bool, StoreError>;
 
-    /// The iCalendar objects calendar clients last wrote for these tasks of a list the caller
-    /// can read (tasks never written over CalDAV have none).
-    async fn icals(
+    /// What calendar clients wrote of these tasks of a list the caller can read (tasks never
+    /// written over CalDAV have nothing).
+    async fn objects(
         &self,
         owner: &UserId,
         list: ListId,
         tasks: &[TaskId],
-    ) -> Result<Vec<(TaskId, String)>, StoreError>;
+    ) -> Result<Vec<StoredObject>, StoreError>;
 
-    /// For each list the caller can read: its change tag (the position of its last change)
-    /// and the newest sync token that is safe to hand out for it.
-    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<(ListId, i64, i64)>, StoreError>;
+    /// The live tasks of a list the caller can read whose resources have these names (a
+    /// name of its own, or else its uid): (name, task).
+    async fn tasks_named(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        names: &[String],
+    ) -> Result<Vec<(String, TaskId)>, StoreError>;
+
+    /// Each live list the caller can read, as a calendar.
+    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError>;
+
+    /// The live list the caller can read that a client made under this name.
+    async fn list_named(&self, owner: &UserId, name: &str) -> Result<Option<ListId>, StoreError>;
+
+    /// Gives a list the caller owns the name a client made it under.
+    async fn name_list(&self, owner: &UserId, list: ListId, name: &str) -> Result<(), StoreError>;
 
     /// The changes of a list the caller can read after the sync token `since` (every task of
     /// it at the start), at most `limit` of each kind; [`StoreError::HistoryExpired`] for a

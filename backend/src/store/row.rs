@@ -333,8 +333,8 @@ impl<T: StoredTime, L: StoredTags> TryFrom<ChangeRow<T, L>> for Change {
 }
 
 /// A list's changes for a calendar client, from the rows read after `since` in one snapshot:
-/// its tasks that changed (in the trash: gone) and the uids of tasks that moved out of it, at
-/// most `limit` of each. When either kind filled its limit, the report stops at the lower of
+/// its live tasks that changed, and the resource names of those that left it (trashed, moved
+/// out), at most `limit` of each. When either kind filled its limit, the report stops at the lower of
 /// the two last positions, so that nothing before the next token is left out. A report
 /// that read everything below the horizon hands out at least `floor` (a position below the
 /// horizon, at or past the last purge), so that the token of a list nobody touches does not
@@ -362,15 +362,11 @@ pub(super) fn calendar_changes<T: StoredTime, L: StoredTags>(
     let mut removed = Vec::new();
     for row in tasks.into_iter().filter(|row| row.change_pos <= cut) {
         next = next.max(row.change_pos);
-        let task = Task::try_from(row.task)?;
-        match task.deleted_at {
-            Some(_) => removed.push(task.uid.as_str().to_owned()),
-            None => changed.push(task),
-        }
+        changed.push(Task::try_from(row.task)?);
     }
-    for (pos, uid) in departures.into_iter().filter(|(pos, _)| *pos <= cut) {
+    for (pos, name) in departures.into_iter().filter(|(pos, _)| *pos <= cut) {
         next = next.max(pos);
-        removed.push(uid);
+        removed.push(name);
     }
     if cut == i64::MAX {
         next = next.max(floor);

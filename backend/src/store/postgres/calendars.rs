@@ -4,11 +4,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::super::calendars::{missing, new_secret, secret_hash, servable, too_many};
+use super::super::calendars::{
+    calendar_tags, list_id, missing, new_secret, secret_hash, servable, stored_object, task_id,
+    too_many,
+};
 use super::super::row::{self, task_columns};
 use super::super::statements::now;
 use super::{FeedRow, PgStore};
-use crate::domain::calendar::{AppPassword, CalendarChanges, MAX_APP_PASSWORDS, NewAppPassword};
+use crate::domain::calendar::{
+    AppPassword, CalendarChanges, CalendarTags, MAX_APP_PASSWORDS, NewAppPassword, StoredObject,
+};
 use crate::domain::{ChangeCursor, ListId, TaskId, UserId};
 use crate::store::{Calendars, StoreError};
 
@@ -118,18 +123,19 @@ impl Calendars for PgStore {
         Ok(found.is_some())
     }
 
-    async fn icals(
+    async fn objects(
         &self,
         owner: &UserId,
         list: ListId,
         tasks: &[TaskId],
-    ) -> Result<Vec<(TaskId, String)>, StoreError> {
+    ) -> Result<Vec<StoredObject>, StoreError> {
         let ids: Vec<i64> = tasks.iter().map(|task| task.get()).collect();
-        let rows: Vec<(i64, String)> = self
+        let rows: Vec<(i64, Option<String>, Option<String>)> = self
             .run(async |conn, persistent| {
                 sqlx::query_as(
-                    "select id, ical from tasks
-                     where id = any($3) and list_id = $2 and ical is not null
+                    "select id, ical, dav_name from tasks
+                     where id = any($3) and list_id = $2
+                        and (ical is not null or dav_name is not null)
                         and list_id in (select list_id from list_members where user_id = $1)",
                 )
                 .persistent(persistent)
@@ -140,24 +146,45 @@ impl Calendars for PgStore {
                 .await
             })
             .await?;
-        rows.into_iter()
-            .map(|(id, ical)| {
-                let id = TaskId::try_from(id)
-                    .map_err(|_| StoreError::Other(format!("task id {id}").into()))?;
-                Ok((id, ical))
+        rows.into_iter().map(stored_object).collect()
+    }
+
+    async fn tasks_named(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        names: &[String],
+    ) -> Result<Vec<(String, TaskId)>, StoreError> {
+        let rows: Vec<(String, i64)> = self
+            .run(async |conn, persistent| {
+                sqlx::query_as(
+                    "select coalesce(dav_name, uid), id from tasks
+                     where list_id = $2 and deleted_at is null
+                        and (dav_name = any($3) or (dav_name is null and uid = any($3)))
+                        and list_id in (select list_id from list_members where user_id = $1)",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.get())
+                .bind(names)
+                .fetch_all(conn)
+                .await
             })
+            .await?;
+        rows.into_iter()
+            .map(|(name, id)| Ok((name, task_id(id)?)))
             .collect()
     }
 
-    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<(ListId, i64, i64)>, StoreError> {
+    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError> {
         // A token must not pass a change that may still commit below it (never past the
         // horizon of transactions still running), nor fall behind a purge.
-        let rows: Vec<(i64, i64, i64)> = self
+        let rows: Vec<(i64, i64, i64, Option<String>)> = self
             .run(async |conn, persistent| {
                 sqlx::query_as(
                     "select l.id, l.last_pos, least(
                         greatest(l.last_pos, (select purged_through from feed_purges)),
-                        feed_horizon() - 1)
+                        feed_horizon() - 1), l.dav_name
                      from list_members m join lists l on l.id = m.list_id
                      where m.user_id = $1 and l.deleted_at is null",
                 )
@@ -167,13 +194,42 @@ impl Calendars for PgStore {
                 .await
             })
             .await?;
-        rows.into_iter()
-            .map(|(id, tag, token)| {
-                let id = ListId::try_from(id)
-                    .map_err(|_| StoreError::Other(format!("list id {id}").into()))?;
-                Ok((id, tag, token))
+        rows.into_iter().map(calendar_tags).collect()
+    }
+
+    async fn list_named(&self, owner: &UserId, name: &str) -> Result<Option<ListId>, StoreError> {
+        let id: Option<i64> = self
+            .run(async |conn, persistent| {
+                sqlx::query_scalar(
+                    "select l.id from list_members m join lists l on l.id = m.list_id
+                     where m.user_id = $1 and l.dav_name = $2 and l.deleted_at is null
+                     order by l.id limit 1",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(name)
+                .fetch_optional(conn)
+                .await
             })
-            .collect()
+            .await?;
+        id.map(list_id).transpose()
+    }
+
+    async fn name_list(&self, owner: &UserId, list: ListId, name: &str) -> Result<(), StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query(
+                "update lists set dav_name = $3 where id = $2 and id in (
+                    select list_id from list_members where user_id = $1 and role = 'owner')",
+            )
+            .persistent(persistent)
+            .bind(owner.as_str())
+            .bind(list.get())
+            .bind(name)
+            .execute(conn)
+            .await
+        })
+        .await?;
+        Ok(())
     }
 
     async fn calendar_changes(
@@ -183,26 +239,57 @@ impl Calendars for PgStore {
         since: ChangeCursor,
         limit: u32,
     ) -> Result<CalendarChanges, StoreError> {
+        // A change of the list below its last position that cannot be read yet waits for an
+        // older transaction, of any writer, to end; they are short, so a moment's wait lets a
+        // client see its own write (as the change feed does). Past the wait the report is
+        // still exact, only shorter.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let (rows, settling) = self.calendar_rows(owner, list, since, limit).await?;
+            if !settling || tokio::time::Instant::now() + pause > deadline {
+                return rows;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl PgStore {
+    /// One read of a list's changes after `since`, and whether some of them may not be
+    /// readable yet.
+    async fn calendar_rows(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        since: ChangeCursor,
+        limit: u32,
+    ) -> Result<(Result<CalendarChanges, StoreError>, bool), StoreError> {
         let limit = i64::from(limit);
         // One snapshot for the rows and the bounds: a repeatable-read transaction.
-        let (tasks, departures, (purged_through, frontier, horizon)) = self
+        let (tasks, departures, (purged_through, frontier, horizon, head)) = self
             .transaction(async |conn, persistent| {
                 sqlx::query("set transaction isolation level repeatable read, read only")
                     .persistent(persistent)
                     .execute(&mut *conn)
                     .await?;
-                let (horizon, frontier, purged_through): (i64, i64, i64) = sqlx::query_as(
-                    "select feed_horizon(), feed_frontier(),
-                        (select purged_through from feed_purges)",
-                )
-                .persistent(persistent)
-                .fetch_one(&mut *conn)
-                .await?;
+                let (horizon, frontier, purged_through, head): (i64, i64, i64, Option<i64>) =
+                    sqlx::query_as(
+                        "select feed_horizon(), feed_frontier(),
+                            (select purged_through from feed_purges),
+                            (select last_pos from lists where id = $1)",
+                    )
+                    .persistent(persistent)
+                    .bind(list.get())
+                    .fetch_one(&mut *conn)
+                    .await?;
                 let tasks: Vec<FeedRow> = sqlx::query_as(concat!(
                     "select ",
                     task_columns!(),
                     ", change_pos from tasks
                      where list_id = $2 and change_pos > $3 and change_pos < $4
+                        and deleted_at is null
                         and list_id in (select list_id from list_members where user_id = $1)
                      order by change_pos limit $5"
                 ))
@@ -214,12 +301,20 @@ impl Calendars for PgStore {
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
-                // Moved out and not back (a task back in the list is among the rows above).
+                // Gone: trashed, or moved out and not back (a task back in the list is among
+                // the rows above).
                 let departures: Vec<(i64, String)> = sqlx::query_as(
-                    "select d.pos, t.uid from task_departures d join tasks t on t.id = d.task_id
-                     where d.list_id = $2 and d.pos > $3 and d.pos < $4 and t.list_id <> $2
-                        and d.list_id in (select list_id from list_members where user_id = $1)
-                     order by d.pos limit $5",
+                    "select pos, name from (
+                        select change_pos as pos, coalesce(dav_name, uid) as name from tasks
+                        where list_id = $2 and change_pos > $3 and change_pos < $4
+                            and deleted_at is not null
+                        union all
+                        select d.pos, coalesce(t.dav_name, t.uid) from task_departures d
+                            join tasks t on t.id = d.task_id
+                        where d.list_id = $2 and d.pos > $3 and d.pos < $4 and t.list_id <> $2
+                     ) gone
+                     where $2 in (select list_id from list_members where user_id = $1)
+                     order by pos limit $5",
                 )
                 .persistent(persistent)
                 .bind(owner.as_str())
@@ -229,11 +324,14 @@ impl Calendars for PgStore {
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
-                Ok((tasks, departures, (purged_through, frontier, horizon)))
+                Ok((tasks, departures, (purged_through, frontier, horizon, head)))
             })
             .await?;
-        servable(since, purged_through, frontier)?;
-        let floor = purged_through.min(horizon - 1);
-        row::calendar_changes(tasks, departures, (since, floor), limit)
+        let settling = head.unwrap_or(0) >= horizon;
+        let changes = servable(since, purged_through, frontier).and_then(|()| {
+            let floor = purged_through.min(horizon - 1);
+            row::calendar_changes(tasks, departures, (since, floor), limit)
+        });
+        Ok((changes, settling))
     }
 }

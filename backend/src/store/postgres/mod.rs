@@ -262,6 +262,7 @@ async fn update_row(
                 else null end,
             recurrence = case when $21 then $22 else recurrence end,
             ical = coalesce($24, ical),
+            dav_name = case when $25 then $26 else dav_name end,
             completed_count = completed_count + case when $23 then 1 else 0 end,
             last_completed_at = case when $23 then $9 else last_completed_at end,
             updated_at = greatest($9, updated_at + interval '1 microsecond'),
@@ -287,6 +288,7 @@ async fn update_row(
             or ($19 and parent_id is distinct from $20)
             or ($21 and recurrence is distinct from $22)
             or ical is distinct from coalesce($24, ical)
+            or ($25 and dav_name is distinct from $26)
             or $23)
          returning ",
         task_columns!()
@@ -322,6 +324,8 @@ async fn update_row(
     .bind(recurrence.flatten())
     .bind(completes)
     .bind(changes.ical.as_deref())
+    .bind(changes.dav_name.is_some())
+    .bind(changes.dav_name.as_ref().and_then(|name| name.as_deref()))
     .fetch_optional(conn)
     .await
 }

@@ -44,11 +44,11 @@ async fn insert_task(
                 (select list_id from tasks where id = $17), inbox_for($1)) as id)
          insert into tasks (user_id, list_id, assignee_id, title, title_key, description,
             description_key, status, created_at, updated_at, due_at, priority,
-            tags, tag_keys, position, completed_at, uid, parent_id, recurrence, ical)
+            tags, tag_keys, position, completed_at, uid, parent_id, recurrence, ical, dav_name)
          select $1, target.id, $15, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11,
             coalesce($12, task_position_after(
                 (select max(position) from tasks where list_id = target.id))),
-            $13, $16, $17, $18, $19
+            $13, $16, $17, $18, $19, $20
          from target
          where (($14::bigint is null and $17::bigint is null) or exists (
                 select 1 from list_members m join lists l on l.id = m.list_id
@@ -89,6 +89,7 @@ async fn insert_task(
             .to_stored()
     }))
     .bind(task.ical.as_deref())
+    .bind(task.dav_name.as_deref())
     .fetch_optional(conn)
     .await
 }

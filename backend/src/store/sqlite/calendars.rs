@@ -3,11 +3,16 @@
 
 use async_trait::async_trait;
 
-use super::super::calendars::{missing, new_secret, secret_hash, servable, too_many};
+use super::super::calendars::{
+    calendar_tags, list_id, missing, new_secret, secret_hash, servable, stored_object, task_id,
+    too_many,
+};
 use super::super::row::{self, task_columns};
 use super::super::statements::now;
 use super::{FeedRow, SqliteStore, db_error, to_micros};
-use crate::domain::calendar::{AppPassword, CalendarChanges, MAX_APP_PASSWORDS, NewAppPassword};
+use crate::domain::calendar::{
+    AppPassword, CalendarChanges, CalendarTags, MAX_APP_PASSWORDS, NewAppPassword, StoredObject,
+};
 use crate::domain::{ChangeCursor, ListId, TaskId, UserId};
 use crate::store::{Calendars, StoreError};
 
@@ -109,17 +114,18 @@ impl Calendars for SqliteStore {
         Ok(true)
     }
 
-    async fn icals(
+    async fn objects(
         &self,
         owner: &UserId,
         list: ListId,
         tasks: &[TaskId],
-    ) -> Result<Vec<(TaskId, String)>, StoreError> {
+    ) -> Result<Vec<StoredObject>, StoreError> {
         let ids = serde_json::to_string(&tasks.iter().map(|task| task.get()).collect::<Vec<_>>())
             .map_err(|error| StoreError::Other(error.into()))?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "select id, ical from tasks
-             where id in (select value from json_each(?3)) and list_id = ?2 and ical is not null
+        let rows: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "select id, ical, dav_name from tasks
+             where id in (select value from json_each(?3)) and list_id = ?2
+                and (ical is not null or dav_name is not null)
                 and list_id in (select list_id from list_members where user_id = ?1)",
         )
         .bind(owner.as_str())
@@ -128,20 +134,41 @@ impl Calendars for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
+        rows.into_iter().map(stored_object).collect()
+    }
+
+    async fn tasks_named(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        names: &[String],
+    ) -> Result<Vec<(String, TaskId)>, StoreError> {
+        let names =
+            serde_json::to_string(names).map_err(|error| StoreError::Other(error.into()))?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select coalesce(dav_name, uid), id from tasks
+             where list_id = ?2 and deleted_at is null
+                and (dav_name in (select value from json_each(?3))
+                    or (dav_name is null and uid in (select value from json_each(?3))))
+                and list_id in (select list_id from list_members where user_id = ?1)",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
         rows.into_iter()
-            .map(|(id, ical)| {
-                let id = TaskId::try_from(id)
-                    .map_err(|_| StoreError::Other(format!("task id {id}").into()))?;
-                Ok((id, ical))
-            })
+            .map(|(name, id)| Ok((name, task_id(id)?)))
             .collect()
     }
 
-    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<(ListId, i64, i64)>, StoreError> {
+    async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError> {
         // One writer at a time: every position counted has committed. The token must not
         // fall behind a purge.
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "select l.id, l.last_pos, max(l.last_pos, (select purged_through from feed_clock))
+        let rows: Vec<(i64, i64, i64, Option<String>)> = sqlx::query_as(
+            "select l.id, l.last_pos, max(l.last_pos, (select purged_through from feed_clock)),
+                l.dav_name
              from list_members m join lists l on l.id = m.list_id
              where m.user_id = ?1 and l.deleted_at is null",
         )
@@ -149,13 +176,35 @@ impl Calendars for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.into_iter()
-            .map(|(id, tag, token)| {
-                let id = ListId::try_from(id)
-                    .map_err(|_| StoreError::Other(format!("list id {id}").into()))?;
-                Ok((id, tag, token))
-            })
-            .collect()
+        rows.into_iter().map(calendar_tags).collect()
+    }
+
+    async fn list_named(&self, owner: &UserId, name: &str) -> Result<Option<ListId>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "select l.id from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and l.dav_name = ?2 and l.deleted_at is null
+             order by l.id limit 1",
+        )
+        .bind(owner.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        id.map(list_id).transpose()
+    }
+
+    async fn name_list(&self, owner: &UserId, list: ListId, name: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "update lists set dav_name = ?3 where id = ?2 and id in (
+                select list_id from list_members where user_id = ?1 and role = 'owner')",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn calendar_changes(
@@ -177,7 +226,7 @@ impl Calendars for SqliteStore {
                 "select ",
                 task_columns!(),
                 ", change_pos from tasks
-                 where list_id = ?2 and change_pos > ?3
+                 where list_id = ?2 and change_pos > ?3 and deleted_at is null
                     and list_id in (select list_id from list_members where user_id = ?1)
                  order by change_pos limit ?4"
             ))
@@ -187,12 +236,19 @@ impl Calendars for SqliteStore {
             .bind(limit)
             .fetch_all(&mut *transaction)
             .await?;
-            // Moved out and not back (a task back in the list is among the rows above).
+            // Gone: trashed, or moved out and not back (a task back in the list is among
+            // the rows above).
             let departures: Vec<(i64, String)> = sqlx::query_as(
-                "select d.pos, t.uid from task_departures d join tasks t on t.id = d.task_id
-                 where d.list_id = ?2 and d.pos > ?3 and t.list_id <> ?2
-                    and d.list_id in (select list_id from list_members where user_id = ?1)
-                 order by d.pos limit ?4",
+                "select pos, name from (
+                    select change_pos as pos, coalesce(dav_name, uid) as name from tasks
+                    where list_id = ?2 and change_pos > ?3 and deleted_at is not null
+                    union all
+                    select d.pos, coalesce(t.dav_name, t.uid) from task_departures d
+                        join tasks t on t.id = d.task_id
+                    where d.list_id = ?2 and d.pos > ?3 and t.list_id <> ?2
+                 )
+                 where ?2 in (select list_id from list_members where user_id = ?1)
+                 order by pos limit ?4",
             )
             .bind(owner.as_str())
             .bind(list.get())

@@ -394,9 +394,9 @@ async fn insert_task(
     sqlx::query_as(concat!(
         "insert into tasks (user_id, title, title_key, description, description_key,
             status, created_at, updated_at, due_at, priority, tags, tag_keys, position,
-            completed_at, list_id, assignee_id, uid, parent_id, recurrence, ical)
+            completed_at, list_id, assignee_id, uid, parent_id, recurrence, ical, dav_name)
          select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-            ?17, ?18, ?19
+            ?17, ?18, ?19, ?20
          where ?14 in (select m.list_id from list_members m join lists l on l.id = m.list_id
                 where m.user_id = ?1 and m.role <> 'viewer' and l.deleted_at is null)
             and (?15 is null or exists (
@@ -432,6 +432,7 @@ async fn insert_task(
             .to_stored()
     }))
     .bind(task.ical.as_deref())
+    .bind(task.dav_name.as_deref())
     .fetch_optional(conn)
     .await
 }
@@ -488,6 +489,7 @@ async fn update_row(
                 else null end,
             recurrence = case when ?22 then ?23 else recurrence end,
             ical = coalesce(?25, ical),
+            dav_name = case when ?26 then ?27 else dav_name end,
             completed_count = completed_count + ?24,
             last_completed_at = case when ?24 then ?9 else last_completed_at end,
             updated_at = max(?9, updated_at + 1),
@@ -512,6 +514,7 @@ async fn update_row(
             or (?20 and parent_id is not ?21)
             or (?22 and recurrence is not ?23)
             or ical is not coalesce(?25, ical)
+            or (?26 and dav_name is not ?27)
             or ?24)
          returning ",
         task_columns!()
@@ -547,6 +550,8 @@ async fn update_row(
     .bind(recurrence.flatten())
     .bind(completes)
     .bind(changes.ical.as_deref())
+    .bind(changes.dav_name.is_some())
+    .bind(changes.dav_name.as_ref().and_then(|name| name.as_deref()))
     .fetch_optional(conn)
     .await
     .map_err(db_error)

@@ -153,13 +153,14 @@ async fn writes_are_conditional_and_follow_roles(app: &TestApp) {
         )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    let misnamed = alice
+    // One UID per calendar, whatever the name.
+    let twice = alice
         .put(
             &format!("{}other.ics", alice.calendar(list)),
             &vtodo("t1", &["SUMMARY:x"]),
         )
         .await;
-    assert_eq!(misnamed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(twice.status, StatusCode::CONFLICT);
 
     // The viewer reads, and cannot write or delete.
     let bobs = format!("{}t1.ics", bob.calendar(list));
@@ -264,7 +265,118 @@ async fn subtasks_and_changes_show_on_both_sides(app: &TestApp) {
     let _ = made;
 }
 
+/// Apps name resources and calendars as they like (vdirsyncer: a UUID unlike the UID; a
+/// calendar made with MKCALENDAR: the app's own segment): each stays where the app put it.
+async fn resources_and_calendars_stay_where_the_app_put_them(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let made = alice
+        .send(
+            "MKCALENDAR",
+            "/dav/calendars/alice/0f1e-work/",
+            &[],
+            r#"<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"
+                xmlns:a="http://apple.com/ns/ical/"><d:set><d:prop>
+                <d:displayname>Work</d:displayname><a:calendar-color>#FF8800FF</a:calendar-color>
+                </d:prop></d:set></c:mkcalendar>"#,
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    assert_eq!(
+        made.header("location"),
+        Some("/dav/calendars/alice/0f1e-work/")
+    );
+    let again = alice
+        .send("MKCALENDAR", "/dav/calendars/alice/0f1e-work/", &[], "")
+        .await;
+    assert_eq!(again.status, StatusCode::METHOD_NOT_ALLOWED);
+    let lists = app.get("/api/lists", &token("alice")).await.json();
+    let work = lists
+        .as_array()
+        .expect("lists")
+        .iter()
+        .find(|list| list["name"] == "Work")
+        .expect("the list");
+    assert_eq!(work["color"], "#ff8800");
+    let id = work["id"].as_i64().expect("an id");
+
+    let base = "/dav/calendars/alice/0f1e-work/";
+    let path = format!("{base}5c1a.ics");
+    let put = alice
+        .put(&path, &vtodo("abc@laptop", &["SUMMARY:Named"]))
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    assert_eq!(alice.tasks(id).await[0]["uid"], "abc@laptop");
+    let read = alice.send("GET", &path, &[], "").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.text().contains("UID:abc@laptop"));
+    // The same calendar by its id serves the same resource.
+    let by_id = alice
+        .send("GET", &format!("{}5c1a.ics", alice.calendar(id)), &[], "")
+        .await;
+    assert_eq!(by_id.status, StatusCode::OK);
+    // Listings name it where the app put it.
+    let home = alice
+        .propfind("/dav/calendars/alice/", "1", "")
+        .await
+        .text();
+    assert!(home.contains(&format!("<d:href>{base}</d:href>")), "{home}");
+    let listing = alice.propfind(base, "1", "").await.text();
+    assert!(
+        listing.contains(&format!("<d:href>{path}</d:href>")),
+        "{listing}"
+    );
+    // A UID cannot move to another resource, nor change under one.
+    let moved = alice
+        .put(
+            &format!("{base}other.ics"),
+            &vtodo("abc@laptop", &["SUMMARY:x"]),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::CONFLICT);
+    let changed = alice.put(&path, &vtodo("another", &["SUMMARY:x"])).await;
+    assert_eq!(changed.status, StatusCode::BAD_REQUEST);
+    // Gone, it is reported under its name.
+    let sync = r#"<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:prop><d:getetag/></d:prop></d:sync-collection>"#;
+    let first = alice.report(base, sync).await.text();
+    let token_value = first
+        .split("<d:sync-token>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("a token")
+        .to_owned();
+    assert_eq!(
+        alice.send("DELETE", &path, &[], "").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let next = alice
+        .report(
+            base,
+            &sync.replace(
+                "<d:sync-token/>",
+                &format!("<d:sync-token>{token_value}</d:sync-token>"),
+            ),
+        )
+        .await
+        .text();
+    assert!(
+        next.contains(&format!(
+            "<d:href>{path}</d:href><d:status>HTTP/1.1 404 Not Found"
+        )),
+        "{next}"
+    );
+    // Deleting the calendar deletes the list.
+    assert_eq!(
+        alice.send("DELETE", base, &[], "").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        alice.propfind(base, "0", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 backend_tests!(
+    resources_and_calendars_stay_where_the_app_put_them,
     a_vtodo_round_trips_through_the_api,
     writes_are_conditional_and_follow_roles,
     subtasks_and_changes_show_on_both_sides,
