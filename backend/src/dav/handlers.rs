@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::auth::DavUser;
-use super::ical::{Object, Todo};
+use super::ical::{IcalError, Object, Todo};
 use super::mapping;
 use super::objects::Objects;
 use super::paths::{self, Collection, Target};
 use super::xml::{self, APPLE, CALDAV, CS, DAV, Element, Multistatus};
 use crate::domain::calendar::CalendarTags;
-use crate::domain::list::{CreateList, ListName};
+use crate::domain::list::{Color, CreateList, ListName, UpdateList};
 use crate::domain::{ChangeCursor, List, ListId, Once, Role, Task, UserId};
 use crate::http::conditional::{IfMatch, none_match_any};
 use crate::http::etag::task_etag;
@@ -36,7 +36,8 @@ const SYNC_TOKEN_PREFIX: &str = "urn:x-todo-backend:sync:";
 const SYNC_LIMIT: u32 = 1000;
 
 /// The methods the space answers, for `Allow`.
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR";
+const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL";
 
 /// `/.well-known/caldav` (RFC 6764): where the calendars are.
 pub async fn well_known() -> Response {
@@ -78,7 +79,8 @@ pub async fn dav(State(state): State<AppState>, request: Request) -> Response {
         "HEAD" => request.get(target, false).await,
         "PUT" => request.put(target).await,
         "DELETE" => request.delete(target).await,
-        "MKCALENDAR" => request.mkcalendar(target).await,
+        // An extended MKCOL (RFC 5689) is how some apps (vdirsyncer) make a calendar.
+        "MKCALENDAR" | "MKCOL" => request.mkcalendar(target).await,
         "PROPPATCH" => request.proppatch(target).await,
         _ => Err(ApiError::MethodNotAllowed),
     };
@@ -315,7 +317,7 @@ impl Dav<'_> {
                 <d:privilege><d:unbind/></d:privilege>"
             }
         };
-        let reports = ["calendar-query", "calendar-multiget"]
+        let reports = ["calendar-query", "calendar-multiget", "free-busy-query"]
             .iter()
             .map(|name| format!("<d:supported-report><d:report><c:{name}/></d:report></d:supported-report>"))
             .chain(std::iter::once(
@@ -346,7 +348,9 @@ impl Dav<'_> {
             Property::href(DAV, "owner", &self.principal_href()),
         ]);
         if let Some(color) = &list.color {
-            properties.push(Property::new(APPLE, "calendar-color", xml::text(color)));
+            // Apple's form, which calendar apps write back: `#RRGGBBAA`.
+            let apple = format!("{}FF", color.to_ascii_uppercase());
+            properties.push(Property::new(APPLE, "calendar-color", xml::text(&apple)));
         }
         properties
     }
@@ -464,42 +468,84 @@ impl Dav<'_> {
         Ok(multistatus(answer.finish(None)))
     }
 
+    /// `PROPPATCH` of a calendar: its `displayname` and `calendar-color` are the list's name
+    /// and colour (owner or editor); any other property is refused, and then nothing is set
+    /// (RFC 4918 §9.2: all or nothing).
     async fn proppatch(&self, target: Target) -> Result<Response, ApiError> {
-        // Names and colours are the list's, changed through the API; nothing is settable
-        // here, and each property asked for is refused by name (RFC 4918 §9.2).
         let Target::Calendar(collection) = &target else {
             return Err(ApiError::Forbidden(
                 "only a calendar's properties can be set",
             ));
         };
-        self.calendar(collection).await?;
+        let (list, _) = self.calendar(collection).await?;
         let root = document(self.body)?
             .filter(|root| root.is(DAV, "propertyupdate"))
             .ok_or_else(|| ApiError::BadRequest("expected a DAV:propertyupdate body".into()))?;
-        let mut names = Vec::new();
+        let mut changes = UpdateList::default();
+        let (mut settable, mut refused) = (Vec::new(), Vec::new());
         for action in &root.children {
-            if let Some(prop) = action.child(DAV, "prop") {
-                for property in &prop.children {
-                    names.push(xml::empty_element(&property.namespace, &property.name));
+            let remove = action.is(DAV, "remove");
+            let Some(prop) = action.child(DAV, "prop") else {
+                continue;
+            };
+            for property in &prop.children {
+                let name = xml::empty_element(&property.namespace, &property.name);
+                let value = property.text.trim();
+                let set = match (property.namespace.as_str(), property.name.as_str()) {
+                    (DAV, "displayname") if !remove => ListName::try_from(value.to_owned())
+                        .ok()
+                        .map(|name| changes.name = Some(name)),
+                    (APPLE, "calendar-color") => {
+                        color(value, remove).map(|color| changes.color = Some(color))
+                    }
+                    _ => None,
+                };
+                match set {
+                    Some(()) => settable.push(name),
+                    None => refused.push(name),
                 }
             }
         }
-        let href = &self.base;
-        let body = format!(
+        let mut answer = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<d:multistatus xmlns:d=\"DAV:\" \
              xmlns:c=\"{CALDAV}\" xmlns:cs=\"{CS}\" xmlns:a=\"{APPLE}\"><d:response>\
-             <d:href>{}</d:href><d:propstat><d:prop>{}</d:prop>\
-             <d:status>HTTP/1.1 403 Forbidden</d:status></d:propstat></d:response>\
-             </d:multistatus>\n",
-            xml::text(href),
-            names.concat()
+             <d:href>{}</d:href>",
+            xml::text(&self.base)
         );
-        Ok(multistatus(body))
+        let propstat = |names: &[String], status: &str| {
+            format!(
+                "<d:propstat><d:prop>{}</d:prop><d:status>HTTP/1.1 {status}</d:status>\
+                 </d:propstat>",
+                names.concat()
+            )
+        };
+        if refused.is_empty() {
+            if !changes.is_empty() {
+                self.state
+                    .lists
+                    .update_list(self.user, list.id, changes)
+                    .await?;
+            }
+            answer.push_str(&propstat(&settable, "200 OK"));
+        } else {
+            answer.push_str(&propstat(&refused, "403 Forbidden"));
+            if !settable.is_empty() {
+                answer.push_str(&propstat(&settable, "424 Failed Dependency"));
+            }
+        }
+        answer.push_str("</d:response></d:multistatus>\n");
+        Ok(multistatus(answer))
     }
 
     async fn report(&self, target: Target) -> Result<Response, ApiError> {
         let root = document(self.body)?
             .ok_or_else(|| ApiError::BadRequest("a REPORT needs a body".into()))?;
+        // Other people are not found by searching: each user sees their own principal only.
+        if root.is(DAV, "principal-property-search")
+            || root.is(DAV, "principal-search-property-set")
+        {
+            return Ok(multistatus(Multistatus::default().finish(None)));
+        }
         let (list, tags) = match &target {
             Target::Calendar(collection) | Target::Object(collection, _) => {
                 let (list, tags) = self.calendar(collection).await?;
@@ -507,8 +553,14 @@ impl Dav<'_> {
             }
             _ => return Err(ApiError::Forbidden("reports are answered on calendars")),
         };
-        let objects = Objects::load(self.state, self.user, list).await?;
         let wanted = Wanted::of(&root);
+        if root.is(DAV, "sync-collection") {
+            return self.sync(list, &root, &wanted).await;
+        }
+        if root.is(CALDAV, "free-busy-query") {
+            return Ok(free_busy(&root));
+        }
+        let objects = Objects::load(self.state, self.user, list).await?;
         let mut answer = Multistatus::default();
         if root.is(CALDAV, "calendar-multiget") {
             for href in root.children_named(DAV, "href") {
@@ -552,11 +604,10 @@ impl Dav<'_> {
             }
             return Ok(multistatus(answer.finish(None)));
         }
-        if root.is(DAV, "sync-collection") {
-            return self.sync(list, &objects, &root, &wanted).await;
-        }
+
         Err(ApiError::Forbidden(
-            "only calendar-query, calendar-multiget and sync-collection are supported",
+            "only calendar-query, calendar-multiget, sync-collection and free-busy-query are \
+             supported",
         ))
     }
 
@@ -564,7 +615,6 @@ impl Dav<'_> {
     async fn sync(
         &self,
         list: ListId,
-        objects: &Objects,
         root: &Element,
         wanted: &Wanted,
     ) -> Result<Response, ApiError> {
@@ -592,6 +642,9 @@ impl Dav<'_> {
             Err(StoreError::HistoryExpired) => return Ok(invalid_sync_token()),
             Err(error) => return Err(error.into()),
         };
+        // Read after the changes: a task changed since is sent as it is now (its next change
+        // is after the token, and reported again), never as it was.
+        let objects = &Objects::load(self.state, self.user, list).await?;
         let mut answer = Multistatus::default();
         let mut seen = HashSet::new();
         for task in &changes.changed {
@@ -659,8 +712,13 @@ impl Dav<'_> {
         let list = self.resolve(&collection).await?;
         let if_match = IfMatch::from_headers(self.headers)?;
         let create_only = none_match_any(self.headers)?;
-        let object =
-            Object::parse(self.body).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+        let object = Object::parse(self.body).map_err(|error| match error {
+            // RFC 4791 §5.3.2.1 (supported-calendar-component): tasks only.
+            IcalError::Unsupported(_) => {
+                ApiError::Forbidden("only tasks (VTODO) are kept in these calendars")
+            }
+            error => ApiError::BadRequest(error.to_string()),
+        })?;
         let todo = object
             .todo()
             .map_err(|error| ApiError::BadRequest(error.to_string()))?;
@@ -714,12 +772,34 @@ impl Dav<'_> {
                 let task = match self.state.tasks.create(self.user, create, None).await {
                     Ok(Once::Done(task)) => task,
                     Ok(Once::Replayed(_)) => return Err(not_found()),
-                    // In the trash: put back, then written over.
                     Err(StoreError::UidTaken(id)) => {
-                        let restored = self.state.tasks.restore(self.user, id).await?;
+                        // Made by a concurrent write since it was looked for: a condition that
+                        // meant "create" fails, as it would have a moment later.
+                        let live = self.state.tasks.get(self.user, id).await.is_ok();
+                        if live && create_only {
+                            return Err(ApiError::PreconditionFailed {
+                                etag: HeaderValue::from_static("\"\""),
+                            });
+                        }
+                        if live {
+                            let ids = [id];
+                            let stored = self.state.calendars.objects(self.user, list, &ids);
+                            let named = stored.await?.into_iter().find_map(|object| object.name);
+                            if named.as_deref().unwrap_or(todo.uid.as_str()) != name {
+                                return Err(ApiError::Conflict(
+                                    "the calendar already holds this UID under another name \
+                                     (no-uid-conflict)",
+                                ));
+                            }
+                        }
+                        // In the trash: put back. Then written over, as a PUT does.
+                        let current = match live {
+                            true => self.state.tasks.get(self.user, id).await?,
+                            false => self.state.tasks.restore(self.user, id).await?,
+                        };
                         let fields = mapping::fields(&todo)?;
                         let mut changes =
-                            mapping::update(fields, &restored, parent, object.to_stored());
+                            mapping::update(fields, &current, parent, object.to_stored());
                         changes.dav_name = Some(dav_name);
                         self.state
                             .tasks
@@ -799,8 +879,8 @@ impl Dav<'_> {
         }
     }
 
-    /// `MKCALENDAR`: a new list, named by the body's `displayname` (or the path's last
-    /// segment), served at the path the client chose.
+    /// `MKCALENDAR` (or an extended `MKCOL`): a new list, named by the body's `displayname`
+    /// (or the path's last segment), served at the path the client chose.
     async fn mkcalendar(&self, target: Target) -> Result<Response, ApiError> {
         let segment = match target {
             Target::Calendar(Collection::Named(segment)) => segment,
@@ -834,9 +914,7 @@ impl Dav<'_> {
                     name = displayname.text.clone();
                 }
                 if let Some(value) = prop.child(APPLE, "calendar-color") {
-                    // `#rrggbb` or `#rrggbbaa`; the list keeps `#rrggbb`.
-                    let hex: String = value.text.to_ascii_lowercase().chars().take(7).collect();
-                    color = serde_json::from_value(serde_json::Value::String(hex)).ok();
+                    color = self::color(value.text.trim(), false).flatten();
                 }
             }
         }
@@ -858,6 +936,51 @@ impl Dav<'_> {
             .map_err(|error| ApiError::Internal(error.into()))?;
         Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
     }
+}
+
+/// A `free-busy-query` (RFC 4791 §7.10): tasks take no time, so the range is free.
+fn free_busy(root: &Element) -> Response {
+    let range = root.child(CALDAV, "time-range");
+    let stamp = |name: &str| {
+        range
+            .and_then(|range| range.attribute(name))
+            .and_then(utc_time)
+            .unwrap_or_else(Utc::now)
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string()
+    };
+    let body = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//todo-backend//EN\r\n\
+         BEGIN:VFREEBUSY\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n\
+         END:VFREEBUSY\r\nEND:VCALENDAR\r\n",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        stamp("start"),
+        stamp("end"),
+    );
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/calendar; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A list's colour from a `calendar-color`: `#rrggbb` or Apple's `#rrggbbaa` (the list keeps
+/// `#rrggbb`); empty or removed, none. `None` for anything else (a colour's name).
+fn color(value: &str, remove: bool) -> Option<Option<Color>> {
+    if remove || value.is_empty() {
+        return Some(None);
+    }
+    let hex = value.to_ascii_lowercase();
+    let hex = match hex.len() {
+        // Apple's alpha, which the list does not keep, must still be hex.
+        9 if hex[7..].bytes().all(|b| b.is_ascii_hexdigit()) => &hex[..7],
+        _ => hex.as_str(),
+    };
+    Color::try_from(hex.to_owned()).ok().map(Some)
 }
 
 /// The VTODO fields a task is sent with, for the filters of a query.

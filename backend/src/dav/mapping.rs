@@ -31,6 +31,9 @@ pub struct Fields {
     /// object, unmodelled, and sent back as it was).
     pub recurrence: Option<Recurrence>,
     pub parent_uid: Option<String>,
+    /// When the client says the task was completed (not after now: a clock ahead is not a
+    /// completion in the future).
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
@@ -95,6 +98,7 @@ pub fn fields(todo: &Todo) -> Result<Fields, ApiError> {
         tags,
         recurrence,
         parent_uid: todo.parent_uid.clone(),
+        completed_at: todo.completed.map(|at| at.min(Utc::now())),
     })
 }
 
@@ -133,6 +137,7 @@ pub fn create(fields: Fields, list: ListId, parent: Option<TaskId>, ical: String
         recurrence: fields.recurrence.filter(|_| fields.due_at.is_some()),
         ical: Some(ical),
         dav_name: None,
+        completed_at: fields.completed_at,
     }
 }
 
@@ -165,6 +170,7 @@ pub fn update(fields: Fields, current: &Task, parent: Option<TaskId>, ical: Stri
         recurrence: differs(recurrence_then != recurrence_now).map(|()| fields.recurrence.clone()),
         ical: Some(ical),
         dav_name: None,
+        completed_at: fields.completed_at,
     }
 }
 

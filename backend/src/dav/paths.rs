@@ -4,8 +4,9 @@
 //! /dav/                                    the root (discovery starts here)
 //! /dav/principals/{user}/                  the caller's principal
 //! /dav/calendars/{user}/                   the caller's calendar home
-//! /dav/calendars/{user}/{list_id}/         one calendar per list the caller can read
-//! /dav/calendars/{user}/{list_id}/{uid}.ics  one task
+//! /dav/calendars/{user}/{list_id}/         one calendar per list the caller can read (or
+//!                                          the name an app made it under, MKCALENDAR)
+//! /dav/calendars/{user}/{list_id}/{name}.ics  one task: its uid, or the name an app chose
 //! ```
 //! A user segment other than the caller's names nothing the caller can see: a 404.
 

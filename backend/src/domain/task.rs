@@ -247,6 +247,10 @@ pub struct CreateTask {
     /// The name a calendar client gave the task's resource, when not its uid (CalDAV only).
     #[serde(skip)]
     pub dav_name: Option<String>,
+    /// When a calendar client says the task was completed (CalDAV only: the API's
+    /// completions are stamped by the service).
+    #[serde(skip)]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// The body of `PUT /api/tasks/{task_id}`: every field optional, absent fields unchanged.
@@ -300,6 +304,10 @@ pub struct UpdateTask {
     /// A new name of the task's resource for calendar clients; `None` inside: its uid.
     #[serde(skip)]
     pub dav_name: Option<Option<String>>,
+    /// When a calendar client says the task was completed, for a change of `status` to
+    /// completed (CalDAV only: the API's completions are stamped by the service).
+    #[serde(skip)]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 impl UpdateTask {

@@ -329,7 +329,8 @@ impl PgStore {
             .await?;
         let settling = head.unwrap_or(0) >= horizon;
         let changes = servable(since, purged_through, frontier).and_then(|()| {
-            let floor = purged_through.min(horizon - 1);
+            // Every change of the list below the horizon has been read.
+            let floor = horizon - 1;
             row::calendar_changes(tasks, departures, (since, floor), limit)
         });
         Ok((changes, settling))

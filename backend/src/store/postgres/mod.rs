@@ -239,7 +239,7 @@ async fn update_row(
             status = coalesce($8, status),
             completed_at = case
                 when $8::text is null or $8 = status then completed_at
-                when $8 = 'completed' then $9
+                when $8 = 'completed' then coalesce($27, $9)
                 else null end,
             due_at = case when $10 then $11 else due_at end,
             priority = coalesce($12, priority),
@@ -326,6 +326,7 @@ async fn update_row(
     .bind(changes.ical.as_deref())
     .bind(changes.dav_name.is_some())
     .bind(changes.dav_name.as_ref().and_then(|name| name.as_deref()))
+    .bind(changes.completed_at)
     .fetch_optional(conn)
     .await
 }

@@ -78,7 +78,7 @@ async fn insert_task(
     .bind(tags.names())
     .bind(tags.keys())
     .bind(position.map(Position::as_str))
-    .bind((status == TaskStatus::Completed).then_some(now))
+    .bind((status == TaskStatus::Completed).then(|| task.completed_at.unwrap_or(now)))
     .bind(list.map(ListId::get))
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
     .bind(uid.as_str())

@@ -421,7 +421,7 @@ async fn insert_task(
     .bind(json_names(&tags))
     .bind(json_keys(&tags))
     .bind(position.as_str())
-    .bind((status == TaskStatus::Completed).then_some(now))
+    .bind((status == TaskStatus::Completed).then(|| task.completed_at.map_or(now, to_micros)))
     .bind(list)
     .bind(task.assignee_id.as_ref().map(UserId::as_str))
     .bind(uid.as_str())
@@ -471,7 +471,7 @@ async fn update_row(
             status = coalesce(?8, status),
             completed_at = case
                 when ?8 is null or ?8 = status then completed_at
-                when ?8 = 'completed' then ?9
+                when ?8 = 'completed' then coalesce(?28, ?9)
                 else null end,
             due_at = case when ?10 then ?11 else due_at end,
             priority = coalesce(?12, priority),
@@ -552,6 +552,7 @@ async fn update_row(
     .bind(changes.ical.as_deref())
     .bind(changes.dav_name.is_some())
     .bind(changes.dav_name.as_ref().and_then(|name| name.as_deref()))
+    .bind(changes.completed_at.map(to_micros))
     .fetch_optional(conn)
     .await
     .map_err(db_error)

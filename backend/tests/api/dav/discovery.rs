@@ -77,7 +77,7 @@ async fn a_client_finds_a_calendar_per_list(app: &TestApp) {
         );
     }
     assert!(text.contains("<d:displayname>Groceries &amp; more</d:displayname>"));
-    assert!(text.contains("<a:calendar-color>#3b82f6</a:calendar-color>"));
+    assert!(text.contains("<a:calendar-color>#3B82F6FF</a:calendar-color>"));
     assert!(text.contains("<c:comp name=\"VTODO\"/>"));
     assert!(text.contains("<d:collection/><c:calendar/>"));
     assert!(text.contains("<cs:getctag>"));
@@ -130,8 +130,107 @@ async fn a_viewer_sees_a_shared_calendar_read_only(app: &TestApp) {
     let _ = alice;
 }
 
+const RENAME: &str = r#"<d:propertyupdate xmlns:d="DAV:" xmlns:a="http://apple.com/ns/ical/">
+    <d:set><d:prop><d:displayname>Renamed</d:displayname>
+    <a:calendar-color>#11AA22FF</a:calendar-color></d:prop></d:set></d:propertyupdate>"#;
+
+const WITH_ORDER: &str = r#"<d:propertyupdate xmlns:d="DAV:" xmlns:a="http://apple.com/ns/ical/">
+    <d:set><d:prop><d:displayname>Other</d:displayname>
+    <a:calendar-order>3</a:calendar-order></d:prop></d:set></d:propertyupdate>"#;
+
+async fn a_calendar_is_renamed_and_recoloured_all_or_nothing(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let bob = Client::new(app, "bob").await;
+    let list = super::objects::share(app, "alice", "bob", "viewer").await;
+    let renamed = alice
+        .send("PROPPATCH", &alice.calendar(list), &[], RENAME)
+        .await;
+    assert_eq!(renamed.status, StatusCode::MULTI_STATUS);
+    assert!(
+        renamed.text().contains("HTTP/1.1 200 OK"),
+        "{}",
+        renamed.text()
+    );
+    let read = app
+        .get(&format!("/api/lists/{list}"), &token("alice"))
+        .await
+        .json();
+    assert_eq!(
+        (&read["name"], &read["color"]),
+        (&json!("Renamed"), &json!("#11aa22"))
+    );
+    // One property it cannot set: none is set.
+    let refused = alice
+        .send("PROPPATCH", &alice.calendar(list), &[], WITH_ORDER)
+        .await;
+    let text = refused.text();
+    assert!(
+        text.contains("HTTP/1.1 403 Forbidden") && text.contains("424 Failed Dependency"),
+        "{text}"
+    );
+    let read = app
+        .get(&format!("/api/lists/{list}"), &token("alice"))
+        .await
+        .json();
+    assert_eq!(read["name"], "Renamed");
+    // A viewer cannot.
+    let viewer = bob
+        .send("PROPPATCH", &bob.calendar(list), &[], RENAME)
+        .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+    // A calendar made with an extended MKCOL, as vdirsyncer makes one.
+    let made = alice
+        .send(
+            "MKCOL",
+            "/dav/calendars/alice/from-mkcol/",
+            &[],
+            r#"<d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>
+            <d:resourcetype><d:collection/><c:calendar/></d:resourcetype>
+            <d:displayname>Made</d:displayname></d:prop></d:set></d:mkcol>"#,
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text());
+    // A list's id is not a name to make a calendar under.
+    let numeric = alice
+        .send("MKCALENDAR", "/dav/calendars/alice/12345/", &[], "")
+        .await;
+    assert_eq!(numeric.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+async fn searches_for_people_and_free_time_find_nothing(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let _bob = Client::new(app, "bob").await;
+    let people = alice
+        .report(
+            "/dav/",
+            r#"<d:principal-property-search xmlns:d="DAV:"><d:property-search><d:prop>
+            <d:displayname/></d:prop><d:match>bob</d:match></d:property-search>
+            </d:principal-property-search>"#,
+        )
+        .await;
+    assert_eq!(people.status, StatusCode::MULTI_STATUS);
+    assert!(!people.text().contains("<d:response>"), "{}", people.text());
+    let calendar = alice.calendar(alice.inbox().await);
+    let busy = alice
+        .report(
+            &calendar,
+            r#"<c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">
+            <c:time-range start="20261201T000000Z" end="20261208T000000Z"/></c:free-busy-query>"#,
+        )
+        .await;
+    assert_eq!(busy.status, StatusCode::OK);
+    let text = busy.text();
+    assert!(
+        text.contains("BEGIN:VFREEBUSY") && text.contains("DTSTART:20261201T000000Z"),
+        "{text}"
+    );
+    assert!(!text.contains("FREEBUSY:"), "{text}");
+}
+
 backend_tests!(
     a_client_finds_a_calendar_per_list,
     nobody_else_s_calendars_are_there,
     a_viewer_sees_a_shared_calendar_read_only,
+    a_calendar_is_renamed_and_recoloured_all_or_nothing,
+    searches_for_people_and_free_time_find_nothing,
 );

@@ -2,6 +2,7 @@
 //! round trip, sync reports, queries, and bodies an attacker would send.
 
 mod app_passwords;
+mod concurrency;
 mod discovery;
 mod hostile;
 mod objects;

@@ -375,9 +375,53 @@ async fn resources_and_calendars_stay_where_the_app_put_them(app: &TestApp) {
     );
 }
 
+async fn a_subtask_written_before_its_parent_is_linked_when_it_arrives(app: &TestApp) {
+    let alice = Client::new(app, "alice").await;
+    let list = alice.inbox().await;
+    let calendar = alice.calendar(list);
+    let child = alice
+        .put(
+            &format!("{calendar}kid.ics"),
+            &vtodo("kid", &["SUMMARY:Child", "RELATED-TO:mum"]),
+        )
+        .await;
+    assert_eq!(child.status, StatusCode::CREATED);
+    // Until the parent is there, the child's RELATED-TO is kept as written.
+    let text = alice
+        .send("GET", &format!("{calendar}kid.ics"), &[], "")
+        .await
+        .text();
+    assert!(text.contains("RELATED-TO:mum\r\n"), "{text}");
+    let parent = alice
+        .put(
+            &format!("{calendar}mum.ics"),
+            &vtodo("mum", &["SUMMARY:Parent"]),
+        )
+        .await;
+    assert_eq!(parent.status, StatusCode::CREATED);
+    let tasks = alice.tasks(list).await;
+    let of = |uid: &str| {
+        tasks
+            .iter()
+            .find(|task| task["uid"] == uid)
+            .expect("a task")
+    };
+    assert_eq!(of("kid")["parent_id"], of("mum")["id"]);
+    // An event is not a task.
+    let event = alice
+        .put(
+            &format!("{calendar}event.ics"),
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:event\r\n\
+             DTSTART:20261207T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        )
+        .await;
+    assert_eq!(event.status, StatusCode::FORBIDDEN);
+}
+
 backend_tests!(
     resources_and_calendars_stay_where_the_app_put_them,
     a_vtodo_round_trips_through_the_api,
     writes_are_conditional_and_follow_roles,
     subtasks_and_changes_show_on_both_sides,
+    a_subtask_written_before_its_parent_is_linked_when_it_arrives,
 );

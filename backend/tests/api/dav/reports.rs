@@ -49,10 +49,10 @@ async fn a_sync_report_lists_what_changed_since_its_token(app: &TestApp) {
     }
     let token1 = token_of(&text);
 
-    // Nothing changed: nothing reported, the same token.
+    // Nothing changed: nothing reported (the token may move on: nothing is before it).
     let quiet = alice.report(&calendar, &sync(&token1)).await.text();
     assert!(!quiet.contains("<d:response>"), "{quiet}");
-    assert_eq!(token_of(&quiet), token1);
+    let token1 = token_of(&quiet);
 
     // Changes through the API: an edit, a delete, a move out, a new task.
     let tasks = alice.tasks(list).await;
