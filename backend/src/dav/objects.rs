@@ -41,7 +41,7 @@ impl Objects {
                 break;
             }
         }
-        Self::with(state, user, list, tasks).await
+        Self::of(state, user, list, tasks).await
     }
 
     /// The live tasks of `list` at these resource names and with these uids, and what their
@@ -67,7 +67,7 @@ impl Objects {
                 tasks.push(state.tasks.get(user, id).await?);
             }
         }
-        let mut objects = Self::with(state, user, list, tasks).await?;
+        let mut objects = Self::of(state, user, list, tasks).await?;
         // Their parents, and the parents their clients named, for RELATED-TO.
         let mut more = Vec::new();
         for task in &objects.tasks {
@@ -96,7 +96,7 @@ impl Objects {
     }
 
     /// `tasks` of `list`, with what clients wrote of them.
-    async fn with(
+    pub async fn of(
         state: &AppState,
         user: &UserId,
         list: ListId,

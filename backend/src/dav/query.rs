@@ -7,9 +7,8 @@
 //! CREATED and LAST-MODIFIED. A filter this does not know matches, so a client gets a
 //! superset, never fewer tasks than it asked for.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::handlers::utc_time;
 use super::ical::{Todo, TodoStatus};
 use super::xml::{CALDAV, Element};
 use crate::domain::Task;
@@ -137,4 +136,11 @@ fn value(name: &str, task: &Task, todo: &Todo) -> (Option<String>, Option<DateTi
         "LAST-MODIFIED" | "DTSTAMP" => (Some(task.updated_at.to_rfc3339()), Some(task.updated_at)),
         _ => (None, None),
     }
+}
+
+/// An iCalendar date-time in UTC (`20261207T080000Z`), as `time-range` attributes are.
+pub fn utc_time(value: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(value.trim_end_matches('Z'), "%Y%m%dT%H%M%S")
+        .ok()
+        .map(|at| at.and_utc())
 }

@@ -270,6 +270,15 @@ pub trait Calendars: Send + Sync + 'static {
         names: &[String],
     ) -> Result<Vec<(String, TaskId)>, StoreError>;
 
+    /// The live tasks of a list the caller can read, without a parent, whose stored objects
+    /// mention `uid` (candidates for the subtasks of a task with it that arrived after them).
+    async fn tasks_mentioning(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        uid: &str,
+    ) -> Result<Vec<TaskId>, StoreError>;
+
     /// Each live list the caller can read, as a calendar.
     async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError>;
 

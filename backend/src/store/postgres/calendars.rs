@@ -176,6 +176,31 @@ impl Calendars for PgStore {
             .collect()
     }
 
+    async fn tasks_mentioning(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        uid: &str,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let ids: Vec<i64> = self
+            .run(async |conn, persistent| {
+                sqlx::query_scalar(
+                    "select id from tasks
+                     where list_id = $2 and deleted_at is null and parent_id is null
+                        and strpos(ical, $3) > 0
+                        and list_id in (select list_id from list_members where user_id = $1)",
+                )
+                .persistent(persistent)
+                .bind(owner.as_str())
+                .bind(list.get())
+                .bind(uid)
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
+        ids.into_iter().map(task_id).collect()
+    }
+
     async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError> {
         // A token must not pass a change that may still commit below it (never past the
         // horizon of transactions still running), nor fall behind a purge.

@@ -163,6 +163,27 @@ impl Calendars for SqliteStore {
             .collect()
     }
 
+    async fn tasks_mentioning(
+        &self,
+        owner: &UserId,
+        list: ListId,
+        uid: &str,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "select id from tasks
+             where list_id = ?2 and deleted_at is null and parent_id is null
+                and instr(ical, ?3) > 0
+                and list_id in (select list_id from list_members where user_id = ?1)",
+        )
+        .bind(owner.as_str())
+        .bind(list.get())
+        .bind(uid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        ids.into_iter().map(task_id).collect()
+    }
+
     async fn collection_tags(&self, owner: &UserId) -> Result<Vec<CalendarTags>, StoreError> {
         // One writer at a time: every position counted has committed. The token must not
         // fall behind a purge.
