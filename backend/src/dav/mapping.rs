@@ -222,10 +222,10 @@ pub fn todo(task: &Task, stored: Option<&Todo>, parent_uid: Option<String>) -> T
             stored.is_some_and(|todo| fields(todo).is_ok_and(|f| f.recurrence.is_none()))
         }),
     };
-    let completed = match (task.completed_at, stored.and_then(|todo| todo.completed)) {
-        (Some(_), Some(kept)) => Some(kept),
-        (at, _) => at,
-    };
+    // The app's own COMPLETED line comes back while it is the task's completion time (it
+    // is kept as that when the app completes the task); after the task was reopened and
+    // completed again, the new time.
+    let completed = task.completed_at;
     let stored_summary = stored.and_then(|todo| todo.summary.clone());
     let summary = match stored_summary {
         None if task.title == UNTITLED => None,

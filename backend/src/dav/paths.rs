@@ -51,6 +51,11 @@ pub const MAX_NAME_CHARS: usize = 255;
 /// The resource `path` names for `user`, or `None` for one that does not exist for them
 /// (another user's, or no resource at all).
 pub fn target(path: &str, user: &UserId) -> Option<Target> {
+    // An href may be a whole URL (`https://host/dav/...`): its path is what names the resource.
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |start| &rest[start..]),
+        None => path,
+    };
     let rest = path.strip_prefix("/dav")?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
@@ -184,6 +189,11 @@ mod tests {
             ("/dav/calendars/alice/7/y.ics/", None),
             ("/dav/calendars/alice/7/%ff.ics", None),
             ("/other", None),
+            (
+                "https://todo.example.com/dav/calendars/alice/7/x.ics",
+                Some(Target::Object(seven.clone(), "x".into())),
+            ),
+            ("https://todo.example.com", None),
         ];
         for (path, expected) in cases {
             assert_eq!(target(path, &alice()), expected, "{path}");

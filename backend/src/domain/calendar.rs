@@ -44,7 +44,7 @@ pub struct NewAppPassword {
 #[serde(deny_unknown_fields)]
 pub struct CreateAppPassword {
     /// 1 to 100 characters, at least one visible.
-    #[schema(value_type = String, min_length = 1, max_length = 100, example = "Thunderbird at work")]
+    #[schema(value_type = String, min_length = 1, max_length = 100, pattern = r"^[^\u0000]*[^\u0000-\u0020\u007F-\u00A0\u00AD\u034F\u061C\u115F\u1160\u1680\u17B4\u17B5\u180B-\u180F\u2000-\u200F\u2028-\u202F\u205F-\u206F\u2800\u3000\u3164\uFE00-\uFE0F\uFEFF\uFFA0][^\u0000]*$", example = "Thunderbird at work")]
     pub name: ListName,
 }
 
