@@ -9,6 +9,7 @@ use super::super::calendars::{
 };
 use super::super::row::{self, task_columns};
 use super::super::statements::now;
+use super::sharing::time;
 use super::{FeedRow, SqliteStore, db_error, to_micros};
 use crate::domain::calendar::{
     AppPassword, CalendarChanges, CalendarTags, MAX_APP_PASSWORDS, NewAppPassword, StoredObject,
@@ -21,15 +22,11 @@ type AppPasswordRow = (i64, String, i64, Option<i64>);
 fn app_password(
     (id, name, created_at, last_used_at): AppPasswordRow,
 ) -> Result<AppPassword, StoreError> {
-    let time = |micros: i64| {
-        chrono::DateTime::from_timestamp_micros(micros)
-            .ok_or_else(|| StoreError::Other(format!("timestamp {micros}").into()))
-    };
     Ok(AppPassword {
         id,
         name,
-        created_at: time(created_at)?,
-        last_used_at: last_used_at.map(time).transpose()?,
+        created_at: time(created_at).map_err(db_error)?,
+        last_used_at: last_used_at.map(time).transpose().map_err(db_error)?,
     })
 }
 

@@ -469,7 +469,8 @@ pub(super) fn invitation(
     })
 }
 
-fn time(micros: i64) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+/// A stored time (integer microseconds since the Unix epoch).
+pub(super) fn time(micros: i64) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
     chrono::DateTime::from_timestamp_micros(micros)
         .ok_or_else(|| sqlx::Error::Decode(format!("timestamp {micros}").into()))
 }
