@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -17,12 +16,12 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::query;
-use crate::domain::{Change, ChangeCursor, UserId};
+use crate::domain::{Change, ChangeCursor};
 use crate::http::extract::AuthUntil;
 use crate::http::responses::Unauthorized;
 use crate::http::{ApiError, AppState, ErrorBody};
 use crate::live::hub::{Refused, Subscription};
-use crate::store::{ChangeFeed, StoreError};
+use crate::store::StoreError;
 
 /// How many changes one read of the feed takes: what a stream holds at most.
 const PAGE: u32 = 100;
@@ -82,15 +81,17 @@ pub async fn stream_events(
             Refused::User(max) => ApiError::TooManyStreams(max),
             Refused::Instance => ApiError::Unavailable,
         })?;
-    let first = state.feed.changes(&user, since, PAGE, lists).await?;
+    let first = subscription
+        .changes(since, PAGE, lists, Instant::now())
+        .await?;
     let tail = Tail {
-        store: state.feed.clone(),
-        user,
         lists,
         cursor: since,
-        pending: first.changes.into(),
-        stale: first.has_more,
-        settling: first.settling,
+        pending: first.page.changes.iter().cloned().collect(),
+        stale: first.page.has_more,
+        settling: first.page.settling,
+        fresh_from: first.began,
+        last_read: first.began,
         subscription,
         expires,
         heartbeat: state.events.settings().heartbeat,
@@ -150,8 +151,6 @@ fn until(exp: u64) -> Option<Instant> {
 
 /// One stream: where it is in the feed and what it has read but not yet sent.
 struct Tail {
-    store: Arc<dyn ChangeFeed>,
-    user: UserId,
     /// Whether the stream carries the list entries (`include=lists`).
     lists: bool,
     /// The cursor of the last change handed out.
@@ -162,6 +161,11 @@ struct Tail {
     /// Whether a change has committed that the last read could not see yet (an older
     /// transaction was still open): read again shortly, without waiting for a wake.
     settling: bool,
+    /// What the next read must hold: every change committed before this instant (the
+    /// latest wake, or the end of a settling wait).
+    fresh_from: Instant,
+    /// When the read of the last page began.
+    last_read: Instant,
     subscription: Subscription,
     expires: Option<Instant>,
     heartbeat: Duration,
@@ -192,6 +196,9 @@ impl Tail {
             };
             let heartbeat = tokio::time::sleep(self.heartbeat);
             let settling = self.settling;
+            // Every stream that shared the settling page asks for the same freshness, so one
+            // read serves them all again.
+            let settled_at = self.last_read + SETTLE;
             let settled = async move {
                 match settling {
                     true => tokio::time::sleep(SETTLE).await,
@@ -201,14 +208,20 @@ impl Tail {
             let subscription = &mut self.subscription;
             let next = tokio::select! {
                 biased;
-                woken = subscription.woken() => if woken { Idle::Woken } else { Idle::End },
+                woken = subscription.woken() => match woken {
+                    Some(at) => Idle::Woken(at),
+                    None => Idle::End,
+                },
                 () = expired => Idle::End,
-                () = settled => Idle::Woken,
+                () = settled => Idle::Woken(settled_at),
                 () = heartbeat => Idle::Heartbeat,
             };
             match next {
                 Idle::End => return None,
-                Idle::Woken => self.stale = true,
+                Idle::Woken(at) => {
+                    self.fresh_from = at;
+                    self.stale = true;
+                }
                 Idle::Heartbeat => return Some(Bytes::from_static(b": heartbeat\n\n")),
             }
         }
@@ -218,15 +231,16 @@ impl Tail {
     /// `false` when the stream should end.
     async fn read(&mut self) -> bool {
         match self
-            .store
-            .changes(&self.user, self.cursor, PAGE, self.lists)
+            .subscription
+            .changes(self.cursor, PAGE, self.lists, self.fresh_from)
             .await
         {
-            Ok(page) => {
+            Ok(read) => {
                 self.failures = 0;
-                self.stale = page.has_more;
-                self.settling = page.settling;
-                self.pending.extend(page.changes);
+                self.stale = read.page.has_more;
+                self.settling = read.page.settling;
+                self.last_read = read.began;
+                self.pending.extend(read.page.changes.iter().cloned());
                 true
             }
             // Purged past this stream's cursor while it lagged: the client resumes and is
@@ -252,7 +266,8 @@ impl Tail {
 /// What ended an idle wait.
 enum Idle {
     End,
-    Woken,
+    /// Woken by a write (at the instant of its wake), or the settling wait ended.
+    Woken(Instant),
     Heartbeat,
 }
 

@@ -1,9 +1,11 @@
 //! Who is listening on this instance, and how they learn that their user wrote.
 //!
 //! A stream never receives changes from here: it is only woken, and reads the change feed
-//! itself from its own cursor. So a wake can never be lost in a queue or delivered twice, a
-//! slow client holds up nobody (there is nothing to queue for it), and a stream that missed
-//! wakes during an outage catches up on the next one. Three things wake a user's streams:
+//! from its own cursor. So a wake can never be lost in a queue or delivered twice, a slow
+//! client holds up nobody (there is nothing to queue for it), and a stream that missed wakes
+//! during an outage catches up on the next one. A user's streams on one instance share their
+//! reads: woken together, they want the same page, and one read of the database serves them
+//! all (see [`Subscription::changes`]). Three things wake a user's streams:
 //! a write through this instance (at once), a `NOTIFY` from another instance (see
 //! [`super::listen`]), and the poll of the users' change counters that always runs, which
 //! works through any pooler and is the safety net for the other two.
@@ -14,9 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-use crate::domain::UserId;
-use crate::store::ChangeFeed;
+use crate::domain::{ChangeCursor, ChangePage, UserId};
+use crate::store::{ChangeFeed, StoreError};
 
 /// What a stream follows and what a write wakes: one user's change feed, which merges every
 /// list they can read. A write wakes its writer's streams at once and nudges the poll, which
@@ -83,7 +86,32 @@ struct Listeners {
     streams: usize,
     /// The user's change counter as last polled; `None` before the first poll.
     seen: Option<i64>,
-    wake: watch::Sender<()>,
+    /// When the streams were last woken.
+    wake: watch::Sender<Instant>,
+    reads: Arc<SharedRead>,
+}
+
+/// The last read of one user's feed on this instance, kept for the user's other streams.
+#[derive(Default)]
+struct SharedRead {
+    /// Held while a read runs, so that the streams woken with it wait for its page instead of
+    /// each reading the same one.
+    last: tokio::sync::Mutex<Option<LastRead>>,
+}
+
+struct LastRead {
+    since: ChangeCursor,
+    limit: u32,
+    lists: bool,
+    read: FeedRead,
+}
+
+/// A page of a user's feed, and when its read began: it holds every change committed before
+/// then (or says it is settling, as any read then would).
+#[derive(Clone)]
+pub struct FeedRead {
+    pub page: Arc<ChangePage>,
+    pub began: Instant,
 }
 
 impl std::fmt::Debug for Hub {
@@ -132,7 +160,7 @@ impl Hub {
 
     /// Opens a stream for `user`, within the limits. The first stream starts the poll.
     pub fn subscribe(self: &Arc<Self>, user: &Topic) -> Result<Subscription, Refused> {
-        let wake = {
+        let (wake, reads) = {
             let mut state = self.lock();
             if state.streams >= self.settings.max_streams {
                 return Err(Refused::Instance);
@@ -143,15 +171,16 @@ impl Hub {
                 .or_insert_with(|| Listeners {
                     streams: 0,
                     seen: None,
-                    wake: watch::Sender::new(()),
+                    wake: watch::Sender::new(Instant::now()),
+                    reads: Arc::default(),
                 });
             if listeners.streams >= self.settings.max_per_user {
                 return Err(Refused::User(self.settings.max_per_user));
             }
             listeners.streams += 1;
-            let wake = listeners.wake.subscribe();
+            let subscribed = (listeners.wake.subscribe(), listeners.reads.clone());
             state.streams += 1;
-            wake
+            subscribed
         };
         if !self.polling.swap(true, Ordering::AcqRel) {
             tokio::spawn(poll(Arc::downgrade(self), self.nudged.clone()));
@@ -160,6 +189,7 @@ impl Hub {
             hub: self.clone(),
             user: user.clone(),
             wake,
+            reads,
             closing: self.closing.subscribe(),
         })
     }
@@ -179,7 +209,7 @@ impl Hub {
     /// other members of what they wrote.
     pub fn wake(&self, user: &Topic) {
         if let Some(listeners) = self.lock().users.get(user) {
-            listeners.wake.send_replace(());
+            listeners.wake.send_replace(Instant::now());
         }
         self.nudged.notify_one();
     }
@@ -187,7 +217,7 @@ impl Hub {
     /// Wakes every stream: after a gap in what this instance heard (a listener reconnected).
     pub fn wake_all(&self) {
         for listeners in self.lock().users.values() {
-            listeners.wake.send_replace(());
+            listeners.wake.send_replace(Instant::now());
         }
     }
 
@@ -235,7 +265,7 @@ impl Hub {
             };
             if listeners.seen.is_none_or(|seen| counter > seen) {
                 listeners.seen = Some(counter);
-                listeners.wake.send_replace(());
+                listeners.wake.send_replace(Instant::now());
             }
         }
     }
@@ -266,28 +296,69 @@ async fn poll(hub: Weak<Hub>, nudged: Arc<tokio::sync::Notify>) {
 pub struct Subscription {
     hub: Arc<Hub>,
     user: Topic,
-    wake: watch::Receiver<()>,
+    wake: watch::Receiver<Instant>,
+    reads: Arc<SharedRead>,
     closing: watch::Receiver<bool>,
 }
 
 impl Subscription {
-    /// Completes when the user may have written since the last call (or since subscribing):
-    /// `true`; or when the instance stops: `false`.
-    pub async fn woken(&mut self) -> bool {
+    /// Completes when the user may have written since the last call (or since subscribing),
+    /// with the instant of the latest wake; or when the instance stops: `None`.
+    pub async fn woken(&mut self) -> Option<Instant> {
         let closing = &mut self.closing;
         let closed = async move { closing.wait_for(|closing| *closing).await.is_ok() };
         let woken = tokio::select! {
             biased;
-            true = closed => return false,
+            true = closed => return None,
             changed = self.wake.changed() => changed.is_ok(),
         };
         if !woken {
             // The sender lives as long as the hub's entry for the user, which outlives this
             // subscription; were it gone anyway, nothing would wake us again but the end.
             self.closing().await;
-            return false;
+            return None;
         }
-        true
+        Some(*self.wake.borrow_and_update())
+    }
+
+    /// Up to `limit` of the user's changes after `since` (as [`ChangeFeed::changes`]), from a
+    /// read that began at `fresh_from` or later: the wake the stream answers was sent after
+    /// its write committed, so such a read holds that write. When another stream of the user
+    /// here read the same page late enough, that page is shared; while one reads, the others
+    /// wait for it. So a write that wakes many streams of a user costs one read per instance.
+    pub async fn changes(
+        &self,
+        since: ChangeCursor,
+        limit: u32,
+        lists: bool,
+        fresh_from: Instant,
+    ) -> Result<FeedRead, StoreError> {
+        let mut last = self.reads.last.lock().await;
+        if let Some(last) = last.as_ref().filter(|last| {
+            last.since == since
+                && last.limit == limit
+                && last.lists == lists
+                && last.read.began >= fresh_from
+        }) {
+            return Ok(last.read.clone());
+        }
+        let began = Instant::now();
+        let page = self
+            .hub
+            .store
+            .changes(&self.user, since, limit, lists)
+            .await?;
+        let read = FeedRead {
+            page: Arc::new(page),
+            began,
+        };
+        *last = Some(LastRead {
+            since,
+            limit,
+            lists,
+            read: read.clone(),
+        });
+        Ok(read)
     }
 
     /// Completes when the instance stops.

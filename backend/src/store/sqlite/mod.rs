@@ -209,13 +209,23 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter
         push_any::<i64>(query, "priority", ranks);
     }
     if let Some(search) = &filter.search {
-        // instr() is an exact substring test: no pattern characters to escape.
-        query
-            .push(" and (instr(title_key, ")
-            .push_bind(search.clone())
-            .push(") > 0 or instr(coalesce(description_key, ''), ")
-            .push_bind(search.clone())
-            .push(") > 0)");
+        if search.chars().count() >= 3 {
+            // The trigram index: a quoted phrase of trigrams in a row is the substring, within
+            // one column, exactly as instr() finds it.
+            query
+                .push(" and tasks.id in (select rowid from tasks_search where tasks_search match ")
+                .push_bind(format!("\"{}\"", search.replace('"', "\"\"")))
+                .push(")");
+        } else {
+            // Too short for a trigram: instr() is an exact substring test, no pattern
+            // characters to escape.
+            query
+                .push(" and (instr(title_key, ")
+                .push_bind(search.clone())
+                .push(") > 0 or instr(coalesce(description_key, ''), ")
+                .push_bind(search.clone())
+                .push(") > 0)");
+        }
     }
     if let Some(before) = filter.due_before {
         query.push(" and due_at < ").push_bind(to_micros(before));

@@ -384,6 +384,84 @@ async fn a_subtree_change_is_an_event_per_task(postgres: bool) {
     }
 }
 
+/// Many streams of one user share their reads of the feed on an instance; under concurrent
+/// writers every stream still gets every change exactly once, in feed order, including one
+/// that joined late and replays from the middle.
+async fn streams_of_one_user_each_get_every_change_once(postgres: bool) {
+    const STREAMS: usize = 8;
+    const WRITERS: usize = 4;
+    const WRITES: usize = 25;
+    let served = serve(postgres, SETTINGS).await;
+    let app = &served.app;
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS {
+        streams.push(
+            sse::open(&served.base, &token("alice"), None)
+                .await
+                .expect("opens"),
+        );
+    }
+    let first = write(app, "POST", "/api/tasks", json!({"title": "first"})).await;
+    let writers = (0..WRITERS).map(|writer| async move {
+        for n in 0..WRITES {
+            write(
+                app,
+                "POST",
+                "/api/tasks",
+                json!({"title": format!("writer {writer} task {n}")}),
+            )
+            .await;
+        }
+    });
+    let total = 1 + WRITERS * WRITES;
+    let readers = streams
+        .iter_mut()
+        .map(|stream| stream.events(total, PATIENCE * 3));
+    let (_, heard) = tokio::join!(
+        futures_util::future::join_all(writers),
+        futures_util::future::join_all(readers)
+    );
+    let feed = app
+        .get(
+            &format!("/api/tasks/changes?limit={total}"),
+            &token("alice"),
+        )
+        .await
+        .json();
+    let expected: Vec<Value> = feed["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|change| change["task"]["id"].clone())
+        .collect();
+    assert_eq!(expected.len(), total, "{feed}");
+    for events in &heard {
+        let ids: Vec<Value> = events
+            .iter()
+            .map(|(_, _, data)| data["task"]["id"].clone())
+            .collect();
+        assert_eq!(
+            ids, expected,
+            "each stream, every create once in feed order"
+        );
+    }
+    // A stream that joins late, from the first event, replays exactly the rest.
+    let after = heard[0][0].0.to_string();
+    let mut late = sse::open(&served.base, &token("alice"), Some(&after))
+        .await
+        .expect("opens");
+    let rest = late.events(total - 1, PATIENCE).await;
+    assert_eq!(rest, heard[0][1..].to_vec());
+    assert_eq!(heard[0][0].2["task"]["id"], first["id"]);
+    // And every stream then hears only the heartbeat.
+    for stream in streams.iter_mut().chain([&mut late]) {
+        assert!(matches!(
+            stream.next(PATIENCE).await,
+            Some(Frame::Comment(_))
+        ));
+    }
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -415,4 +493,5 @@ on_both_backends!(
     shutdown_ends_streams_cleanly,
     a_resume_point_from_before_the_kept_history_is_gone,
     a_subtree_change_is_an_event_per_task,
+    streams_of_one_user_each_get_every_change_once,
 );

@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::app::{TestApp, token};
 
-const TITLES: [&str; 8] = [
+const TITLES: [&str; 9] = [
     "Buy milk",
+    // A full-text query's own syntax, which search must take as plain text.
+    "say \"hi\" AND *NEAR*",
     "ÄPFEL kaufen",
     "call Éloïse",
     "50% off_sale",
@@ -240,6 +242,21 @@ fn cases() -> Vec<Case> {
             sort: ("created_at", true),
         },
         Case {
+            query: "q=%22hi%22%20and%20*n",
+            keep: |t| contains(t, "\"hi\" and *n"),
+            sort: ("created_at", true),
+        },
+        Case {
+            query: "q=%22h",
+            keep: |t| contains(t, "\"h"),
+            sort: ("created_at", true),
+        },
+        Case {
+            query: "q=l%20%C3%89",
+            keep: |t| contains(t, "l é"),
+            sort: ("created_at", true),
+        },
+        Case {
             query: "q=x_y",
             keep: |t| contains(t, "x_y"),
             sort: ("created_at", true),
@@ -456,7 +473,61 @@ async fn bad_list_queries_are_422(app: &TestApp) {
     .assert_error(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Search reads what a task says now: a rename, a new description, the trash and the way
+/// back out of it each change what a search finds, at once.
+async fn search_follows_every_change_of_the_text(app: &TestApp) {
+    let alice = token("alice");
+    let found = |query: &'static str| {
+        let alice = alice.clone();
+        async move {
+            let response = app.get(&format!("/api/tasks?q={query}"), &alice).await;
+            assert_eq!(response.status, StatusCode::OK, "{query}");
+            ids(response.json().as_array().expect("a list"))
+        }
+    };
+    let task = app
+        .create_task(
+            &alice,
+            json!({"title": "Walk the dog", "description": "Leash"}),
+        )
+        .await;
+    let id = task["id"].as_i64().expect("an id");
+    app.create_task(&alice, json!({"title": "Feed the cat"}))
+        .await;
+    assert_eq!(found("dog").await, vec![id]);
+    assert_eq!(found("leash").await, vec![id]);
+    let url = format!("/api/tasks/{id}");
+    let renamed = app
+        .patch(
+            &url,
+            &alice,
+            &json!({"title": "Walk the horse", "description": null}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text());
+    assert_eq!(found("dog").await, Vec::<i64>::new());
+    assert_eq!(found("leash").await, Vec::<i64>::new());
+    assert_eq!(found("horse").await, vec![id]);
+    // A change of anything else keeps the task findable.
+    let completed = app
+        .patch(&url, &alice, &json!({"status": "completed"}))
+        .await;
+    assert_eq!(completed.status, StatusCode::OK, "{}", completed.text());
+    assert_eq!(found("horse").await, vec![id]);
+    app.delete(&url, &alice).await;
+    assert_eq!(found("horse").await, Vec::<i64>::new());
+    let restored = app
+        .post(&format!("{url}/restore"), &alice, &json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.text());
+    assert_eq!(found("horse").await, vec![id]);
+    // Nobody else finds it.
+    let response = app.get("/api/tasks?q=horse", &token("bob")).await;
+    assert_eq!(response.json(), json!([]));
+}
+
 backend_tests!(
+    search_follows_every_change_of_the_text,
     every_filter_and_sort_matches_the_reference,
     a_cursor_walk_during_inserts_sees_every_old_task_once,
     bad_list_queries_are_422,
