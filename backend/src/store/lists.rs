@@ -24,6 +24,27 @@ use crate::domain::{Expect, IdempotencyKey, List, ListId, Once, Outcome, Positio
 /// How often a move of a list retries after a concurrent move took its position.
 const POSITION_ATTEMPTS: usize = 8;
 
+/// How often a write of many rows runs when the database aborted it to break a deadlock.
+const CONFLICT_ATTEMPTS: usize = 4;
+
+/// Evaluates `$write` (an awaited store call) again when the database aborted it to break a
+/// deadlock or for a serialization failure: such a transaction wrote nothing. Writes that lock
+/// rows of several lists and tasks take them in one order, so this is a defence, not a loop
+/// that runs.
+macro_rules! again_on_conflict {
+    ($write:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $write {
+                Err(error) if attempt < CONFLICT_ATTEMPTS && is_aborted_by_conflict(&error) => {
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+
 #[async_trait]
 impl<S: Statements> Lists for S {
     async fn lists_of(&self, owner: &UserId) -> Result<Vec<List>, StoreError> {
@@ -97,7 +118,7 @@ impl<S: Statements> Lists for S {
     }
 
     async fn delete_list(&self, owner: &UserId, list: ListId) -> Result<(), StoreError> {
-        if self.trash_list(owner, list, false).await? {
+        if again_on_conflict!(self.trash_list(owner, list, false).await)? {
             return Ok(());
         }
         let current = self.get_list(owner, list).await?;
@@ -109,7 +130,7 @@ impl<S: Statements> Lists for S {
     }
 
     async fn restore_list(&self, owner: &UserId, list: ListId) -> Result<List, StoreError> {
-        if self.trash_list(owner, list, true).await? {
+        if again_on_conflict!(self.trash_list(owner, list, true).await)? {
             return self.get_list(owner, list).await;
         }
         // Not in the trash (then as it is), or not the caller's to restore.
@@ -252,7 +273,7 @@ impl<S: Statements> Lists for S {
     }
 
     async fn accept(&self, owner: &UserId, token: &str) -> Result<List, StoreError> {
-        match self.accept_invitation(owner, &token_hash(token)).await? {
+        match again_on_conflict!(self.accept_invitation(owner, &token_hash(token)).await)? {
             Accepted::Joined(list) | Accepted::AlreadyMember(list) => {
                 self.get_list(owner, list).await
             }
@@ -279,7 +300,8 @@ impl<S: Statements> Lists for S {
         member: &UserId,
         role: Role,
     ) -> Result<Member, StoreError> {
-        if let Some(member) = self.change_role(owner, list, member, role).await? {
+        if let Some(member) = again_on_conflict!(self.change_role(owner, list, member, role).await)?
+        {
             return Ok(member);
         }
         match self.role_in(owner, list).await? {
@@ -300,7 +322,7 @@ impl<S: Statements> Lists for S {
         list: ListId,
         member: &UserId,
     ) -> Result<(), StoreError> {
-        if self.remove_member(owner, list, member).await? {
+        if again_on_conflict!(self.remove_member(owner, list, member).await)? {
             return Ok(());
         }
         match self.role_in(owner, list).await? {
@@ -319,7 +341,7 @@ impl<S: Statements> Lists for S {
         list: ListId,
         member: &UserId,
     ) -> Result<List, StoreError> {
-        if self.transfer_list(owner, list, member).await? {
+        if again_on_conflict!(self.transfer_list(owner, list, member).await)? {
             return self.get_list(owner, list).await;
         }
         match self.role_in(owner, list).await? {
@@ -370,7 +392,7 @@ impl<S: Statements> Lists for S {
     }
 
     async fn erase(&self, owner: &UserId) -> Result<(), StoreError> {
-        self.erase_user(owner).await
+        again_on_conflict!(self.erase_user(owner).await)
     }
 }
 

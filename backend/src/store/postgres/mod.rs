@@ -1345,7 +1345,7 @@ impl Statements for PgStore {
         list: ListId,
         member: &UserId,
     ) -> Result<bool, StoreError> {
-        self.run(async |conn, persistent| {
+        self.transaction(async |conn, persistent| {
             sharing::remove(conn, persistent, owner, list, member).await
         })
         .await

@@ -274,6 +274,13 @@ pub(super) async fn accept(
     if i64::from(members) >= MAX_MEMBERS {
         return Ok(Accepted::ListFull);
     }
+    // One user's joins and list creations queue here (the lock `insert_list` takes), so the
+    // limit holds when they race; taken last, after every row lock, so it closes no cycle.
+    sqlx::query("select pg_advisory_xact_lock(hashtext('lists'), hashtext($1))")
+        .persistent(persistent)
+        .bind(owner.as_str())
+        .execute(&mut *conn)
+        .await?;
     let lists: i64 = sqlx::query_scalar("select count(*) from list_members where user_id = $1")
         .persistent(persistent)
         .bind(owner.as_str())
@@ -328,6 +335,8 @@ pub(super) async fn change_role(
     .await
 }
 
+/// `conn` must be in a transaction. Whoever leaves a list (or is removed from it) is nobody's
+/// assignee in it any more: those tasks lose their assignee, a change their members see.
 pub(super) async fn remove(
     conn: &mut PgConnection,
     persistent: bool,
@@ -335,6 +344,23 @@ pub(super) async fn remove(
     list: ListId,
     member: &UserId,
 ) -> Result<bool, sqlx::Error> {
+    // The member's tasks first, in id order, then the list's row (the member count): the
+    // lock order of every writer. Only when the caller may remove them, so that a stranger
+    // holds up nobody.
+    sqlx::query(
+        "select t.id from tasks t
+         where t.list_id = $2 and t.assignee_id = $3
+            and exists (select 1 from list_members m join lists l on l.id = m.list_id
+                where m.list_id = $2 and m.user_id = $1 and l.deleted_at is null
+                    and (m.role = 'owner' or $3 = $1))
+         order by t.id for update of t",
+    )
+    .persistent(persistent)
+    .bind(owner.as_str())
+    .bind(list.get())
+    .bind(member.as_str())
+    .execute(&mut *conn)
+    .await?;
     let result = sqlx::query(
         "delete from list_members
          where list_id = $2 and user_id = $3 and role <> 'owner'
@@ -346,9 +372,22 @@ pub(super) async fn remove(
     .bind(owner.as_str())
     .bind(list.get())
     .bind(member.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if result.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "update tasks set assignee_id = null, version = version + 1,
+            updated_at = greatest(now(), updated_at + interval '1 microsecond')
+         where list_id = $1 and assignee_id = $2",
+    )
+    .persistent(persistent)
+    .bind(list.get())
+    .bind(member.as_str())
     .execute(conn)
     .await?;
-    Ok(result.rows_affected() > 0)
+    Ok(true)
 }
 
 /// `conn` must be in a transaction.

@@ -1549,10 +1549,12 @@ impl Statements for SqliteStore {
         list: ListId,
         member: &UserId,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        sharing::remove(&mut conn, owner, list, member)
+        let mut transaction = self.begin().await?;
+        let removed = sharing::remove(&mut transaction, owner, list, member)
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+        transaction.commit().await.map_err(db_error)?;
+        Ok(removed)
     }
 
     async fn transfer_list(

@@ -296,6 +296,8 @@ pub(super) async fn change_role(
     .await
 }
 
+/// `conn` must be in a transaction. Whoever leaves a list (or is removed from it) is nobody's
+/// assignee in it any more: those tasks lose their assignee, a change their members see.
 pub(super) async fn remove(
     conn: &mut SqliteConnection,
     owner: &UserId,
@@ -312,9 +314,22 @@ pub(super) async fn remove(
     .bind(owner.as_str())
     .bind(list.get())
     .bind(member.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if result.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "update tasks set assignee_id = null, version = version + 1,
+            updated_at = max(?3, updated_at + 1)
+         where list_id = ?1 and assignee_id = ?2",
+    )
+    .bind(list.get())
+    .bind(member.as_str())
+    .bind(to_micros(now()))
     .execute(conn)
     .await?;
-    Ok(result.rows_affected() > 0)
+    Ok(true)
 }
 
 /// `conn` must be in a transaction.

@@ -212,180 +212,185 @@ mod postgres {
     async fn a_stream_hears_another_instances_writes_by_listening() {
         a_stream_on_one_instance_hears_every_write_through_another(true).await;
     }
-}
 
-/// Another member's write through instance B reaches a member's stream on instance A; removed
-/// through B, the member hears it on A within a second, and nothing of the list afterwards:
-/// each read of the feed checks membership again.
-mod revocation {
-    use std::time::{Duration, Instant};
+    /// Another member's write through instance B reaches a member's stream on instance A; removed
+    /// through B, the member hears it on A within a second, and nothing of the list afterwards:
+    /// each read of the feed checks membership again.
+    mod revocation {
+        use std::time::{Duration, Instant};
 
-    use serde_json::{Value, json};
+        use super::database_url;
 
-    use crate::support::app::{PgTestDatabase, SECRET, token};
-    use crate::support::spawned::Server;
-    use crate::support::sse::{self, Frame};
+        use serde_json::{Value, json};
 
-    async fn call(
-        port: u16,
-        method: reqwest::Method,
-        path: &str,
-        user: &str,
-        body: Value,
-    ) -> Value {
-        let response = reqwest::Client::new()
-            .request(method, format!("http://127.0.0.1:{port}{path}"))
-            .bearer_auth(token(user))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("answered");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        let text = response.text().await.unwrap_or_default();
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
+        use crate::support::app::{PgTestDatabase, SECRET, token};
+        use crate::support::spawned::Server;
+        use crate::support::sse::{self, Frame};
 
-    async fn a_removed_member_hears_it_at_once_and_nothing_after(listen: bool) {
-        let database = PgTestDatabase::create().await;
-        let direct = database.url_with("");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut env = vec![
-            ("DATABASE_URL", direct.as_str()),
-            ("BETTER_AUTH_SECRET", SECRET),
-            ("SHUTDOWN_GRACE_SECONDS", "0"),
-            // Comments often, so that a quiet stream is seen to be quiet, not stuck.
-            ("EVENTS_HEARTBEAT_MS", "200"),
-        ];
-        if listen {
-            env.push(("DATABASE_LISTEN_URL", direct.as_str()));
+        async fn call(
+            port: u16,
+            method: reqwest::Method,
+            path: &str,
+            user: &str,
+            body: Value,
+        ) -> Value {
+            let response = reqwest::Client::new()
+                .request(method, format!("http://127.0.0.1:{port}{path}"))
+                .bearer_auth(token(user))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("answered");
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            let text = response.text().await.unwrap_or_default();
+            serde_json::from_str(&text).unwrap_or(Value::Null)
         }
-        let a = Server::start(dir.path(), &env);
-        let b = Server::start(dir.path(), &env);
-        use reqwest::Method;
-        let list = call(
-            b.port,
-            Method::POST,
-            "/api/lists",
-            "alice",
-            json!({"name": "Shared"}),
-        )
-        .await;
-        let invitation = call(
-            b.port,
-            Method::POST,
-            &format!("/api/lists/{}/invitations", list["id"]),
-            "alice",
-            json!({"role": "viewer"}),
-        )
-        .await;
-        call(
-            b.port,
-            Method::POST,
-            "/api/invitations/accept",
-            "bob",
-            json!({"token": invitation["token"]}),
-        )
-        .await;
-        let task = call(
-            b.port,
-            Method::POST,
-            "/api/tasks",
-            "alice",
-            json!({"title": "seen", "list_id": list["id"]}),
-        )
-        .await;
-        let mut stream = sse::open_path(
-            &format!("http://127.0.0.1:{}", a.port),
-            "/api/tasks/events?include=lists",
-            &token("bob"),
-            None,
-        )
-        .await
-        .expect("opens");
-        // The stream has caught up: the task is there.
-        let heard = stream.events(2, Duration::from_secs(10)).await;
-        assert!(
-            heard
-                .iter()
-                .any(|(_, _, data)| data["task"]["id"] == task["id"]),
-            "{heard:?}"
-        );
-        // Another member's write through instance B reaches bob's stream on A.
-        let live = call(
-            b.port,
-            Method::POST,
-            "/api/tasks",
-            "alice",
-            json!({"title": "live", "list_id": list["id"]}),
-        )
-        .await;
-        let heard = stream.events(1, Duration::from_secs(2)).await;
-        assert_eq!(heard[0].2["task"]["id"], live["id"], "{heard:?}");
 
-        let removed_at = Instant::now();
-        let response = reqwest::Client::new()
-            .delete(format!(
-                "http://127.0.0.1:{}/api/lists/{}/members/bob",
-                b.port, list["id"]
-            ))
-            .bearer_auth(token("alice"))
-            .send()
-            .await
-            .expect("answered");
-        assert_eq!(response.status(), 204);
-        let mut lost = false;
-        while !lost {
-            match stream.next(Duration::from_secs(2)).await {
-                Some(Frame::Event { event, data, .. }) => {
-                    lost = event == "delete" && data["list_id"] == list["id"];
-                }
-                Some(_) => {}
-                None => panic!("the stream ended"),
+        async fn a_removed_member_hears_it_at_once_and_nothing_after(listen: bool) {
+            let database = PgTestDatabase::create().await;
+            let (url, pooler) = database_url(&database);
+            // LISTEN needs a session of its own: always the direct URL, never the pooler.
+            let direct = database.url_with("");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut env = vec![
+                ("DATABASE_URL", url.as_str()),
+                ("DB_TRANSACTION_POOLER", pooler),
+                ("BETTER_AUTH_SECRET", SECRET),
+                ("SHUTDOWN_GRACE_SECONDS", "0"),
+                // Comments often, so that a quiet stream is seen to be quiet, not stuck.
+                ("EVENTS_HEARTBEAT_MS", "200"),
+            ];
+            if listen {
+                env.push(("DATABASE_LISTEN_URL", direct.as_str()));
             }
-        }
-        let took = removed_at.elapsed();
-        assert!(took < Duration::from_secs(1), "the delete took {took:?}");
-        // Alice goes on writing in the list; bob's stream hears none of it.
-        for n in 0..5 {
-            call(
+            let a = Server::start(dir.path(), &env);
+            let b = Server::start(dir.path(), &env);
+            use reqwest::Method;
+            let list = call(
                 b.port,
-                Method::PATCH,
-                &format!("/api/tasks/{}", task["id"]),
+                Method::POST,
+                "/api/lists",
                 "alice",
-                json!({"title": format!("after {n}")}),
+                json!({"name": "Shared"}),
             )
             .await;
-        }
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            match stream.next(Duration::from_secs(2)).await {
-                // The loss itself names each task of the list; nothing else may come.
-                Some(Frame::Event { event, data, .. })
-                    if event == "delete"
-                        && (data["id"] == task["id"] || data["id"] == live["id"]) => {}
-                Some(Frame::Event { data, .. }) => panic!("heard after removal: {data}"),
-                Some(_) => {}
-                None => panic!("the stream ended"),
+            let invitation = call(
+                b.port,
+                Method::POST,
+                &format!("/api/lists/{}/invitations", list["id"]),
+                "alice",
+                json!({"role": "viewer"}),
+            )
+            .await;
+            call(
+                b.port,
+                Method::POST,
+                "/api/invitations/accept",
+                "bob",
+                json!({"token": invitation["token"]}),
+            )
+            .await;
+            let task = call(
+                b.port,
+                Method::POST,
+                "/api/tasks",
+                "alice",
+                json!({"title": "seen", "list_id": list["id"]}),
+            )
+            .await;
+            let mut stream = sse::open_path(
+                &format!("http://127.0.0.1:{}", a.port),
+                "/api/tasks/events?include=lists",
+                &token("bob"),
+                None,
+            )
+            .await
+            .expect("opens");
+            // The stream has caught up: the task is there.
+            let heard = stream.events(2, Duration::from_secs(10)).await;
+            assert!(
+                heard
+                    .iter()
+                    .any(|(_, _, data)| data["task"]["id"] == task["id"]),
+                "{heard:?}"
+            );
+            // Another member's write through instance B reaches bob's stream on A.
+            let live = call(
+                b.port,
+                Method::POST,
+                "/api/tasks",
+                "alice",
+                json!({"title": "live", "list_id": list["id"]}),
+            )
+            .await;
+            let heard = stream.events(1, Duration::from_secs(2)).await;
+            assert_eq!(heard[0].2["task"]["id"], live["id"], "{heard:?}");
+
+            let removed_at = Instant::now();
+            let response = reqwest::Client::new()
+                .delete(format!(
+                    "http://127.0.0.1:{}/api/lists/{}/members/bob",
+                    b.port, list["id"]
+                ))
+                .bearer_auth(token("alice"))
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(response.status(), 204);
+            let mut lost = false;
+            while !lost {
+                match stream.next(Duration::from_secs(2)).await {
+                    Some(Frame::Event { event, data, .. }) => {
+                        lost = event == "delete" && data["list_id"] == list["id"];
+                    }
+                    Some(_) => {}
+                    None => panic!("the stream ended"),
+                }
             }
+            let took = removed_at.elapsed();
+            assert!(took < Duration::from_secs(1), "the delete took {took:?}");
+            // Alice goes on writing in the list; bob's stream hears none of it.
+            for n in 0..5 {
+                call(
+                    b.port,
+                    Method::PATCH,
+                    &format!("/api/tasks/{}", task["id"]),
+                    "alice",
+                    json!({"title": format!("after {n}")}),
+                )
+                .await;
+            }
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < deadline {
+                match stream.next(Duration::from_secs(2)).await {
+                    // The loss itself names each task of the list; nothing else may come.
+                    Some(Frame::Event { event, data, .. })
+                        if event == "delete"
+                            && (data["id"] == task["id"] || data["id"] == live["id"]) => {}
+                    Some(Frame::Event { data, .. }) => panic!("heard after removal: {data}"),
+                    Some(_) => {}
+                    None => panic!("the stream ended"),
+                }
+            }
+            a.stop();
+            b.stop();
         }
-        a.stop();
-        b.stop();
-    }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
-    async fn by_polling() {
-        a_removed_member_hears_it_at_once_and_nothing_after(false).await;
-    }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+        async fn by_polling() {
+            a_removed_member_hears_it_at_once_and_nothing_after(false).await;
+        }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
-    async fn by_listening() {
-        a_removed_member_hears_it_at_once_and_nothing_after(true).await;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(test_database), ignore = "needs TEST_DATABASE_URL")]
+        async fn by_listening() {
+            a_removed_member_hears_it_at_once_and_nothing_after(true).await;
+        }
     }
 }

@@ -381,7 +381,79 @@ async fn your_data_is_yours_to_take_and_to_delete(app: &TestApp) {
     );
 }
 
+/// An assignee is a member of the task's list: whoever leaves a list, or is removed from it,
+/// is unassigned from its tasks in the same write, and the members still there see the change.
+async fn leaving_a_list_ends_ones_assignments_in_it(app: &TestApp) {
+    let (alice, bob, carol) = (token("alice"), token("bob"), token("carol"));
+    let list = new_list(app, "alice", "Chores").await;
+    for user in ["bob", "carol"] {
+        let invitation = invite(app, "alice", &list, json!({"role": "editor"})).await;
+        assert_eq!(
+            accept(app, user, &invitation["token"]).await.status,
+            StatusCode::OK
+        );
+    }
+    let assign = async |title: &str, assignee: &str| {
+        app.create_task(
+            &alice,
+            json!({"title": title, "list_id": list["id"], "assignee_id": assignee}),
+        )
+        .await
+    };
+    let bobs = assign("dishes", "bob").await;
+    let carols = assign("laundry", "carol").await;
+    // Bob's own task elsewhere keeps its assignee: only this list's assignments end.
+    let inbox_task = app
+        .create_task(&bob, json!({"title": "mine", "assignee_id": "bob"}))
+        .await;
+    let cursor = app.get("/api/tasks/changes", &alice).await.json()["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let left = app
+        .delete(&format!("/api/lists/{}/members/bob", list["id"]), &bob)
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text());
+    let dishes = app.get(&TestApp::url_of(&bobs), &alice).await.json();
+    assert_eq!(dishes["assignee_id"], Value::Null, "{dishes}");
+    assert_eq!(dishes["version"], 2, "a change of the task: {dishes}");
+    let changes = app
+        .get(&format!("/api/tasks/changes?since={cursor}"), &alice)
+        .await
+        .json();
+    assert!(
+        changes["changes"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["task"]["id"] == bobs["id"] && c["task"]["assignee_id"].is_null())),
+        "alice's feed carries the unassignment: {changes}"
+    );
+    let mine = app.get(&TestApp::url_of(&inbox_task), &bob).await.json();
+    assert_eq!(mine["assignee_id"], "bob");
+    // Removed by the owner: the same.
+    let removed = app
+        .delete(&format!("/api/lists/{}/members/carol", list["id"]), &alice)
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text());
+    let laundry = app.get(&TestApp::url_of(&carols), &alice).await.json();
+    assert_eq!(laundry["assignee_id"], Value::Null, "{laundry}");
+    // A refused removal unassigns nobody: carol, no longer a member, cannot remove alice,
+    // and a stranger's request changes nothing.
+    let reassigned = app
+        .create_task(
+            &alice,
+            json!({"title": "windows", "list_id": list["id"], "assignee_id": "alice"}),
+        )
+        .await;
+    app.delete(&format!("/api/lists/{}/members/alice", list["id"]), &carol)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let windows = app.get(&TestApp::url_of(&reassigned), &alice).await.json();
+    assert_eq!(windows["assignee_id"], "alice");
+    assert_eq!(windows["version"], 1);
+}
+
 backend_tests!(
+    leaving_a_list_ends_ones_assignments_in_it,
     an_invitation_is_a_secret_shown_once_and_used_as_it_says,
     an_inbox_is_never_shared,
     a_removed_member_needs_a_new_invitation,
