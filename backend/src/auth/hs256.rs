@@ -9,6 +9,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 
+use super::cache::{KeyIdentity, VerifiedTokens};
+use super::claims::Verified;
 use crate::domain::UserId;
 
 /// The shortest secret accepted: 256 bits, the size of the HMAC-SHA256 output.
@@ -47,6 +49,9 @@ impl HmacSecret {
 pub(super) struct Hs256Key {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens this secret verified; the secret lives as long as the process, so an entry is
+    /// good until its token expires.
+    verified: VerifiedTokens,
 }
 
 impl Hs256Key {
@@ -64,11 +69,28 @@ impl Hs256Key {
         Hs256Key {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: VerifiedTokens::default(),
         }
     }
 
-    pub(super) fn decode(&self, token: &str) -> Result<super::claims::Claims, super::AuthError> {
-        Ok(jsonwebtoken::decode(token, &self.key, &self.validation)?.claims)
+    /// The user of `token` when this secret verified it before and it has not expired.
+    pub(super) fn cached(&self, token: &str, now: u64) -> Option<Verified> {
+        self.verified.get(token, now, |_| true)
+    }
+
+    /// Checks the token's signature and claims, and remembers it when it passes.
+    pub(super) fn verify(&self, token: &str, now: u64) -> Result<Verified, super::AuthError> {
+        let verified =
+            jsonwebtoken::decode::<super::claims::Claims>(token, &self.key, &self.validation)?
+                .claims
+                .verified()?;
+        let key = KeyIdentity {
+            kid: String::new(),
+            fingerprint: [0; 32],
+        };
+        self.verified
+            .insert(token, verified.clone(), key, verified.expires_at, now);
+        Ok(verified)
     }
 }
 

@@ -89,7 +89,7 @@ pub(super) struct JwksKeys {
     client: reqwest::Client,
     /// `None` until the first successful fetch.
     keys: RwLock<Option<Arc<KeySet>>>,
-    /// Tokens already verified with one of `keys` (HS256 is cheaper to check than to look up).
+    /// Tokens already verified with one of `keys`.
     verified: VerifiedTokens,
     /// Set while fetches fail, so an outage is logged once, not once per retry.
     failing: AtomicBool,

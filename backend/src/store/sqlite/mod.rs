@@ -53,6 +53,37 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The ids of the caller's live lists that `filter` reads (the one it names, or all), in
+    /// id order: what [`push_filter`] writes out.
+    async fn live_lists(&self, owner: &UserId, filter: &Filter) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "select m.list_id from list_members m join lists l on l.id = m.list_id
+             where m.user_id = ?1 and l.deleted_at is null and (?2 is null or m.list_id = ?2)
+             order by m.list_id",
+        )
+        .bind(owner.as_str())
+        .bind(filter.list.map(ListId::get))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    /// Gathers the statistics SQLite's planner lacks, where they are missing or stale, within a
+    /// bounded effort (SQLite's advice for long-lived connections). Without them it guesses
+    /// the size of each list, and may scan every task to find a few.
+    async fn optimize(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        sqlx::query("pragma analysis_limit = 1000")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("pragma optimize = 0x10002")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the database `options` name; `in_memory` for
     /// `sqlite::memory:`, which must then live on a single connection.
     pub async fn connect_with(
@@ -143,20 +174,32 @@ where
     query.push(")");
 }
 
-/// `where` with the caller's lists and every filter of `filter`.
-fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, filter: &Filter) {
+/// At most this many lists are read list by list and merged; a caller with more has their
+/// page sorted from every match (SQLite caps the terms of a compound select at 500).
+const MERGED_LISTS: usize = 32;
+
+/// `where` with `lists` (of the caller's, those `filter` reads: [`SqliteStore::live_lists`])
+/// and every filter of `filter`.
+///
+/// The ids are written out so that SQLite's planner reads each list through its indexes: given
+/// the subquery alone it guesses many lists and scans the whole table. The subquery stays too,
+/// so that the membership holds at the moment this statement reads, whatever happened since
+/// the ids were read.
+fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, lists: &[i64], filter: &Filter) {
+    query.push(" where list_id in (");
+    let mut ids = query.separated(", ");
+    for list in lists {
+        ids.push_bind(*list);
+    }
     query
         // The live lists: a list in the trash takes its tasks with it, out of every view
         // (the trash of tasks included) until it is restored.
         .push(
-            " where list_id in (select m.list_id from list_members m join lists l \
+            ") and list_id in (select m.list_id from list_members m join lists l \
              on l.id = m.list_id where l.deleted_at is null and m.user_id = ",
         )
         .push_bind(owner.as_str().to_owned())
         .push(")");
-    if let Some(list) = filter.list {
-        query.push(" and list_id = ").push_bind(list.get());
-    }
     match &filter.assignee {
         None => {}
         Some(Assignee::Nobody) => {
@@ -750,9 +793,42 @@ impl Statements for SqliteStore {
         owner: &UserId,
         query: &TaskQuery,
     ) -> Result<Vec<Task>, StoreError> {
-        let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from tasks"));
-        push_filter(&mut sql, owner, &query.filter);
-        super::sql::push_page(&mut sql, query, push_sort_value);
+        let lists = self.live_lists(owner, &query.filter).await?;
+        if lists.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from "));
+        if lists.len() == 1 || lists.len() > MERGED_LISTS {
+            sql.push("tasks");
+            push_filter(&mut sql, owner, &lists, &query.filter);
+            super::sql::push_page(&mut sql, query, push_sort_value);
+        } else {
+            // List by list, each through its own index in the page's order and only as far as
+            // the page reaches, then merged: sorting every match of every list costs the
+            // whole of them.
+            sql.push("(");
+            for (n, list) in lists.iter().enumerate() {
+                if n > 0 {
+                    sql.push(" union all ");
+                }
+                // title_key too: the title sort orders the merge by it.
+                sql.push(concat!(
+                    "select * from (select ",
+                    task_columns!(),
+                    ", title_key from tasks"
+                ));
+                push_filter(&mut sql, owner, &[*list], &query.filter);
+                super::sql::push_keyset(&mut sql, query, push_sort_value);
+                super::sql::push_order(&mut sql, query);
+                sql.push(" limit ")
+                    .push_bind(i64::from(query.limit).saturating_add(query.offset))
+                    .push(")");
+            }
+            sql.push(")");
+            super::sql::push_order(&mut sql, query);
+            sql.push(" limit ").push_bind(i64::from(query.limit));
+            sql.push(" offset ").push_bind(query.offset);
+        }
         let rows: Vec<Row> = sql
             .build_query_as()
             .fetch_all(&self.pool)
@@ -773,8 +849,12 @@ impl Statements for SqliteStore {
             .await
             .map_err(db_error);
         }
+        let lists = self.live_lists(owner, filter).await?;
+        if lists.is_empty() {
+            return Ok(0);
+        }
         let mut sql = QueryBuilder::new("select count(*) from tasks");
-        push_filter(&mut sql, owner, filter);
+        push_filter(&mut sql, owner, &lists, filter);
         sql.build_query_scalar()
             .fetch_one(&self.pool)
             .await
@@ -1768,6 +1848,10 @@ impl Statements for SqliteStore {
             removed = removed.max(result.rows_affected());
         }
         transaction.commit().await.map_err(db_error)?;
+        // The last step of the hourly purge: the planner's statistics brought up to date.
+        if matches!(what, Purge::Keys) && (removed as i64) < limit {
+            self.optimize().await?;
+        }
         Ok(removed)
     }
 
@@ -1782,6 +1866,7 @@ impl Statements for SqliteStore {
         .await
         .unwrap_or_default();
         MIGRATOR.run(&self.pool).await?;
+        self.optimize().await?;
         Ok((before, &MIGRATOR))
     }
 

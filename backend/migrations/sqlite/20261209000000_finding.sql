@@ -1,7 +1,8 @@
--- Search by a trigram index of the folded title and description: a query of three or more
--- characters reads the tasks that hold it from the index, where it tested every task of the
--- caller's lists. The index holds no text of its own (content = 'tasks'): triggers keep it
--- in step with the two columns, and only when one of them changes.
+-- Finding tasks without reading each one. Search by a trigram index of the folded title and
+-- description: a query of three or more characters reads the tasks that hold it from the
+-- index, where it tested every task of the caller's lists. The index holds no text of its own
+-- (content = 'tasks'): triggers keep it in step with the two columns, and only when one of
+-- them changes. And the count of a list filtered by status and tags from an index alone.
 
 create virtual table tasks_search using fts5(
     title_key,
@@ -32,3 +33,7 @@ begin
     insert into tasks_search (rowid, title_key, description_key)
     values (new.id, new.title_key, new.description_key);
 end;
+
+-- What a filtered count reads (status, tags) beside the list, for the live tasks only: the
+-- count of "pending, tagged work" walks one range of this index instead of the list's rows.
+create index tasks_list_id_status_idx on tasks (list_id, status, tag_keys) where deleted_at is null;
