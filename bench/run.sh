@@ -201,7 +201,7 @@ seed() {
       psql -d "$database" -Atc "select user_id, min(id), max(id), count(*) from tasks group by 1 order by 1" ;;
     sqlite)
       "$PY" - "$db_path" "$TASKS" $user_ids <<'PY'
-import json, sqlite3, sys, time
+import json, sqlite3, sys, time, uuid
 path, n, users = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 db = sqlite3.connect(path, timeout=30)
 now = time.time_ns() // 1000  # the schema's timestamps: microseconds since the epoch
@@ -220,13 +220,16 @@ for user in users:
     db.execute(
         "insert into list_members (list_id, user_id, role, position, joined_at, joined_pos,"
         " change_pos) values (?, ?, 'owner', 'a0', ?, 0, 0)", (inbox, user, now))
+    # Every task has a uid (the service gives each new one its own; SQLite's column has no
+    # default to do it).
     db.executemany(
         "insert into tasks (user_id, list_id, title, title_key, description, status, created_at,"
-        " updated_at, due_at, priority, tags, tag_keys, position)"
-        " values (?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " updated_at, due_at, priority, tags, tag_keys, position, uid)"
+        " values (?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(user, inbox, f"seed task {g}", f"seed task {g}", ("pending", "in_progress", "completed")[g % 3],
           now - (n - g) * 1000, now - (n - g) * 1000,
-          None if g % 4 == 0 else now + g * 60_000_000, g % 4, tags(g), tags(g), position(g))
+          None if g % 4 == 0 else now + g * 60_000_000, g % 4, tags(g), tags(g), position(g),
+          str(uuid.uuid4()))
          for g in range(1, n + 1)])
 db.commit()
 db.execute("analyze")
@@ -284,7 +287,7 @@ seed_shared() {
         where l.name like 'shared %' group by 1, 2 order by 1" ;;
     sqlite)
       "$PY" - "$db_path" "$TASKS" "$work/groups" <<'PY'
-import sqlite3, sys, time
+import sqlite3, sys, time, uuid
 path, n, groups = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 db = sqlite3.connect(path, timeout=30)
 now = time.time_ns() // 1000
@@ -307,9 +310,9 @@ for line in open(groups):
     if user == owner:
         db.executemany(
             "insert into tasks (user_id, list_id, title, title_key, status, created_at,"
-            " updated_at, priority, position) values (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            " updated_at, priority, position, uid) values (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
             [(owner, lists[group], f"shared task {g}", f"shared task {g}", now, now, g % 4,
-              position(g)) for g in range(1, n + 1)])
+              position(g), str(uuid.uuid4())) for g in range(1, n + 1)])
 db.commit()
 db.execute("analyze")
 for row in db.execute(
@@ -436,6 +439,14 @@ run_step() {
   # "BENCH requests=1 duration_us=2 …" → the values, in the order of the TSV's columns.
   numbers=$(sed -n 's/^BENCH //p' <<<"$out" | sed 's/[a-z0-9_]*=//g')
   [ -n "$numbers" ] || { echo "$out" >&2; die "no BENCH line in wrk's output"; }
+  # A step whose every answer is an error measures nothing: the seed and the service disagree.
+  local failed answered
+  answered=$(sed -n 's/^BENCH requests=\([0-9]*\).*/\1/p' <<<"$out")
+  failed=$(sed -n 's/^BENCH .* status=\([0-9]*\).*/\1/p' <<<"$out")
+  if [ "${answered:-0}" -gt 0 ] && [ "${failed:-0}" -ge "$answered" ]; then
+    tail -5 "$work/service.log" >&2
+    die "every request of $op c=$conns on $backend was answered with an error status"
+  fi
   after="0 0 0"
   if [ "$backend" = postgres ] && [ -f "$bench/pgbench/$op.sql" ]; then
     after=$(run_pgbench "$op" "$conns")

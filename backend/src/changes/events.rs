@@ -5,8 +5,8 @@
 //! from an event id (`Last-Event-ID` or `?since=`) is replaying the feed, and going live is
 //! the same loop: no gap and no duplicate at the seam.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::query;
-use crate::domain::{Change, ChangeCursor};
+use crate::domain::{Change, ChangeCursor, ChangePage};
 use crate::http::extract::AuthUntil;
 use crate::http::responses::Unauthorized;
 use crate::http::{ApiError, AppState, ErrorBody};
@@ -87,11 +87,11 @@ pub async fn stream_events(
     let tail = Tail {
         lists,
         cursor: since,
-        pending: first.page.changes.iter().cloned().collect(),
         stale: first.page.has_more,
         settling: first.page.settling,
         fresh_from: first.began,
         last_read: first.began,
+        pending: Some((first.page, 0)),
         subscription,
         expires,
         heartbeat: state.events.settings().heartbeat,
@@ -155,7 +155,9 @@ struct Tail {
     lists: bool,
     /// The cursor of the last change handed out.
     cursor: ChangeCursor,
-    pending: VecDeque<Change>,
+    /// The page being sent, shared with the user's other streams here, and the index of the
+    /// next change in it to send.
+    pending: Option<(Arc<ChangePage>, usize)>,
     /// Whether the feed may hold more after `cursor` than has been read.
     stale: bool,
     /// Whether a change has committed that the last read could not see yet (an older
@@ -177,9 +179,13 @@ impl Tail {
     /// The next bytes to send, or `None` when the stream is over.
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(change) = self.pending.pop_front() {
-                self.cursor = change.cursor();
-                return Some(event(&change));
+            if let Some((page, next)) = &mut self.pending {
+                if let Some(change) = page.changes.get(*next) {
+                    *next += 1;
+                    self.cursor = change.cursor();
+                    return Some(event(change));
+                }
+                self.pending = None;
             }
             if self.stale {
                 if !self.read().await {
@@ -240,7 +246,7 @@ impl Tail {
                 self.stale = read.page.has_more;
                 self.settling = read.page.settling;
                 self.last_read = read.began;
-                self.pending.extend(read.page.changes.iter().cloned());
+                self.pending = Some((read.page, 0));
                 true
             }
             // Purged past this stream's cursor while it lagged: the client resumes and is

@@ -174,6 +174,15 @@ where
     query.push(")");
 }
 
+/// Whether the search of `filter` reads the trigram index (three characters at least: a
+/// shorter query has no trigram to look up).
+fn searches_by_index(filter: &Filter) -> bool {
+    filter
+        .search
+        .as_ref()
+        .is_some_and(|search| search.chars().count() >= 3)
+}
+
 /// At most this many lists are read list by list and merged; a caller with more has their
 /// page sorted from every match (SQLite caps the terms of a compound select at 500).
 const MERGED_LISTS: usize = 32;
@@ -252,7 +261,7 @@ fn push_filter(query: &mut QueryBuilder<Sqlite>, owner: &UserId, lists: &[i64], 
         push_any::<i64>(query, "priority", ranks);
     }
     if let Some(search) = &filter.search {
-        if search.chars().count() >= 3 {
+        if searches_by_index(filter) {
             // The trigram index: a quoted phrase of trigrams in a row is the substring, within
             // one column, exactly as instr() finds it.
             query
@@ -798,7 +807,9 @@ impl Statements for SqliteStore {
             return Ok(Vec::new());
         }
         let mut sql = QueryBuilder::new(concat!("select ", task_columns!(), " from "));
-        if lists.len() == 1 || lists.len() > MERGED_LISTS {
+        // A search by the index finds few tasks, all at once: one statement sorts them, where
+        // each list's part would look them all up again.
+        if lists.len() == 1 || lists.len() > MERGED_LISTS || searches_by_index(&query.filter) {
             sql.push("tasks");
             push_filter(&mut sql, owner, &lists, &query.filter);
             super::sql::push_page(&mut sql, query, push_sort_value);
