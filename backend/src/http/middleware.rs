@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 
 use super::error::{self, ApiError};
 use super::request_limits::{
@@ -50,26 +49,12 @@ pub async fn outer(
 }
 
 /// Inside CORS, so that a browser can read why its request was refused: the limits on the
-/// request's head, then the deadline around the admission, the handler and the quota headers.
-pub async fn inner(
-    State(admission): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// request's head, then the deadline around the handler and the quota headers.
+pub async fn inner(request: Request, next: Next) -> Response {
     if let Err(refusal) = check_request_head(&request) {
         return refusal.into_response();
     }
-    // The probes answer whatever the queue: a load balancer must not take a busy instance
-    // for a dead one.
-    let probe = matches!(request.uri().path(), "/health" | "/ready");
-    let handled = async move {
-        // Never closed: an error cannot happen, and would only mean "no wait".
-        let _admitted = match probe {
-            true => None,
-            false => admission.acquire().await.ok(),
-        };
-        crate::rate_limits::quota_headers(request, next).await
-    };
+    let handled = crate::rate_limits::quota_headers(request, next);
     match tokio::time::timeout(REQUEST_TIMEOUT, handled).await {
         Ok(response) => response,
         // The handler has not finished within the deadline.

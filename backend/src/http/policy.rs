@@ -22,23 +22,14 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<HeaderValue>,
 }
 
-/// Requests in their handlers at once, at most; the others wait before their handler starts,
-/// holding only their head. A handler's future is allocated whole when it starts (tens of KiB
-/// for the deepest), and with 1,000 clients on a pool of 10 database connections nearly all
-/// of them would wait inside one. Well above the pool, so that requests that need no
-/// database (or another instance's) never wait behind it for long. An event stream holds a
-/// place only until its handler returns, which is at once.
-pub const MAX_IN_FLIGHT: usize = 128;
-
 /// Wraps `router` in the policies, outermost first.
 pub fn apply(router: Router, settings: &HttpSettings) -> Router {
     let allowed: Arc<[HeaderValue]> = settings.cors_allowed_origins.clone().into();
-    let admission = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     router.layer(
         ServiceBuilder::new()
             .layer(mw::from_fn_with_state(allowed, middleware::outer))
             .option_layer(cors(&settings.cors_allowed_origins))
-            .layer(mw::from_fn_with_state(admission, middleware::inner))
+            .layer(mw::from_fn(middleware::inner))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
     )
 }
