@@ -10,6 +10,7 @@
 #
 #   bash bench/instructions.sh [BIN ...]      (default: target/release/todo-backend)
 #   OP=list N1=200 N2=2200 CONNS=20 ROUNDS=2  (OP: get or list)
+#   PROFILE_DIR=dir   keep each binary's profile of N2 requests there
 #
 # Under valgrind the CPU's SHA extensions are hidden, so SHA-256 (HS256 tokens) counts more
 # than it costs natively; compare builds with each other, not with a CPU profile.
@@ -120,5 +121,10 @@ for round in $(seq "$ROUNDS"); do
     low=$(count "$bin" "$N1")
     high=$(count "$bin" "$N2")
     echo "round $round  $bin  $(((high - low) / (N2 - N1))) instructions per request  (totals $low, $high)"
+    # The larger run's profile, for callgrind_annotate.
+    if [ -n "${PROFILE_DIR:-}" ]; then
+      mkdir -p "$PROFILE_DIR"
+      cp "$work/callgrind.$N2" "$PROFILE_DIR/callgrind.$(basename "$bin").$round"
+    fi
   done
 done
