@@ -10,6 +10,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod middleware;
 pub mod policy;
+pub mod prefer;
 pub mod request_limits;
 pub mod responses;
 pub mod state;

@@ -10,9 +10,9 @@ use axum::{Router, middleware as mw};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::idempotency;
 use super::middleware;
 use super::request_limits::BODY_LIMIT_BYTES;
+use super::{idempotency, prefer};
 use crate::telemetry::X_REQUEST_ID;
 
 /// HTTP settings that shape the policies.
@@ -58,6 +58,7 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 header::IF_MATCH,
                 header::IF_NONE_MATCH,
+                prefer::PREFER,
                 HeaderName::from_static(idempotency::HEADER),
                 HeaderName::from_static("last-event-id"),
                 X_REQUEST_ID.clone(),
@@ -69,6 +70,7 @@ fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
                 header::RETRY_AFTER,
                 HeaderName::from_static("x-total-count"),
                 HeaderName::from_static("idempotent-replayed"),
+                prefer::PREFERENCE_APPLIED,
                 HeaderName::from_static("ratelimit"),
                 HeaderName::from_static("ratelimit-policy"),
                 X_REQUEST_ID.clone(),

@@ -13,6 +13,7 @@ use crate::http::conditional::{IfMatch, none_match};
 use crate::http::etag::{list_etag, task_etag};
 use crate::http::extract::{AuthUser, MergePatch, TaskIdParam, ValidJson};
 use crate::http::idempotency::IdempotentJson;
+use crate::http::prefer::{self, Count};
 use crate::http::responses::{
     AuthenticatedErrors, InvalidTaskId, KeyInFlightOrUidTaken, MalformedIfMatch, PayloadTooLarge,
     PreconditionFailed, ReadOnly, TaskNotFound, UidTaken, UnsupportedMediaType,
@@ -60,21 +61,26 @@ pub async fn create_task(
 /// Lists the caller's tasks that match the filters, in the order asked for (newest first by
 /// default), one page at a time.
 ///
-/// `X-Total-Count` is the number of tasks that match the filters. A page that has a successor
+/// `X-Total-Count` is the number of tasks that match the filters; a client that does not read
+/// it sends `Prefer: count=none`, and no count is made. A page that has a successor
 /// carries `Link: <...>; rel="next"`, whose `cursor` starts the next page after the last task
 /// of this one: pages stay stable while tasks are added, which `offset` does not promise.
 #[utoipa::path(
     get,
     path = "/api/tasks",
     tag = "tasks",
-    params(ListParams),
+    params(ListParams, PreferHeader),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page of the caller's matching tasks", body = Vec<Task>,
             headers(
-                ("x-total-count" = i64, description = "How many tasks match the filters"),
+                ("x-total-count" = i64, description = "How many tasks match the filters; not \
+                    sent with `Prefer: count=none`"),
                 ("link" = String, description = "`<...>; rel=\"next\"` when another page follows"),
                 ("etag" = String, description = "A weak entity tag of this page, for `If-None-Match`"),
+                ("preference-applied" = String, description = "`count=none` or `count=exact`, \
+                    when the request stated a `count` preference"),
+                ("vary" = String, description = "`Prefer`: the count depends on it"),
             )),
         (status = 304, description = "`If-None-Match` names this page as it still is"),
         (status = 400, description = "Malformed If-None-Match", body = ErrorBody),
@@ -98,13 +104,23 @@ pub async fn list_tasks(
     let page_size = query.limit as usize;
     // One task more than the page, to know whether another page follows.
     query.limit += 1;
-    let (mut tasks, total) = tokio::try_join!(
-        state.tasks.list(&user, &query),
-        state.tasks.count(&user, &query.filter)
-    )?;
+    let (count, stated) = prefer::count(&conditions);
+    let counted = async {
+        match count {
+            Count::Exact => state.tasks.count(&user, &query.filter).await.map(Some),
+            Count::None => Ok(None),
+        }
+    };
+    let (mut tasks, total) = tokio::try_join!(state.tasks.list(&user, &query), counted)?;
     let mut response = respond::json(StatusCode::OK, Vec::new());
     let headers = response.headers_mut();
-    headers.insert("x-total-count", HeaderValue::from(total));
+    headers.insert(header::VARY, HeaderValue::from_static("prefer"));
+    if let Some(total) = total {
+        headers.insert("x-total-count", HeaderValue::from(total));
+    }
+    if stated {
+        headers.insert(prefer::PREFERENCE_APPLIED, prefer::applied(count));
+    }
     if tasks.len() > page_size {
         tasks.truncate(page_size);
         if let Some(last) = tasks.last() {
@@ -116,7 +132,8 @@ pub async fn list_tasks(
         }
     }
     let body = serde_json::to_vec(&tasks).map_err(|error| ApiError::Internal(error.into()))?;
-    let etag = list_etag(&user, &body, total);
+    // Without a count the page is another representation: its tag differs (no total is -1).
+    let etag = list_etag(&user, &body, total.unwrap_or(-1));
     if none_match(&conditions, &etag)? {
         return Ok(respond::not_modified(etag));
     }
@@ -329,6 +346,18 @@ pub async fn restore_task(
 ) -> Result<Response, ApiError> {
     let task = state.tasks.restore(&user, id).await?;
     respond::task(StatusCode::OK, &task, true)
+}
+
+/// The `Prefer` request header of a list, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct PreferHeader {
+    /// `count=none` to skip the count of matches (no `X-Total-Count`), which is most of a
+    /// filtered list's cost; `count=exact` (the default) to have it. Other preferences are
+    /// ignored (RFC 7240).
+    #[param(rename = "Prefer", example = "count=none")]
+    prefer: Option<String>,
 }
 
 /// The `Idempotency-Key` request header, for the OpenAPI document.

@@ -368,11 +368,12 @@ fn the_documented_text_patterns_agree_with_the_validation() {
 
 /// The headers a client acts on: each one a response carries must be declared on that
 /// response of its operation in the document.
-const WATCHED: [&str; 8] = [
+const WATCHED: [&str; 9] = [
     "etag",
     "location",
     "link",
     "x-total-count",
+    "preference-applied",
     "idempotent-replayed",
     "retry-after",
     "ratelimit",

@@ -285,7 +285,8 @@ export interface paths {
         /**
          * Lists the caller's tasks that match the filters, in the order asked for (newest first by
          *     default), one page at a time.
-         * @description `X-Total-Count` is the number of tasks that match the filters. A page that has a successor
+         * @description `X-Total-Count` is the number of tasks that match the filters; a client that does not read
+         *     it sends `Prefer: count=none`, and no count is made. A page that has a successor
          *     carries `Link: <...>; rel="next"`, whose `cursor` starts the next page after the last task
          *     of this one: pages stay stable while tasks are added, which `offset` does not promise.
          */
@@ -3379,6 +3380,13 @@ export interface operations {
                 cursor?: string;
             };
             header?: {
+                /**
+                 * @description `count=none` to skip the count of matches (no `X-Total-Count`), which is most of a
+                 *     filtered list's cost; `count=exact` (the default) to have it. Other preferences are
+                 *     ignored (RFC 7240).
+                 * @example count=none
+                 */
+                Prefer?: string | null;
                 /** @description The `ETag` of the copy the client holds: a 304 without a body when it is current */
                 "If-None-Match"?: string;
             };
@@ -3396,7 +3404,11 @@ export interface operations {
                     etag?: string;
                     /** @description `<...>; rel="next"` when another page follows */
                     link?: string;
-                    /** @description How many tasks match the filters */
+                    /** @description `count=none` or `count=exact`, when the request stated a `count` preference */
+                    "preference-applied"?: string;
+                    /** @description `Prefer`: the count depends on it */
+                    vary?: string;
+                    /** @description How many tasks match the filters; not sent with `Prefer: count=none` */
                     "x-total-count"?: number;
                     [name: string]: unknown;
                 };

@@ -77,6 +77,19 @@ test("every page of a list, following Link", async () => {
   assert.equal(nextCursor(null), undefined);
 });
 
+test("a page without its count, as allTasks asks", async () => {
+  await create("counted or not");
+  const counted = await client.GET("/api/tasks", { params: { query: { limit: 1 } } });
+  assert.ok(Number(counted.response.headers.get("x-total-count")) >= 1);
+  const uncounted = await client.GET("/api/tasks", {
+    params: { query: { limit: 1 }, header: { Prefer: "count=none" } },
+  });
+  assert.equal(uncounted.response.status, 200);
+  assert.equal(uncounted.response.headers.get("x-total-count"), null);
+  assert.equal(uncounted.response.headers.get("preference-applied"), "count=none");
+  assert.deepEqual(uncounted.data, counted.data);
+});
+
 test("the sync loop keeps a replica equal to the service", async () => {
   const replica = emptyReplica();
   await sync(client, replica);

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
@@ -357,6 +357,18 @@ async fn every_filter_and_sort_matches_the_reference(app: &TestApp) {
             "total of {}",
             case.query
         );
+        // Without the count: the same page and the same next link, and no total.
+        let uncounted = app
+            .request(Method::GET, &first)
+            .token(&alice)
+            .header("prefer", "count=none")
+            .send()
+            .await;
+        assert_eq!(uncounted.status, StatusCode::OK, "{}", case.query);
+        assert_eq!(uncounted.body, response.body, "uncounted {}", case.query);
+        assert_eq!(uncounted.header("link"), response.header("link"));
+        assert_eq!(uncounted.header("x-total-count"), None, "{}", case.query);
+        assert_eq!(uncounted.header("preference-applied"), Some("count=none"));
         let (walked, pages) = walk(app, &alice, &first).await;
         assert_eq!(ids(&walked), expected, "cursor pages of {:?}", case.query);
         assert_eq!(pages, expected.len().div_ceil(37).max(1), "{}", case.query);
@@ -526,7 +538,69 @@ async fn search_follows_every_change_of_the_text(app: &TestApp) {
     assert_eq!(response.json(), json!([]));
 }
 
+/// `Prefer: count=none` drops the count and says so; the two pages are two representations,
+/// each with its own tag, and the default is untouched.
+async fn a_list_asked_for_no_count_answers_without_one(app: &TestApp) {
+    let alice = token("alice");
+    for n in 0..3 {
+        let created = app
+            .post("/api/tasks", &alice, &json!({ "title": format!("t{n}") }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let asked = |prefer: &'static str| {
+        let alice = alice.clone();
+        async move {
+            app.request(Method::GET, "/api/tasks?limit=2")
+                .token(&alice)
+                .header("prefer", prefer)
+                .send()
+                .await
+        }
+    };
+    let plain = app.get("/api/tasks?limit=2", &alice).await;
+    assert_eq!(plain.header("x-total-count"), Some("3"));
+    assert_eq!(plain.header("preference-applied"), None);
+    assert_eq!(plain.header("vary"), Some("prefer"));
+
+    let exact = asked("count=exact").await;
+    assert_eq!(exact.header("x-total-count"), Some("3"));
+    assert_eq!(exact.header("preference-applied"), Some("count=exact"));
+    assert_eq!(exact.header("etag"), plain.header("etag"));
+
+    let none = asked("return=minimal, count=none").await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.header("x-total-count"), None);
+    assert_eq!(none.header("preference-applied"), Some("count=none"));
+    assert_eq!(none.body, plain.body);
+    let tag = none.header("etag").expect("an etag").to_owned();
+    assert_ne!(Some(tag.as_str()), plain.header("etag"));
+
+    let revalidated = app
+        .request(Method::GET, "/api/tasks?limit=2")
+        .token(&alice)
+        .header("prefer", "count=none")
+        .header("if-none-match", &tag)
+        .send()
+        .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    // The counted page is not the one the tag names.
+    let counted = app
+        .request(Method::GET, "/api/tasks?limit=2")
+        .token(&alice)
+        .header("if-none-match", &tag)
+        .send()
+        .await;
+    assert_eq!(counted.status, StatusCode::OK);
+    assert_eq!(counted.header("x-total-count"), Some("3"));
+
+    let unknown = asked("count=planned").await;
+    assert_eq!(unknown.header("x-total-count"), Some("3"));
+    assert_eq!(unknown.header("preference-applied"), None);
+}
+
 backend_tests!(
+    a_list_asked_for_no_count_answers_without_one,
     search_follows_every_change_of_the_text,
     every_filter_and_sort_matches_the_reference,
     a_cursor_walk_during_inserts_sees_every_old_task_once,
