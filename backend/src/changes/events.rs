@@ -6,7 +6,6 @@
 //! the same loop: no gap and no duplicate at the seam.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -16,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::query;
-use crate::domain::{Change, ChangeCursor, ChangePage};
+use crate::domain::{Change, ChangeCursor};
 use crate::http::extract::AuthUntil;
 use crate::http::responses::Unauthorized;
 use crate::http::{ApiError, AppState, ErrorBody};
-use crate::live::hub::{Refused, Subscription};
+use crate::live::hub::{FEED_READS, FeedRead, Refused, Subscription, Wake};
 use crate::store::StoreError;
 
 /// How many changes one read of the feed takes: what a stream holds at most.
@@ -91,7 +90,7 @@ pub async fn stream_events(
         settling: first.page.settling,
         fresh_from: first.began,
         last_read: first.began,
-        pending: Some((first.page, 0)),
+        pending: Some((first, 0)),
         subscription,
         expires,
         heartbeat: state.events.settings().heartbeat,
@@ -157,7 +156,7 @@ struct Tail {
     cursor: ChangeCursor,
     /// The page being sent, shared with the user's other streams here, and the index of the
     /// next change in it to send.
-    pending: Option<(Arc<ChangePage>, usize)>,
+    pending: Option<(FeedRead, usize)>,
     /// Whether the feed may hold more after `cursor` than has been read.
     stale: bool,
     /// Whether a change has committed that the last read could not see yet (an older
@@ -179,11 +178,15 @@ impl Tail {
     /// The next bytes to send, or `None` when the stream is over.
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some((page, next)) = &mut self.pending {
-                if let Some(change) = page.changes.get(*next) {
+            if let Some((read, next)) = &mut self.pending {
+                let changes = &read.page.changes;
+                let events = read
+                    .rendered
+                    .get_or_init(|| changes.iter().map(event).collect());
+                if let (Some(change), Some(event)) = (changes.get(*next), events.get(*next)) {
                     *next += 1;
                     self.cursor = change.cursor();
-                    return Some(event(change));
+                    return Some(event.clone());
                 }
                 self.pending = None;
             }
@@ -211,11 +214,17 @@ impl Tail {
                     false => std::future::pending().await,
                 }
             };
+            let cursor = self.cursor.get();
             let subscription = &mut self.subscription;
             let next = tokio::select! {
                 biased;
                 woken = subscription.woken() => match woken {
-                    Some(at) => Idle::Woken(at),
+                    // The poll read a head this stream has sent already: nothing to read.
+                    Some(Wake { through: Some(head), .. }) if !settling && cursor >= head => {
+                        metrics::counter!(FEED_READS, "outcome" => "skipped").increment(1);
+                        continue;
+                    }
+                    Some(wake) => Idle::Woken(wake.at),
                     None => Idle::End,
                 },
                 () = expired => Idle::End,
@@ -246,7 +255,7 @@ impl Tail {
                 self.stale = read.page.has_more;
                 self.settling = read.page.settling;
                 self.last_read = read.began;
-                self.pending = Some((read.page, 0));
+                self.pending = Some((read, 0));
                 true
             }
             // Purged past this stream's cursor while it lagged: the client resumes and is

@@ -5,16 +5,17 @@
 //! client holds up nobody (there is nothing to queue for it), and a stream that missed wakes
 //! during an outage catches up on the next one. A user's streams on one instance share their
 //! reads: woken together, they want the same page, and one read of the database serves them
-//! all (see [`Subscription::changes`]). Three things wake a user's streams:
-//! a write through this instance (at once), a `NOTIFY` from another instance (see
-//! [`super::listen`]), and the poll of the users' change counters that always runs, which
-//! works through any pooler and is the safety net for the other two.
+//! all (see [`Subscription::changes`]). Two things wake a user's streams: a write through
+//! this instance (at once), and the poll of the users' change counters, which always runs,
+//! works through any pooler, and runs at once (within [`NUDGED_POLL_GAP`]) after every write
+//! through this instance and every `NOTIFY` from another (see [`super::listen`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -26,6 +27,36 @@ use crate::store::{ChangeFeed, StoreError};
 /// reads the newest position of every user streamed to here and wakes those that moved: the
 /// other members of the list written, on every instance.
 pub type Topic = UserId;
+
+/// The shortest time between two polls a write hurried: under a steady stream of writes the
+/// poll runs at most this often, not once per write, and a member of a list written to
+/// hears of it this much later at most.
+const NUDGED_POLL_GAP: Duration = Duration::from_millis(10);
+
+/// Streams' reads of the feed, by `outcome`: `read` from the database, `shared` (another
+/// stream's page), `skipped` (a wake for changes the stream had sent already).
+pub const FEED_READS: &str = "events_feed_reads_total";
+
+/// A wake: when it was sent, and, when the poll sent it, the user's change counter then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    /// A read that began at this instant or later holds every change the wake is for.
+    pub at: Instant,
+    /// The newest position of the user's feed as the poll read it at `at`: a stream whose
+    /// cursor has reached it has read every change committed before then, and need not read
+    /// (changes commit above every cursor handed out, see [`ChangeCursor`]). `None` for a
+    /// write heard of directly, whose position is not known here: every stream reads.
+    pub through: Option<i64>,
+}
+
+impl Wake {
+    fn now() -> Self {
+        Wake {
+            at: Instant::now(),
+            through: None,
+        }
+    }
+}
 
 /// The limits and timings of live streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +117,8 @@ struct Listeners {
     streams: usize,
     /// The user's change counter as last polled; `None` before the first poll.
     seen: Option<i64>,
-    /// When the streams were last woken.
-    wake: watch::Sender<Instant>,
+    /// The streams' last wake.
+    wake: watch::Sender<Wake>,
     reads: Arc<SharedRead>,
 }
 
@@ -112,6 +143,9 @@ struct LastRead {
 pub struct FeedRead {
     pub page: Arc<ChangePage>,
     pub began: Instant,
+    /// The page's changes as a stream sends them, made by the first stream that sends the
+    /// page and sent as they are by the others: one serialisation per page, not per stream.
+    pub rendered: Arc<OnceLock<Box<[Bytes]>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -171,7 +205,7 @@ impl Hub {
                 .or_insert_with(|| Listeners {
                     streams: 0,
                     seen: None,
-                    wake: watch::Sender::new(Instant::now()),
+                    wake: watch::Sender::new(Wake::now()),
                     reads: Arc::default(),
                 });
             if listeners.streams >= self.settings.max_per_user {
@@ -209,15 +243,23 @@ impl Hub {
     /// other members of what they wrote.
     pub fn wake(&self, user: &Topic) {
         if let Some(listeners) = self.lock().users.get(user) {
-            listeners.wake.send_replace(Instant::now());
+            listeners.wake.send_replace(Wake::now());
         }
+        self.nudged.notify_one();
+    }
+
+    /// Another instance announced a write: polls at once. The poll wakes every stream here
+    /// whose user's feed moved, the writer's as the other members', each with the position to
+    /// reach; so an instance that hears its own announcement, or many at once, costs the
+    /// streams no read they do not need.
+    pub fn heard(&self) {
         self.nudged.notify_one();
     }
 
     /// Wakes every stream: after a gap in what this instance heard (a listener reconnected).
     pub fn wake_all(&self) {
         for listeners in self.lock().users.values() {
-            listeners.wake.send_replace(Instant::now());
+            listeners.wake.send_replace(Wake::now());
         }
     }
 
@@ -251,6 +293,8 @@ impl Hub {
         if users.is_empty() {
             return;
         }
+        // The query's snapshot is taken after this: it sees every change committed before.
+        let began = Instant::now();
         let counters = match self.store.change_counters(&users).await {
             Ok(counters) => counters,
             Err(error) => {
@@ -265,7 +309,16 @@ impl Hub {
             };
             if listeners.seen.is_none_or(|seen| counter > seen) {
                 listeners.seen = Some(counter);
-                listeners.wake.send_replace(Instant::now());
+                listeners.wake.send_modify(|wake| {
+                    // A write heard of after the query began may be past the counter read:
+                    // that wake stands, and every stream still reads for it.
+                    if wake.at < began {
+                        *wake = Wake {
+                            at: began,
+                            through: Some(counter),
+                        };
+                    }
+                });
             }
         }
     }
@@ -282,12 +335,17 @@ async fn poll(hub: Weak<Hub>, nudged: Arc<tokio::sync::Notify>) {
     };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            () = nudged.notified() => {}
+            () = nudged.notified() => {
+                // Writes that arrive meanwhile leave one permit: they share the next poll.
+                tokio::time::sleep_until(last + NUDGED_POLL_GAP).await;
+            }
         }
         let Some(hub) = hub.upgrade() else { return };
+        last = Instant::now();
         hub.poll_once().await;
     }
 }
@@ -296,15 +354,15 @@ async fn poll(hub: Weak<Hub>, nudged: Arc<tokio::sync::Notify>) {
 pub struct Subscription {
     hub: Arc<Hub>,
     user: Topic,
-    wake: watch::Receiver<Instant>,
+    wake: watch::Receiver<Wake>,
     reads: Arc<SharedRead>,
     closing: watch::Receiver<bool>,
 }
 
 impl Subscription {
     /// Completes when the user may have written since the last call (or since subscribing),
-    /// with the instant of the latest wake; or when the instance stops: `None`.
-    pub async fn woken(&mut self) -> Option<Instant> {
+    /// with the latest wake; or when the instance stops: `None`.
+    pub async fn woken(&mut self) -> Option<Wake> {
         let closing = &mut self.closing;
         let closed = async move { closing.wait_for(|closing| *closing).await.is_ok() };
         let woken = tokio::select! {
@@ -340,8 +398,10 @@ impl Subscription {
                 && last.lists == lists
                 && last.read.began >= fresh_from
         }) {
+            metrics::counter!(FEED_READS, "outcome" => "shared").increment(1);
             return Ok(last.read.clone());
         }
+        metrics::counter!(FEED_READS, "outcome" => "read").increment(1);
         let began = Instant::now();
         let page = self
             .hub
@@ -351,6 +411,7 @@ impl Subscription {
         let read = FeedRead {
             page: Arc::new(page),
             began,
+            rendered: Arc::default(),
         };
         *last = Some(LastRead {
             since,

@@ -2,7 +2,8 @@
 //!
 //! Optional (`DATABASE_LISTEN_URL`), because `LISTEN` needs a session of its own, which a
 //! transaction pooler cannot give. Every write through an instance is announced after it
-//! commits (see [`super::announce`]); the listener wakes the streams of the users named.
+//! commits (see [`super::announce`]); hearing one hurries the poll, which wakes the streams
+//! here whose feed moved, the writer's and those of the other members of what they wrote.
 //! Announcements lost while the listener was away are covered by waking every stream when
 //! it is back, and by the poll, which stays on.
 
@@ -46,12 +47,10 @@ pub async fn listen(listening: Listening, hub: Weak<Hub>) {
         live.wake_all();
         drop(live);
         retry = Duration::from_millis(250);
-        // `next` tells a lost session apart (`None`), instead of reconnecting unseen.
-        while let Some(announced) = listener.next().await {
+        // `next` tells a lost session apart (`false`), instead of reconnecting unseen.
+        while listener.next().await {
             let Some(hub) = hub.upgrade() else { return };
-            if let Some(user) = announced {
-                hub.wake(&user);
-            }
+            hub.heard();
         }
         tracing::warn!("lost the session listening for other instances' writes; reopening");
         failing = true;

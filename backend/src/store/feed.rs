@@ -38,8 +38,15 @@ impl<S: Statements> ChangeFeed for S {
             if !page.settling || page.has_more || Instant::now() + pause > deadline {
                 return Ok(page);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+            // Waiting, ask only for the horizon (one small statement) until it passes the
+            // head, then read the rows again: under many writers a read may settle often.
+            loop {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+                if self.feed_horizon().await? > bounds.head || Instant::now() + pause > deadline {
+                    break;
+                }
+            }
         }
     }
 

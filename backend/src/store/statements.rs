@@ -508,6 +508,10 @@ pub(super) trait Statements: Send + Sync + 'static {
         lists: bool,
     ) -> impl Future<Output = Result<FeedRows, StoreError>> + Send;
 
+    /// The feed's horizon now (see [`FeedBounds::horizon`]): whether a read that was settling
+    /// would now see its head.
+    fn feed_horizon(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
     /// The newest feed position of each of `owners` that can read anything.
     fn counter_rows(
         &self,

@@ -140,9 +140,19 @@ impl PgStore {
     async fn begin_by(
         &self,
         deadline: Instant,
+        snapshot: bool,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let pool = self.pool.clone();
-        let begun = tokio::spawn(async move { pool.begin().await });
+        let begun = tokio::spawn(async move {
+            match snapshot {
+                // The isolation in the BEGIN itself: one round trip, not two.
+                true => {
+                    pool.begin_with("begin isolation level repeatable read, read only")
+                        .await
+                }
+                false => pool.begin().await,
+            }
+        });
         tokio::time::timeout_at(deadline, begun)
             .await
             .map_err(|_| timed_out())?
@@ -413,7 +423,29 @@ impl PgStore {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let mut transaction = Statements::begin(self).await?;
+        let transaction = Statements::begin(self).await?;
+        self.within(transaction, work).await
+    }
+
+    /// Runs `work` in a read-only transaction that sees one snapshot throughout (repeatable
+    /// read), committed when it succeeds.
+    async fn snapshot<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let (slot, deadline) = self.slot().await?;
+        let transaction = PgTransaction {
+            transaction: self.begin_by(deadline, true).await?,
+            _slot: slot,
+        };
+        self.within(transaction, work).await
+    }
+
+    async fn within<T>(
+        &self,
+        mut transaction: PgTransaction,
+        work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
         let value = Box::pin(work(&mut transaction.transaction, self.persistent()))
             .await
             .map_err(db_error)?;
@@ -1145,7 +1177,7 @@ impl Statements for PgStore {
     async fn begin(&self) -> Result<PgTransaction, StoreError> {
         let (slot, deadline) = self.slot().await?;
         Ok(PgTransaction {
-            transaction: self.begin_by(deadline).await?,
+            transaction: self.begin_by(deadline, false).await?,
             _slot: slot,
         })
     }
@@ -1403,11 +1435,7 @@ impl Statements for PgStore {
         lists: bool,
     ) -> Result<FeedRows, StoreError> {
         // One snapshot for the rows and the bounds: a repeatable-read transaction.
-        self.transaction(async |conn, persistent| {
-            sqlx::query("set transaction isolation level repeatable read, read only")
-                .persistent(persistent)
-                .execute(&mut *conn)
-                .await?;
+        self.snapshot(async |conn, persistent| {
             let (horizon, frontier, purged_through, head): (i64, i64, i64, Option<i64>) =
                 sqlx::query_as(
                     "select feed_horizon(), feed_frontier(),
@@ -1499,6 +1527,16 @@ impl Statements for PgStore {
             let changes = row::merge_feed(tasks, departures, losses, list_rows, limit)?;
             Ok((changes, bounds))
         })
+    }
+
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        self.run(async |conn, persistent| {
+            sqlx::query_scalar("select feed_horizon()")
+                .persistent(persistent)
+                .fetch_one(conn)
+                .await
+        })
+        .await
     }
 
     async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {

@@ -54,12 +54,10 @@ impl Listening {
 pub struct Listener(PgListener);
 
 impl Listener {
-    /// The next user announced: `Some(None)` for a payload that is no user id, `None` when
-    /// the session is lost (the caller opens another).
-    pub async fn next(&mut self) -> Option<Option<UserId>> {
-        match self.0.try_recv().await {
-            Ok(Some(notification)) => Some(UserId::parse(notification.payload()).ok()),
-            _ => None,
-        }
+    /// Waits for the next announcement: `true` when one came, `false` when the session is
+    /// lost (the caller opens another). Who wrote does not matter to a listener: the poll it
+    /// hurries reads every user's position.
+    pub async fn next(&mut self) -> bool {
+        matches!(self.0.try_recv().await, Ok(Some(_)))
     }
 }

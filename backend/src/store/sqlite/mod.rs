@@ -1788,6 +1788,14 @@ impl Statements for SqliteStore {
         Ok((changes, bounds))
     }
 
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        // As a read's bounds: one writer at a time, so every position counted has committed.
+        sqlx::query_scalar("select last + 1 from feed_clock")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
     async fn counter_rows(&self, owners: &[UserId]) -> Result<Vec<(String, i64)>, StoreError> {
         let owners = serde_json::to_string(&owners.iter().map(UserId::as_str).collect::<Vec<_>>())
             .map_err(|error| StoreError::Other(error.into()))?;
