@@ -101,26 +101,34 @@ def events(path):
             mode, streams, users, rate, *measured = head.split()
             got = fields(" ".join(measured))
             base, load = wrk_rps(baseline), wrk_rps(loaded)
+            loaded_fields = fields(loaded)
+            writes = int(got.get("writes", 0)) + int(loaded_fields.get("requests", 0))
+            reads = [int(got.get(f"feed_{outcome}", 0)) for outcome in ("read", "shared", "skipped")]
+            per_write = " / ".join(f"{n / writes:.2f}" if writes else "-" for n in reads)
             rows.append(
                 f"| {'LISTEN + poll' if mode == 'listen' else 'poll only'} | {got.get('opened')} of "
                 f"{streams} ({users} users, 2 instances) | {rate}/s: {got.get('writes')} writes, "
                 f"{got.get('deliveries')} of {got.get('expected')} deliveries | "
                 f"{got.get('p50_ms')} / {got.get('p99_ms')} / {got.get('max_ms')} | "
                 f"{float(got.get('rss_per_stream_kib', 'nan')):.1f} KiB | {base:.0f} → {load:.0f} "
-                f"({load / base if base else float('nan'):.2f}) |")
+                f"({load / base if base else float('nan'):.2f}) | {per_write} |")
     if not rows:
         return ""
     return "\n".join([
         "", "## Live events (PostgreSQL)", "",
         "| fan-out | streams | writer | delivery p50 / p99 / max ms | RSS per stream | "
-        "create req/s, no stream → streams open (ratio) |",
-        "|---|---|---|---|---|---|", *rows, "",
+        "create req/s, no stream → streams open (ratio) | feed reads per write: database / "
+        "shared / skipped |",
+        "|---|---|---|---|---|---|---|", *rows, "",
         "- **delivery**: from sending a create to its event arriving on a stream of that user "
         "(every stream of the user counts once); writes through both instances, streams on both.",
         "- **RSS per stream**: both instances' RSS after opening the streams minus before, "
         "divided by the streams.",
         "- **create req/s**: wrk's plain create, 10 connections, against one instance: with no "
         "stream open, then with the streams open and woken by every write.",
+        "- **feed reads per write**: the streams' reads of the feed on both instances "
+        "(`events_feed_reads_total`: from the database, another stream's page, or none needed), "
+        "over the whole step (the streams' first reads too), per write (the writer's and wrk's).",
     ])
 
 

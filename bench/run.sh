@@ -14,7 +14,8 @@
 #   BENCH_SMOKE=1        CI smoke: one 2 s step per table, no warm-up, 3 starts
 #   DURATION=10          seconds per measured step (whole seconds; pgbench's -T)
 #   WARMUP=2             seconds of unrecorded load before each measured step
-#   STEPS="op:conns[:eddsa] …"   the steps (ops: get list filtered search create update
+#   STEPS="op:conns[:eddsa] …"   the steps (ops: get list filtered search filtered_nocount
+#                        search_nocount (the two with Prefer: count=none) create update
 #                        shared_get shared_list shared_create: the same through a list of five
 #                        create_keyed patch_if changes);
 #                        ":eddsa" sends
@@ -548,6 +549,17 @@ bench_backend() {
   fi
 }
 
+# The streams' reads of the feed on the instances at these ports, summed, by outcome:
+# "feed_read=N feed_shared=N feed_skipped=N" (0 when a build does not count them).
+feed_reads() {
+  local port metrics=""
+  for port in "$@"; do metrics+=$(curl -s "http://127.0.0.1:$port/metrics" || true)$'\n'; done
+  awk '/^events_feed_reads_total\{/ {
+         match($0, /outcome="[a-z]+"/); n[substr($0, RSTART + 9, RLENGTH - 10)] += $NF }
+       END { printf "feed_read=%d feed_shared=%d feed_skipped=%d", n["read"], n["shared"], n["skipped"] }' \
+    <<<"$metrics"
+}
+
 # The live-events step: two instances on a fresh PostgreSQL database, STREAMS streams over
 # USERS users half on each, a writer at RATE creates per second through both (events.py), then
 # wrk's plain create against one instance with the streams still open, set against the same wrk
@@ -571,7 +583,8 @@ bench_events() {
     ids+="1-1 " # creates name no task
   done
   for mode in poll listen; do
-    svc_env=("${base_env[@]}" EVENTS_MAX_PER_USER=$((streams / users + 10)))
+    # Metrics on the main port: the step reads the streams' feed reads from them.
+    svc_env=("${base_env[@]}" EVENTS_MAX_PER_USER=$((streams / users + 10)) METRICS_ADDR=main)
     [ "$mode" = listen ] && svc_env+=(DATABASE_LISTEN_URL="$db_url")
     pids=() ports=()
     for _ in a b; do
@@ -588,7 +601,7 @@ bench_events() {
       -s "$bench/wrk.lua" "http://127.0.0.1:$port")
     printf '\n== events (%s): baseline create\n%s\n== events (%s): with streams\n%s\n' \
       "$mode" "$baseline" "$mode" "$out" >>"$raw"
-    line=$(head -1 <<<"$out")
+    line="$(head -1 <<<"$out") $(feed_reads "${ports[@]}")"
     loaded=$(sed -n 's/^BENCH //p' <<<"$out")
     echo "$mode $streams $users $rate $line baseline:$baseline loaded:$loaded" >>"$work/events.txt"
     say "events ($mode): $line"

@@ -3,6 +3,7 @@
 --   list    GET  /api/tasks?limit=20
 --   filtered GET /api/tasks?status=pending&tag=work&sort=due_at&limit=20
 --   search  GET  /api/tasks?q=task%2012&limit=20
+--   filtered_nocount, search_nocount: the same two with Prefer: count=none (no total)
 --   create  POST /api/tasks            {"title": "bench task"}
 --   update  PUT  /api/tasks/{random seeded id of the user}  {"title": "bench N"}, N random
 --   create_keyed  POST /api/tasks with a fresh Idempotency-Key each time (the recorded path)
@@ -111,6 +112,12 @@ function request()
     req = wrk.format("GET", "/api/tasks?status=pending&tag=work&sort=due_at&limit=20", u.headers)
   elseif op == "search" then
     req = wrk.format("GET", "/api/tasks?q=task%2012&limit=20", u.headers)
+  elseif op == "filtered_nocount" or op == "search_nocount" then
+    u.headers["Prefer"] = "count=none"
+    local path = op == "search_nocount" and "/api/tasks?q=task%2012&limit=20"
+      or "/api/tasks?status=pending&tag=work&sort=due_at&limit=20"
+    req = wrk.format("GET", path, u.headers)
+    u.headers["Prefer"] = nil
   elseif op == "create" then
     req = wrk.format("POST", "/api/tasks", u.headers, '{"title":"bench task"}')
   elseif op == "get" then
