@@ -81,7 +81,7 @@ pub async fn stream_events(
             Refused::Instance => ApiError::Unavailable,
         })?;
     let first = subscription
-        .changes(since, PAGE, lists, Instant::now())
+        .changes(since, PAGE, lists, Instant::now(), event)
         .await?;
     let tail = Tail {
         lists,
@@ -179,13 +179,9 @@ impl Tail {
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
             if let Some((read, next)) = &mut self.pending {
-                let changes = &read.page.changes;
-                let events = read
-                    .rendered
-                    .get_or_init(|| changes.iter().map(event).collect());
-                if let (Some(change), Some(event)) = (changes.get(*next), events.get(*next)) {
+                if let Some((cursor, event)) = read.page.events.get(*next) {
                     *next += 1;
-                    self.cursor = change.cursor();
+                    self.cursor = *cursor;
                     return Some(event.clone());
                 }
                 self.pending = None;
@@ -247,7 +243,7 @@ impl Tail {
     async fn read(&mut self) -> bool {
         match self
             .subscription
-            .changes(self.cursor, PAGE, self.lists, self.fresh_from)
+            .changes(self.cursor, PAGE, self.lists, self.fresh_from, event)
             .await
         {
             Ok(read) => {
@@ -292,11 +288,14 @@ fn event(change: &Change) -> Bytes {
         Change::Upsert { cursor, .. } | Change::ListUpsert { cursor, .. } => ("upsert", cursor),
         Change::Delete { cursor, .. } | Change::ListDelete { cursor, .. } => ("delete", cursor),
     };
-    let data = serde_json::to_string(change).unwrap_or_default();
-    Bytes::from(format!(
-        "id: {}\nevent: {op}\ndata: {data}\n\n",
-        cursor.get()
-    ))
+    let mut frame = format!("id: {}\nevent: {op}\ndata: ", cursor.get()).into_bytes();
+    let data = frame.len();
+    // A change always serialises; were one not to, its data would be empty, not half written.
+    if serde_json::to_writer(&mut frame, change).is_err() {
+        frame.truncate(data);
+    }
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
 }
 
 #[cfg(test)]

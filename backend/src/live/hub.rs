@@ -12,14 +12,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::domain::{ChangeCursor, ChangePage, UserId};
+use crate::domain::{Change, ChangeCursor, UserId};
 use crate::store::{ChangeFeed, StoreError};
 
 /// What a stream follows and what a write wakes: one user's change feed, which merges every
@@ -141,11 +141,20 @@ struct LastRead {
 /// then (or says it is settling, as any read then would).
 #[derive(Clone)]
 pub struct FeedRead {
-    pub page: Arc<ChangePage>,
+    pub page: Arc<RenderedPage>,
     pub began: Instant,
-    /// The page's changes as a stream sends them, made by the first stream that sends the
-    /// page and sent as they are by the others: one serialisation per page, not per stream.
-    pub rendered: Arc<OnceLock<Box<[Bytes]>>>,
+}
+
+/// A page of the feed as streams send it: each change made into its bytes once, when it is
+/// read, and sent as they are by every stream that shares the page. Only the bytes are
+/// kept, not the changes they were made from.
+pub struct RenderedPage {
+    /// Each change's cursor and its bytes, in feed order.
+    pub events: Box<[(ChangeCursor, Bytes)]>,
+    /// As [`crate::domain::ChangePage::has_more`].
+    pub has_more: bool,
+    /// As [`crate::domain::ChangePage::settling`].
+    pub settling: bool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -309,15 +318,17 @@ impl Hub {
             };
             if listeners.seen.is_none_or(|seen| counter > seen) {
                 listeners.seen = Some(counter);
-                listeners.wake.send_modify(|wake| {
+                listeners.wake.send_if_modified(|wake| {
                     // A write heard of after the query began may be past the counter read:
-                    // that wake stands, and every stream still reads for it.
-                    if wake.at < began {
+                    // that wake stands, every stream reads for it, and it covers this one.
+                    let older = wake.at < began;
+                    if older {
                         *wake = Wake {
                             at: began,
                             through: Some(counter),
                         };
                     }
+                    older
                 });
             }
         }
@@ -384,12 +395,15 @@ impl Subscription {
     /// its write committed, so such a read holds that write. When another stream of the user
     /// here read the same page late enough, that page is shared; while one reads, the others
     /// wait for it. So a write that wakes many streams of a user costs one read per instance.
+    ///
+    /// `render` makes a change into the bytes a stream sends; every stream passes the same.
     pub async fn changes(
         &self,
         since: ChangeCursor,
         limit: u32,
         lists: bool,
         fresh_from: Instant,
+        render: fn(&Change) -> Bytes,
     ) -> Result<FeedRead, StoreError> {
         let mut last = self.reads.last.lock().await;
         if let Some(last) = last.as_ref().filter(|last| {
@@ -408,10 +422,18 @@ impl Subscription {
             .store
             .changes(&self.user, since, limit, lists)
             .await?;
+        let events = page
+            .changes
+            .iter()
+            .map(|change| (change.cursor(), render(change)))
+            .collect();
         let read = FeedRead {
-            page: Arc::new(page),
+            page: Arc::new(RenderedPage {
+                events,
+                has_more: page.has_more,
+                settling: page.settling,
+            }),
             began,
-            rendered: Arc::default(),
         };
         *last = Some(LastRead {
             since,

@@ -441,6 +441,7 @@ impl PgStore {
         self.within(transaction, work).await
     }
 
+    /// Runs `work` in `transaction`, committed when it succeeds.
     async fn within<T>(
         &self,
         mut transaction: PgTransaction,
