@@ -378,6 +378,18 @@ for row in sqlite3.connect(sys.argv[1]).execute("select id, version from tasks w
   esac >"$work/versions"
 }
 
+# The pgbench script of OP, or nothing when it has none. filtered_nocount and search_nocount
+# run their op's script without its last statement, the count (Prefer: count=none).
+pgbench_script() {
+  local op=$1 base=${1%_nocount}
+  case $op in
+    filtered_nocount | search_nocount)
+      awk '/^select count\(\*\)/ { exit } { print }' "$bench/pgbench/$base.sql" >"$work/$op.sql"
+      echo "$work/$op.sql" ;;
+    *) if [ -f "$bench/pgbench/$op.sql" ]; then echo "$bench/pgbench/$op.sql"; fi ;;
+  esac
+}
+
 # The ceiling for OP at CONNS clients: prints "tps clients failed".
 run_pgbench() {
   local op=$1 clients=$2 cap
@@ -389,7 +401,7 @@ run_pgbench() {
   out=$(pgbench -n -M prepared -c "$clients" -j $((clients < 2 ? clients : 2)) -T "$DURATION" \
     -D tasks="$TASKS" -D users="$USERS" -D "title=bench task" -D status_new=pending -D status_done=completed \
     -D feed_lo="$feed_lo" -D feed_hi="$feed_hi" \
-    -f "$bench/pgbench/$op.sql" "$database" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+    -f "$(pgbench_script "$op")" "$database" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
   printf '\n== %s ceiling: pgbench %s, %s clients\n%s\n' "$backend" "$op" "$clients" "$out" >>"$raw"
   # pgbench's creates carry positions that are unique but no valid key: gone before the
   # service lists or creates again.
@@ -418,12 +430,12 @@ run_step() {
   local op=$1 conns=$2 auth=$3 out numbers drops rss ceiling requests duration_us cpu before after
   # The shared-list steps have no pgbench script of their own: the ceiling to compare them
   # with is the same step on the user's own list, in the same run.
-  [ -f "$bench/pgbench/$op.sql" ] || [[ $op == shared_* ]] || die "unknown operation $op in STEPS"
+  [ -n "$(pgbench_script "$op")" ] || [[ $op == shared_* ]] || die "unknown operation $op in STEPS"
   [[ $auth == hs256 || $auth == eddsa ]] || die "unknown token kind $auth in STEPS"
   # The ceiling swings between runs as much as the service does: measure it on both sides of
   # the service's step and use the mean.
   before="0 0 0"
-  if [ "$backend" = postgres ] && [ -f "$bench/pgbench/$op.sql" ]; then
+  if [ "$backend" = postgres ] && [ -n "$(pgbench_script "$op")" ]; then
     before=$(run_pgbench "$op" "$conns")
   fi
   if [ "$WARMUP" -gt 0 ]; then run_wrk "$op" "$conns" "$WARMUP" "$auth" >/dev/null; fi
@@ -449,7 +461,7 @@ run_step() {
     die "every request of $op c=$conns on $backend was answered with an error status"
   fi
   after="0 0 0"
-  if [ "$backend" = postgres ] && [ -f "$bench/pgbench/$op.sql" ]; then
+  if [ "$backend" = postgres ] && [ -n "$(pgbench_script "$op")" ]; then
     after=$(run_pgbench "$op" "$conns")
   fi
   # "tps clients failed" twice → mean tps, clients, failed in all, then both tps figures.

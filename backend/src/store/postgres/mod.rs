@@ -433,12 +433,18 @@ impl PgStore {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, bool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let (slot, deadline) = self.slot().await?;
-        let transaction = PgTransaction {
-            transaction: self.begin_by(deadline, true).await?,
-            _slot: slot,
-        };
+        let transaction = self.open(true).await?;
         self.within(transaction, work).await
+    }
+
+    /// A transaction on a connection of the pool, holding its slot: a repeatable-read,
+    /// read-only one when `snapshot`.
+    async fn open(&self, snapshot: bool) -> Result<PgTransaction, StoreError> {
+        let (slot, deadline) = self.slot().await?;
+        Ok(PgTransaction {
+            transaction: self.begin_by(deadline, snapshot).await?,
+            _slot: slot,
+        })
     }
 
     /// Runs `work` in `transaction`, committed when it succeeds.
@@ -1176,11 +1182,7 @@ impl Statements for PgStore {
     }
 
     async fn begin(&self) -> Result<PgTransaction, StoreError> {
-        let (slot, deadline) = self.slot().await?;
-        Ok(PgTransaction {
-            transaction: self.begin_by(deadline, false).await?,
-            _slot: slot,
-        })
+        self.open(false).await
     }
 
     async fn lock_key(
